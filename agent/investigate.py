@@ -1,0 +1,335 @@
+"""The investigation: plan, collect evidence through tools/, localize, and hand the findings to a writer."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from agent.models import AlertInfo, Evidence, Report, SegmentStat, Windows
+from agent.plan import expression_from_generator_url, find_rule, parse_for, plan_windows
+from tools import promql
+from tools.analysis import Localization, choose_step, localize
+from tools.breakdown import (
+    QueryResult,
+    candidate_labels,
+    fixed_labels,
+    leaves_from,
+    run_range,
+    segment_stats,
+)
+from tools.errors import AlertsleuthError, PrometheusUnavailable, UnsupportedQuery
+from tools.prom import Prometheus
+
+MAX_STATS_PER_EVIDENCE = 30
+
+
+@dataclass(frozen=True)
+class InvestigationConfig:
+    language: str = "en"
+    baseline_seconds: float = 3600.0
+    min_incident_seconds: float = 60.0
+    default_for_seconds: float = 0.0
+    max_points: int = 300
+    max_labels: int = 8
+    max_label_values: int = 50
+    query_concurrency: int = 4
+
+
+@dataclass
+class Findings:
+    """Everything the evidence phase learned; what a writer turns into a Report."""
+
+    alert: AlertInfo
+    language: str
+    expression: str | None = None
+    expression_source: str | None = None
+    condition: promql.Condition | None = None
+    shape: promql.Shape | None = None
+    windows: Windows | None = None
+    step: float = 0.0
+    evidence: list[Evidence] = field(default_factory=list)
+    signal_evidence: str | None = None
+    label_evidence: dict[str, str] = field(default_factory=dict)  # label -> evidence id of its breakdown
+    leaf_evidence: list[str] = field(default_factory=list)
+    cause_evidence: dict[tuple[tuple[str, str], ...], str] = field(default_factory=dict)  # element -> evidence id
+    labels: list[str] = field(default_factory=list)
+    localization: Localization | None = None
+    notes: list[str] = field(default_factory=list)
+    degraded: bool = False
+    unavailable: bool = False  # Prometheus could not be reached at all
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class Writer(Protocol):
+    def write(self, findings: Findings) -> Report: ...
+
+
+def _ts(dt: datetime) -> float:
+    return dt.timestamp()
+
+
+def _stats(rows: Sequence[tuple[dict[str, str], object]]) -> tuple[list[SegmentStat], bool]:
+    out = []
+    for labels, st in rows[:MAX_STATS_PER_EVIDENCE]:
+        out.append(SegmentStat(labels=labels, baseline=getattr(st, "baseline", None),
+                               incident=getattr(st, "incident", None), peak=getattr(st, "peak", None)))
+    return out, len(rows) > MAX_STATS_PER_EVIDENCE
+
+
+def _fmt(x: float | None) -> str:
+    if x is None:
+        return "n/a"
+    return f"{x:.4g}"
+
+
+def _label_text(labels: dict[str, str]) -> str:
+    return "{" + ", ".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
+
+
+class Investigator:
+    """Runs one investigation against Prometheus. Thread-safe; share one per process."""
+
+    def __init__(self, prom: Prometheus, config: InvestigationConfig,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.prom = prom
+        self.config = config
+        self.clock = clock
+
+    # ------------------------------------------------------------------ public
+
+    def investigate(self, alert: AlertInfo, writer: Writer | None = None) -> Report:
+        return self.write(self.collect(alert), writer)
+
+    def write(self, findings: Findings, writer: Writer | None = None) -> Report:
+        if writer is None:
+            from agent.writer import OfflineWriter
+
+            writer = OfflineWriter()
+        t0 = time.perf_counter()
+        report = writer.write(findings)
+        report.timings["write_seconds"] = round(time.perf_counter() - t0, 4)
+        return report
+
+    def collect(self, alert: AlertInfo) -> Findings:
+        t_start = time.perf_counter()
+        q0 = self.prom.log.queries
+        f = Findings(alert=alert, language=self.config.language)
+        try:
+            self._plan(f)
+            if f.condition is not None and f.windows is not None:
+                self._signal(f)
+                if not f.unavailable:
+                    self._breakdowns(f)
+        except PrometheusUnavailable as exc:
+            f.unavailable = f.degraded = True
+            f.notes.append(str(exc))
+        except AlertsleuthError as exc:
+            f.degraded = True
+            f.notes.append(str(exc))
+        f.timings["evidence_seconds"] = round(time.perf_counter() - t_start, 4)
+        f.timings["queries"] = float(self.prom.log.queries - q0)
+        return f
+
+    # ------------------------------------------------------------------ phases
+
+    def _plan(self, f: Findings) -> None:
+        alert = f.alert
+        expr = expression_from_generator_url(alert.generator_url)
+        f.expression_source = "generatorURL" if expr else None
+        for_duration = timedelta(seconds=self.config.default_for_seconds)
+        rule = None
+        try:
+            rule = find_rule(self.prom.rules(), alert)
+        except PrometheusUnavailable:
+            raise
+        except AlertsleuthError as exc:
+            f.notes.append(f"rules API: {exc}")
+        if rule is not None:
+            for_duration = parse_for(rule.get("duration"))
+            if expr is None:
+                expr = str(rule.get("query") or "").strip() or None
+                f.expression_source = "rules API" if expr else None
+        if expr is None:
+            f.degraded = True
+            f.notes.append(f"no rule expression found for alert '{alert.name}' (generatorURL had no g0.expr "
+                           "and the rules API has no matching alerting rule)")
+            return
+        f.expression = expr
+        try:
+            node = promql.parse(expr)
+        except UnsupportedQuery as exc:
+            f.degraded = True
+            f.notes.append(str(exc))
+            return
+        f.condition = promql.split_condition(node)
+        f.notes.extend(f.condition.notes)
+        f.shape = promql.shape_of(f.condition.signal)
+        f.notes.extend(f.shape.notes)
+        f.windows = plan_windows(
+            alert, self.clock(),
+            for_duration=for_duration,
+            baseline=timedelta(seconds=self.config.baseline_seconds),
+            min_incident=timedelta(seconds=self.config.min_incident_seconds),
+        )
+        total = (f.windows.incident.end - f.windows.baseline.start).total_seconds()
+        f.step = choose_step(total, self.config.max_points)
+
+    def _add(self, f: Findings, kind: str, title: str, q: QueryResult, summary: str,
+             rows: Sequence[tuple[dict[str, str], object]] = ()) -> str:
+        ev_id = f"E{len(f.evidence) + 1}"
+        stats, truncated = _stats(rows)
+        f.evidence.append(Evidence(
+            id=ev_id, kind=kind, title=title, promql=q.promql, start=q.start, end=q.end, step=q.step,
+            summary=summary if not q.error else f"query failed: {q.error}", stats=stats, truncated=truncated,
+            error=q.error,
+        ))
+        return ev_id
+
+    def _range(self, f: Findings, expr: str) -> QueryResult:
+        assert f.windows is not None
+        return run_range(self.prom, expr, f.windows.baseline.start, f.windows.incident.end, f.step)
+
+    def _bounds(self, f: Findings) -> tuple[tuple[float, float], tuple[float, float]]:
+        assert f.windows is not None
+        w = f.windows
+        # The baseline excludes its last point: that instant belongs to the incident.
+        return ((_ts(w.baseline.start), _ts(w.baseline.end) - 1e-3), (_ts(w.incident.start), _ts(w.incident.end)))
+
+    def _signal(self, f: Findings) -> None:
+        assert f.condition is not None
+        signal = f.condition.signal
+        q = self._range(f, signal.promql())
+        if q.error_type == "PrometheusUnavailable":
+            raise PrometheusUnavailable(q.error or "Prometheus unavailable")
+        base, inc = self._bounds(f)
+        rows = segment_stats(q.series, base, inc)
+        if q.error:
+            f.degraded = True
+            summary = ""
+        elif not rows:
+            summary = "the signal returned no data in either window"
+            f.notes.append(summary)
+        else:
+            st = rows[0][1]
+            thr = ""
+            if f.condition.threshold is not None:
+                thr = f"; alert condition {f.condition.op} {_fmt(f.condition.threshold)}"
+            more = f" ({len(rows)} series, the most changed shown)" if len(rows) > 1 else ""
+            summary = (f"baseline mean {_fmt(st.baseline)}, incident mean {_fmt(st.incident)}, "
+                       f"incident peak {_fmt(st.peak)}{thr}{more}")
+        f.signal_evidence = self._add(f, "signal", "Alert signal over the baseline and incident windows", q,
+                                      summary, rows)
+
+    def _breakdowns(self, f: Findings) -> None:
+        assert f.condition is not None and f.windows is not None and f.shape is not None
+        signal = f.condition.signal
+        w = f.windows
+        fixed = set(fixed_labels(signal)) | set(promql.outer_grouping(signal))
+        try:
+            found = []
+            for sel in promql.selectors(signal):
+                found.extend(self.prom.series([sel.promql()], w.baseline.start, w.incident.end))
+        except PrometheusUnavailable:
+            raise
+        except AlertsleuthError as exc:
+            f.notes.append(f"series lookup failed: {exc}")
+            return
+        cands = candidate_labels(found, fixed=sorted(fixed), max_cardinality=self.config.max_label_values,
+                                 max_labels=self.config.max_labels)
+        f.labels = cands.labels
+        f.notes.extend(cands.notes)
+        if not cands.labels:
+            f.notes.append("the underlying series have no label that varies: nothing to break down")
+            return
+
+        queries: list[tuple[str, str]] = [("label", lbl) for lbl in cands.labels]
+        shape = f.shape
+        if shape.kind in ("ratio", "additive"):
+            queries.append(("num", promql.group_by(shape.num, cands.labels).promql()))
+            if shape.den is not None:
+                queries.append(("den", promql.group_by(shape.den, cands.labels).promql()))
+
+        def run(item: tuple[str, str]) -> QueryResult:
+            kind, arg = item
+            expr = promql.group_by(signal, [arg]).promql() if kind == "label" else arg
+            return self._range(f, expr)
+
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=max(1, self.config.query_concurrency)) as pool:
+            results = list(pool.map(run, queries))
+        f.timings["breakdown_seconds"] = round(time.perf_counter() - t0, 4)
+
+        base, inc = self._bounds(f)
+        num_q = den_q = None
+        for (kind, arg), q in zip(queries, results, strict=True):
+            if kind == "label":
+                rows = segment_stats(q.series, base, inc)
+                top = "; ".join(
+                    f"{r[0].get(arg, '')}: {_fmt(r[1].baseline)} -> {_fmt(r[1].incident)}" for r in rows[:5])
+                f.label_evidence[arg] = self._add(
+                    f, "breakdown", f"Alert signal by {arg}", q,
+                    f"{len(rows)} values of {arg}, most changed first (baseline mean -> incident mean): {top}",
+                    rows)
+            elif kind == "num":
+                num_q = q
+            else:
+                den_q = q
+        if q_err := next((q for q in results if q.error_type == "PrometheusUnavailable"), None):
+            f.degraded = True
+            f.notes.append(f"some breakdown queries failed: {q_err.error}")
+        if num_q is None:
+            f.notes.append("localization needs a sum or a ratio of sums; this signal is compared label by label only")
+            return
+        ratio = den_q is not None
+        title = "Numerator" if ratio else "Signal"
+        rows = segment_stats(num_q.series, base, inc)
+        f.leaf_evidence.append(self._add(
+            f, "localization", f"{title} by {', '.join(cands.labels)}", num_q,
+            f"{len(num_q.series)} series of the finest breakdown", rows))
+        if den_q is not None:
+            drows = segment_stats(den_q.series, base, inc)
+            f.leaf_evidence.append(self._add(
+                f, "localization", f"Denominator by {', '.join(cands.labels)}", den_q,
+                f"{len(den_q.series)} series of the finest breakdown", drows))
+        if num_q.error or (den_q is not None and den_q.error):
+            f.degraded = True
+            return
+        t1 = time.perf_counter()
+        leaves = leaves_from(num_q.series, den_q.series if den_q else None, cands.labels, base, inc)
+        f.localization = localize(leaves, ratio=ratio)
+        f.timings["localize_seconds"] = round(time.perf_counter() - t1, 4)
+        f.notes.extend(f.localization.notes)
+        if f.localization.localized:
+            self._verify_causes(f)
+
+    def _verify_causes(self, f: Findings) -> None:
+        """Query the alert signal restricted to each cause: the figures its statement cites."""
+        assert f.condition is not None and f.localization is not None
+        base, inc = self._bounds(f)
+        causes = f.localization.causes
+
+        def run(labels: tuple[tuple[str, str], ...]) -> QueryResult:
+            matchers = [promql.Matcher(n, "=", v) for n, v in labels]
+            return self._range(f, promql.with_matchers(f.condition.signal, matchers).promql())  # type: ignore[union-attr]
+
+        with ThreadPoolExecutor(max_workers=max(1, self.config.query_concurrency)) as pool:
+            results = list(pool.map(run, [c.labels for c in causes]))
+        for cand, q in zip(causes, results, strict=True):
+            rows = segment_stats(q.series, base, inc)
+            text = _label_text(dict(cand.labels))
+            summary = "no data"
+            if rows:
+                st = rows[0][1]
+                summary = (f"{text}: baseline mean {_fmt(st.baseline)}, incident mean {_fmt(st.incident)}, "
+                           f"incident peak {_fmt(st.peak)}")
+            f.cause_evidence[cand.labels] = self._add(f, "localization", f"Alert signal within {text}", q,
+                                                      summary, rows)
+
+
+def new_report_id() -> str:
+    return uuid.uuid4().hex

@@ -1,0 +1,117 @@
+"""The investigation's data model: one Report schema for the LLM and the offline writers.
+
+The JSON form of `Report` is a stable contract (CLI `--format json`, `GET /api/v1/reports/{id}`).
+Fields are only ever added, never renamed or removed.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class AlertInfo(BaseModel):
+    """The alert under investigation, independent of how it arrived."""
+
+    name: str
+    status: str = "firing"
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    starts_at: datetime
+    ends_at: datetime | None = None
+    fingerprint: str = ""
+    generator_url: str | None = None
+
+
+class TimeRange(BaseModel):
+    start: datetime
+    end: datetime
+
+    @property
+    def seconds(self) -> float:
+        return (self.end - self.start).total_seconds()
+
+
+class Windows(BaseModel):
+    baseline: TimeRange
+    incident: TimeRange
+
+
+class SegmentStat(BaseModel):
+    """One series (or label set) compared between the baseline and the incident window."""
+
+    labels: dict[str, str]
+    baseline: float | None = None
+    incident: float | None = None
+    peak: float | None = None
+
+
+class Evidence(BaseModel):
+    """One query that ran, with the numbers it returned, citable by id (E1, E2, ...)."""
+
+    id: str
+    kind: str = Field(description="signal | breakdown | localization | rule | related")
+    title: str
+    promql: str
+    start: datetime
+    end: datetime
+    step: float = Field(description="seconds")
+    summary: str = Field(description="compact numeric summary of the result")
+    stats: list[SegmentStat] = Field(default_factory=list)
+    truncated: bool = False
+    error: str | None = None
+    series: list[dict[str, Any]] | None = Field(default=None, description="optional points for charts")
+
+
+class RootCause(BaseModel):
+    labels: dict[str, str]
+    score: float = Field(description="0..1, higher explains more of the anomaly")
+    statement: str
+    evidence_ids: list[str] = Field(default_factory=list)
+    baseline: float | None = Field(default=None, description="the element's value in the baseline window")
+    incident: float | None = Field(default=None, description="the element's value in the incident window")
+    explained_share: float | None = Field(default=None, description="share of the alert's change it explains")
+    surprise: float | None = Field(default=None, description="how unexpected the element's change is")
+
+
+class LLMUsage(BaseModel):
+    provider: str
+    model: str
+    calls: int = 0
+    tool_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+    fallback_reason: str | None = None
+
+
+class Grounding(BaseModel):
+    checked: bool = False
+    ungrounded: list[str] = Field(default_factory=list)
+
+
+class Report(BaseModel):
+    id: str
+    alert: AlertInfo
+    expression: str | None = Field(description="the alert rule's PromQL, as found")
+    windows: Windows | None = None
+    summary: str
+    localized: bool = False
+    root_causes: list[RootCause] = Field(default_factory=list, description="best first")
+    evidence: list[Evidence] = Field(default_factory=list)
+    impact: str = ""
+    remediation: list[str] = Field(default_factory=list)
+    prevention: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list, description="limits and degradations met on the way")
+    degraded: bool = Field(default=False, description="true when part of the investigation could not run")
+    language: str = "en"
+    llm: LLMUsage | None = None
+    grounding: Grounding = Field(default_factory=Grounding)
+    timings: dict[str, float] = Field(default_factory=dict, description="seconds per phase, and query counts")
+    created_at: datetime = Field(default_factory=utcnow)

@@ -1,0 +1,121 @@
+"""The `alertsleuth` command: serve, investigate, exporter, demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import ValidationError
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from server.app import create_app
+    from server.logs import setup_logging
+    from server.settings import Settings
+
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    setup_logging(settings.log_level, settings.log_format)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning",
+                access_log=False)
+    return 0
+
+
+def _investigate(args: argparse.Namespace) -> int:
+    from agent.investigate import Investigator
+    from agent.render import render_html, render_markdown
+    from server.payloads import AlertmanagerWebhook, PostableAlert
+    from server.settings import Settings
+    from tools.prom import Prometheus
+
+    if args.llm not in ("none",):
+        print(f"error: --llm {args.llm} is not available yet; use --llm none", file=sys.stderr)
+        return 2
+    try:
+        raw = json.loads(Path(args.payload).read_text(encoding="utf-8") if args.payload != "-" else sys.stdin.read())
+    except (OSError, ValueError) as exc:
+        print(f"error: cannot read payload {args.payload}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        if isinstance(raw, list):
+            alerts = [a.to_alert(datetime.now(UTC)) for a in [PostableAlert.model_validate(x) for x in raw]]
+        else:
+            alerts = [a.to_alert() for a in AlertmanagerWebhook.model_validate(raw).alerts]
+    except ValidationError as exc:
+        print(f"error: invalid payload: {exc}", file=sys.stderr)
+        return 2
+    firing = [a for a in alerts if a.status == "firing"]
+    if not firing:
+        print("error: the payload has no firing alert", file=sys.stderr)
+        return 2
+    overrides = {"language": args.language} if args.language else {}
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    prom = Prometheus(args.prometheus_url or settings.prometheus_url, timeout=settings.prometheus_timeout)
+    report = Investigator(prom, settings.investigation()).investigate(firing[0])
+    if args.format == "json":
+        print(report.model_dump_json(indent=2))
+    elif args.format == "md":
+        print(render_markdown(report))
+    else:
+        print(render_html(report))
+    return 0
+
+
+def _exporter(args: argparse.Namespace) -> int:
+    from exporter.app import run
+
+    run(args.host, args.port, args.rate, args.system_metrics, args.seed)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from server.demo import run_demo
+
+    return run_demo(keep=args.keep, timeout=args.timeout)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="alertsleuth", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="run the HTTP server (webhooks, API, workers)")
+    s.add_argument("--host", help="bind address (ALERTSLEUTH_HOST, default 127.0.0.1)")
+    s.add_argument("--port", type=int, help="port (ALERTSLEUTH_PORT, default 8080)")
+    s.set_defaults(fn=_serve)
+
+    i = sub.add_parser("investigate", help="investigate the first firing alert of a payload and print the report")
+    i.add_argument("--payload", required=True, help="Alertmanager webhook JSON or Prometheus alert list ('-': stdin)")
+    i.add_argument("--prometheus-url", help="Prometheus base URL (ALERTSLEUTH_PROMETHEUS_URL)")
+    i.add_argument("--llm", default="none", help="report writer: none (offline)")
+    i.add_argument("--format", choices=("json", "md", "html"), default="json")
+    i.add_argument("--language", choices=("en", "zh"), help="report language (ALERTSLEUTH_LANGUAGE)")
+    i.set_defaults(fn=_investigate)
+
+    e = sub.add_parser("exporter", help="run the demo login exporter with its anomaly control API")
+    e.add_argument("--host", default="127.0.0.1")
+    e.add_argument("--port", type=int, default=9105)
+    e.add_argument("--rate", type=float, default=20.0, help="login events per second")
+    e.add_argument("--system-metrics", action="store_true", help="also export CPU, memory and network metrics")
+    e.add_argument("--seed", type=int, default=None)
+    e.set_defaults(fn=_exporter)
+
+    d = sub.add_parser("demo", help="run Prometheus, Alertmanager, the exporter and alertsleuth; inject a fault")
+    d.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    d.add_argument("--timeout", type=float, default=120.0, help="give up after this many seconds")
+    d.set_defaults(fn=_demo)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.fn(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

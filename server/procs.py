@@ -1,0 +1,152 @@
+"""Local Prometheus and Alertmanager processes: used by `alertsleuth demo` and the test fixtures.
+
+Binaries come from PATH (Debian names `prometheus`, `promtool`, `prometheus-alertmanager`, or the
+upstream `alertmanager`) or from the environment variables PROMETHEUS_BIN, PROMTOOL_BIN and
+ALERTMANAGER_BIN.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+BINARIES = {
+    "prometheus": ("PROMETHEUS_BIN", ("prometheus",)),
+    "promtool": ("PROMTOOL_BIN", ("promtool",)),
+    "alertmanager": ("ALERTMANAGER_BIN", ("prometheus-alertmanager", "alertmanager")),
+}
+
+
+class BinaryNotFound(RuntimeError):
+    pass
+
+
+def find_binary(kind: str) -> str:
+    env, names = BINARIES[kind]
+    if os.environ.get(env):
+        path = os.environ[env]
+        if not (Path(path).is_file() and os.access(path, os.X_OK)):
+            raise BinaryNotFound(f"{env}={path} is not an executable file")
+        return path
+    for name in names:
+        found = shutil.which(name)
+        if found:
+            return found
+    raise BinaryNotFound(f"{kind} not found: install Debian's package ('make deps') or set {env}")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float = 30.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with code {proc.returncode} before {url} answered")
+        try:
+            r = httpx.get(url, timeout=1.0)
+            if r.status_code == 200:
+                return
+            last = f"HTTP {r.status_code}"
+        except httpx.HTTPError as exc:
+            last = type(exc).__name__
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} not ready after {timeout}s ({last})")
+
+
+def backfill_openmetrics(text: str, data_dir: Path, workdir: Path) -> None:
+    """Write OpenMetrics text (ending with '# EOF') into TSDB blocks with promtool."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    src = workdir / f"backfill-{time.monotonic_ns()}.om"
+    src.write_text(text, encoding="utf-8")
+    proc = subprocess.run(
+        [find_binary("promtool"), "tsdb", "create-blocks-from", "openmetrics", str(src), str(data_dir)],
+        capture_output=True, text=True, timeout=300,
+    )
+    src.unlink(missing_ok=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"promtool backfill failed: {proc.stderr.strip()[-2000:]}")
+
+
+@dataclass
+class Process:
+    name: str
+    url: str
+    port: int
+    workdir: Path
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def start_prometheus(workdir: Path, config_yaml: str, rule_files: dict[str, str] | None = None,
+                     data_dir: Path | None = None, port: int | None = None) -> Process:
+    workdir.mkdir(parents=True, exist_ok=True)
+    for name, content in (rule_files or {}).items():
+        (workdir / name).write_text(content, encoding="utf-8")
+    cfg = workdir / "prometheus.yml"
+    cfg.write_text(config_yaml, encoding="utf-8")
+    port = port or free_port()
+    data_dir = data_dir or workdir / "data"
+    log = workdir / "prometheus.log"
+    proc = subprocess.Popen(
+        [find_binary("prometheus"), f"--config.file={cfg}", f"--storage.tsdb.path={data_dir}",
+         f"--web.listen-address=127.0.0.1:{port}", "--web.enable-lifecycle",
+         "--storage.tsdb.retention.time=30d", "--log.level=warn"],
+        stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=workdir,
+    )
+    p = Process("prometheus", f"http://127.0.0.1:{port}", port, workdir, proc, log)
+    try:
+        wait_http(f"{p.url}/-/ready", 60, proc)
+    except Exception as exc:
+        p.stop()
+        raise RuntimeError(f"Prometheus did not start: {exc}\n{p.log_tail()}") from exc
+    return p
+
+
+def start_alertmanager(workdir: Path, config_yaml: str, port: int | None = None) -> Process:
+    workdir.mkdir(parents=True, exist_ok=True)
+    cfg = workdir / "alertmanager.yml"
+    cfg.write_text(config_yaml, encoding="utf-8")
+    port = port or free_port()
+    cluster_port = free_port()
+    log = workdir / "alertmanager.log"
+    proc = subprocess.Popen(
+        [find_binary("alertmanager"), f"--config.file={cfg}", f"--storage.path={workdir / 'am-data'}",
+         f"--web.listen-address=127.0.0.1:{port}", f"--cluster.listen-address=127.0.0.1:{cluster_port}",
+         "--cluster.advertise-address=127.0.0.1:" + str(cluster_port), "--log.level=warn"],
+        stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=workdir,
+    )
+    p = Process("alertmanager", f"http://127.0.0.1:{port}", port, workdir, proc, log)
+    try:
+        wait_http(f"{p.url}/-/ready", 60, proc)
+    except Exception as exc:
+        p.stop()
+        raise RuntimeError(f"Alertmanager did not start: {exc}\n{p.log_tail()}") from exc
+    return p

@@ -1,0 +1,114 @@
+"""Incidents and their reports."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel
+
+from server.context import AppContext, get_context
+from server.security import require_auth
+from server.store import Incident, Job
+
+router = APIRouter(tags=["incidents"], dependencies=[Depends(require_auth)])
+
+
+class JobOut(BaseModel):
+    id: int
+    state: str
+    attempts: int
+    not_before: datetime
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class IncidentOut(BaseModel):
+    id: int
+    alertname: str
+    fingerprint: str
+    status: str
+    starts_at: datetime
+    resolved_at: datetime | None
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    generator_url: str | None
+    notifications: int
+    investigation: str
+    report_id: str | None
+    report_url: str | None
+    error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class IncidentDetail(IncidentOut):
+    jobs: list[JobOut]
+    report_files: dict[str, str]
+
+
+class IncidentPage(BaseModel):
+    total: int
+    items: list[IncidentOut]
+
+
+def _out(inc: Incident) -> dict[str, Any]:
+    data = {k: getattr(inc, k) for k in IncidentOut.model_fields if hasattr(inc, k)}
+    data["report_url"] = f"/api/v1/reports/{inc.report_id}" if inc.report_id else None
+    return data
+
+
+def _job(job: Job) -> JobOut:
+    return JobOut(**{k: getattr(job, k) for k in JobOut.model_fields})
+
+
+@router.get("/api/v1/incidents", response_model=IncidentPage)
+async def list_incidents(
+    ctx: AppContext = Depends(get_context),  # noqa: B008
+    status_: Literal["firing", "resolved"] | None = Query(None, alias="status"),  # noqa: B008
+    alertname: str | None = None,
+    limit: int = Query(50, ge=1, le=500),  # noqa: B008
+    offset: int = Query(0, ge=0),  # noqa: B008
+) -> IncidentPage:
+    rows, total = await run_in_threadpool(ctx.store.list_incidents, status_, alertname, limit, offset)
+    return IncidentPage(total=total, items=[IncidentOut(**_out(r)) for r in rows])
+
+
+@router.get("/api/v1/incidents/{incident_id}", response_model=IncidentDetail)
+async def get_incident(incident_id: int, ctx: AppContext = Depends(get_context)) -> IncidentDetail:  # noqa: B008
+    found = await run_in_threadpool(ctx.store.get_incident, incident_id)
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no incident {incident_id}")
+    inc, jobs, paths = found
+    return IncidentDetail(**_out(inc), jobs=[_job(j) for j in jobs], report_files=paths)
+
+
+@router.post("/api/v1/incidents/{incident_id}/investigate", status_code=status.HTTP_202_ACCEPTED,
+             response_model=IncidentDetail)
+async def reinvestigate(incident_id: int, ctx: AppContext = Depends(get_context)) -> IncidentDetail:  # noqa: B008
+    """Queue a new investigation of an incident (after a failure, or to refresh the report)."""
+    if not await run_in_threadpool(ctx.store.requeue, incident_id):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no incident {incident_id}")
+    ctx.workers.notify()
+    return await get_incident(incident_id, ctx)
+
+
+@router.get("/api/v1/reports/{report_id}", tags=["reports"],
+            responses={200: {"content": {"application/json": {}, "text/markdown": {}, "text/html": {}}}})
+async def get_report(
+    report_id: str,
+    ctx: AppContext = Depends(get_context),  # noqa: B008
+    format: Literal["json", "md", "html"] = "json",
+) -> Response:
+    """The report as JSON (the stable contract), Markdown (`?format=md`) or HTML (`?format=html`)."""
+    row = await run_in_threadpool(ctx.store.get_report, report_id)
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no report {report_id}")
+    if format == "md":
+        return Response(row.markdown, media_type="text/markdown; charset=utf-8")
+    if format == "html":
+        return Response(row.html, media_type="text/html; charset=utf-8")
+    return Response(row.body, media_type="application/json")

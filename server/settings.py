@@ -1,0 +1,105 @@
+"""All operator settings in one object: environment (ALERTSLEUTH_*), `.env`, and an optional YAML file.
+
+Built once at start (`Settings()`), then passed down explicitly. Every field is documented in README
+and `.env.example`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from agent.investigate import InvestigationConfig
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ALERTSLEUTH_", env_file=".env", env_file_encoding="utf-8",
+                                      extra="ignore")
+
+    # Where things are
+    prometheus_url: str = Field("http://localhost:9090", description="Prometheus base URL")
+    prometheus_timeout: float = Field(15.0, description="seconds per Prometheus request")
+    database_url: str = Field("sqlite:///alertsleuth.db", description="SQLAlchemy URL (SQLite file by default)")
+    reports_dir: str = Field("alert_reports", description="archive directory for .md/.html/.json reports")
+    external_url: str = Field("", description="public base URL of alertsleuth, used in links")
+
+    # HTTP server
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = Field(1_048_576, description="larger webhook bodies get 413")
+    auth_token: SecretStr | None = Field(None, description="bearer token required on alert endpoints")
+    basic_auth_username: str | None = None
+    basic_auth_password: SecretStr | None = None
+
+    # Workers and queue
+    workers: int = Field(2, ge=1, le=64, description="investigations running at once")
+    max_attempts: int = Field(3, ge=1, description="tries per investigation before giving up")
+    retry_backoff_seconds: float = Field(10.0, ge=0, description="first retry delay; doubles per attempt")
+    lease_seconds: float = Field(600.0, gt=0, description="a running job not finished by then is re-queued")
+    poll_interval: float = Field(0.5, gt=0, description="seconds between queue polls when idle")
+
+    # Investigation
+    language: Literal["en", "zh"] = "en"
+    baseline_seconds: float = Field(3600.0, gt=0, description="minimum baseline window length")
+    min_incident_seconds: float = Field(60.0, ge=0, description="minimum incident window length")
+    default_for_seconds: float = Field(0.0, ge=0, description="rule 'for' when the rules API does not say")
+    max_points: int = Field(300, ge=10, le=11000, description="points per range query")
+    query_concurrency: int = Field(4, ge=1, le=32, description="breakdown queries in flight at once")
+    max_labels: int = Field(8, ge=1, description="labels analysed per investigation")
+    max_label_values: int = Field(50, ge=2, description="labels with more values are left out")
+
+    # LLM (the LangChain agent; `none` uses the offline writer)
+    llm_provider: str = Field("none", description="none | deepseek | openai-compatible | ...")
+    llm_model: str = ""
+    llm_base_url: str = ""
+    llm_api_key: SecretStr | None = None
+
+    # Logging
+    log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, dotenv_settings]
+        path = os.environ.get("ALERTSLEUTH_CONFIG")
+        if path:
+            if not os.path.isfile(path):
+                raise ValueError(f"ALERTSLEUTH_CONFIG={path}: no such file")
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
+        sources.append(file_secret_settings)
+        return tuple(sources)
+
+    def investigation(self) -> InvestigationConfig:
+        return InvestigationConfig(
+            language=self.language,
+            baseline_seconds=self.baseline_seconds,
+            min_incident_seconds=self.min_incident_seconds,
+            default_for_seconds=self.default_for_seconds,
+            max_points=self.max_points,
+            max_labels=self.max_labels,
+            max_label_values=self.max_label_values,
+            query_concurrency=self.query_concurrency,
+        )
+
+    @property
+    def llm_configured(self) -> bool:
+        return self.llm_provider.lower() not in ("", "none")
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.auth_token) or bool(self.basic_auth_username and self.basic_auth_password)

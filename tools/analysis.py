@@ -1,0 +1,346 @@
+"""The analysis core: pure functions over numbers. No I/O, no HTTP, no report format.
+
+Terms
+- A *leaf* is one series of the finest breakdown (all candidate labels), with its measure in the
+  baseline and in the incident window: numerator and, for ratios, denominator.
+- An *element* is a label set such as {ip_region="shanghai", user_type="admin"}; it covers the leaves
+  whose labels contain it.
+- The *explained share* of an element is how much of the alert signal's change disappears when that
+  element alone is put back to its expected behaviour (a counterfactual), the way Adtributor's
+  explanatory power and RobustSpot's derived-measure handling treat ratios: numerator and denominator
+  move together.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+
+Labels = tuple[tuple[str, str], ...]  # sorted (name, value) pairs: hashable label sets
+
+
+def label_key(labels: dict[str, str], names: Iterable[str] | None = None) -> Labels:
+    if names is None:
+        return tuple(sorted(labels.items()))
+    return tuple(sorted((n, labels.get(n, "")) for n in names))
+
+
+# ---------------------------------------------------------------- windows and steps
+
+
+NICE_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 43200, 86400)
+
+
+def choose_step(seconds: float, max_points: int = 300, min_step: float = 1.0) -> float:
+    """The smallest 'nice' step that keeps a range query of `seconds` within `max_points` points."""
+    need = max(min_step, seconds / max(1, max_points - 1))
+    for step in NICE_STEPS:
+        if step >= need:
+            return float(step)
+    return float(math.ceil(need / 86400) * 86400)
+
+
+def window_values(timestamps: Sequence[float], values: Sequence[float], start: float, end: float) -> list[float]:
+    """Finite values whose timestamp lies in [start, end]."""
+    return [v for t, v in zip(timestamps, values, strict=True) if start <= t <= end and math.isfinite(v)]
+
+
+def mean(values: Sequence[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+@dataclass(frozen=True)
+class WindowStat:
+    baseline: float | None
+    incident: float | None
+    peak: float | None  # the incident value farthest from the baseline mean
+
+
+def compare_windows(
+    timestamps: Sequence[float], values: Sequence[float], baseline: tuple[float, float], incident: tuple[float, float]
+) -> WindowStat:
+    base = window_values(timestamps, values, *baseline)
+    inc = window_values(timestamps, values, *incident)
+    b = mean(base)
+    peak = None
+    if inc:
+        ref = b if b is not None else 0.0
+        peak = max(inc, key=lambda v: abs(v - ref))
+    return WindowStat(b, mean(inc), peak)
+
+
+# ---------------------------------------------------------------- localization
+
+
+@dataclass(frozen=True)
+class Leaf:
+    labels: Labels
+    base_num: float
+    inc_num: float
+    base_den: float = 1.0
+    inc_den: float = 1.0
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    base_num: float = 0.0
+    inc_num: float = 0.0
+    base_den: float = 0.0
+    inc_den: float = 0.0
+
+    def __add__(self, other: Aggregate) -> Aggregate:
+        return Aggregate(self.base_num + other.base_num, self.inc_num + other.inc_num,
+                         self.base_den + other.base_den, self.inc_den + other.inc_den)
+
+    def __sub__(self, other: Aggregate) -> Aggregate:
+        return Aggregate(self.base_num - other.base_num, self.inc_num - other.inc_num,
+                         self.base_den - other.base_den, self.inc_den - other.inc_den)
+
+
+def _agg(leaf: Leaf) -> Aggregate:
+    return Aggregate(leaf.base_num, leaf.inc_num, leaf.base_den, leaf.inc_den)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    labels: Labels
+    explained_share: float  # fraction of the signal's change removed by the counterfactual
+    baseline: float | None  # the element's own measure (ratio or sum) in each window
+    incident: float | None
+    deviation: float  # relative change of the element's own measure
+    surprise: float  # Jensen-Shannon divergence of its shares (numerator and denominator)
+    volume_share: float  # the element's share of the incident denominator (or sum)
+
+    @property
+    def score(self) -> float:
+        return max(0.0, min(1.0, self.explained_share))
+
+
+@dataclass
+class Localization:
+    ratio: bool
+    baseline: float | None
+    incident: float | None
+    localized: bool
+    causes: list[Candidate] = field(default_factory=list)
+    ranked: list[Candidate] = field(default_factory=list)  # best single-element explanations, for evidence
+    notes: list[str] = field(default_factory=list)
+    examined: int = 0  # elements whose counterfactual was evaluated
+
+
+EPS = 1e-12
+
+
+def _value(num: float, den: float, ratio: bool) -> float | None:
+    if not ratio:
+        return num
+    return num / den if den > EPS else None
+
+
+def _rel_change(before: float | None, after: float | None) -> float:
+    if before is None or after is None:
+        return 0.0
+    return abs(after - before) / max(abs(before), EPS)
+
+
+def _js(p: float, q: float) -> float:
+    """Jensen-Shannon divergence of one element's share p (baseline) vs q (incident), as Adtributor does."""
+
+    def term(x: float, m: float) -> float:
+        return x * math.log(x / m) if x > 0 else 0.0
+
+    m = (p + q) / 2
+    return 0.5 * (term(p, m) + term(q, m)) if m > 0 else 0.0
+
+
+class _Cube:
+    """Leaves indexed for fast element aggregates."""
+
+    def __init__(self, leaves: Sequence[Leaf], ratio: bool) -> None:
+        self.leaves = list(leaves)
+        self.ratio = ratio
+        self.total = Aggregate()
+        for leaf in self.leaves:
+            self.total = self.total + _agg(leaf)
+        self.names = sorted({n for leaf in self.leaves for n, _ in leaf.labels})
+        self._cache: dict[Labels, Aggregate] = {}
+
+    def aggregate(self, element: Labels) -> Aggregate:
+        if element in self._cache:
+            return self._cache[element]
+        acc = Aggregate()
+        for leaf in self.leaves:
+            lab = dict(leaf.labels)
+            if all(lab.get(n) == v for n, v in element):
+                acc = acc + _agg(leaf)
+        self._cache[element] = acc
+        return acc
+
+    def values(self, name: str) -> list[str]:
+        return sorted({v for leaf in self.leaves for n, v in leaf.labels if n == name})
+
+
+def _expected(e: Aggregate, rest: Aggregate, ratio: bool) -> Aggregate:
+    """What the element would have done in the incident window had it behaved like the rest."""
+    den_scale = rest.inc_den / rest.base_den if rest.base_den > EPS else 1.0
+    if ratio:
+        exp_den = e.base_den * den_scale
+        base_ratio = e.base_num / e.base_den if e.base_den > EPS else 0.0
+        rest_b = rest.base_num / rest.base_den if rest.base_den > EPS else None
+        rest_i = rest.inc_num / rest.inc_den if rest.inc_den > EPS else None
+        drift = rest_i / rest_b if rest_b and rest_i is not None and rest_b > EPS else 1.0
+        return Aggregate(e.base_num, base_ratio * drift * exp_den, e.base_den, exp_den)
+    num_scale = rest.inc_num / rest.base_num if abs(rest.base_num) > EPS else 1.0
+    return Aggregate(e.base_num, e.base_num * num_scale, e.base_den, e.inc_den)
+
+
+def _evaluate(cube: _Cube, total: Aggregate, element: Labels, base_value: float | None) -> Candidate | None:
+    e = cube.aggregate(element)
+    rest = total - e
+    ratio = cube.ratio
+    inc_value = _value(total.inc_num, total.inc_den, ratio)
+    if base_value is None or inc_value is None:
+        return None
+    delta = inc_value - base_value
+    if abs(delta) <= EPS * max(1.0, abs(base_value)):
+        return None
+    exp = _expected(e, rest, ratio)
+    cf = rest + Aggregate(e.base_num, exp.inc_num, e.base_den, exp.inc_den)
+    cf_value = _value(cf.inc_num, cf.inc_den, ratio)
+    if cf_value is None:
+        return None
+    explained = (inc_value - cf_value) / delta
+    e_base = _value(e.base_num, e.base_den, ratio)
+    e_inc = _value(e.inc_num, e.inc_den, ratio)
+    surprise = 0.0
+    if abs(total.base_num) > EPS and abs(total.inc_num) > EPS:
+        surprise += _js(e.base_num / total.base_num, e.inc_num / total.inc_num)
+    if ratio and total.base_den > EPS and total.inc_den > EPS:
+        surprise += _js(e.base_den / total.base_den, e.inc_den / total.inc_den)
+    volume = (e.inc_den / total.inc_den if total.inc_den > EPS else 0.0) if ratio else (
+        e.inc_num / total.inc_num if abs(total.inc_num) > EPS else 0.0)
+    return Candidate(element, explained, e_base, e_inc, _rel_change(e_base, e_inc), surprise, volume)
+
+
+def localize(
+    leaves: Sequence[Leaf],
+    *,
+    ratio: bool,
+    max_causes: int = 3,
+    max_labels: int = 3,
+    min_share: float = 0.5,
+    specialize_tolerance: float = 0.15,
+    residual_stop: float = 0.25,
+) -> Localization:
+    """Find the label set(s) that explain the change of an additive or ratio measure.
+
+    Layer 1 (one label) is scored exhaustively; an element is then specialised one label at a time
+    while a child keeps (1 - specialize_tolerance) of its explanation and the child's siblings stayed
+    normal, so {shanghai, admin} wins over {shanghai} only when shanghai's other users did not change.
+    Further causes are searched after the found ones are replaced by their counterfactual, until what
+    remains unexplained is below `residual_stop` of the change.
+    """
+    cube = _Cube(leaves, ratio)
+    total = cube.total
+    base = _value(total.base_num, total.base_den, ratio)
+    inc = _value(total.inc_num, total.inc_den, ratio)
+    result = Localization(ratio, base, inc, localized=False)
+    if not leaves or base is None or inc is None:
+        result.notes.append("no data to localize in one of the windows")
+        return result
+    if abs(inc - base) <= 1e-9 * max(1.0, abs(base)):
+        result.notes.append("the signal did not change between the baseline and the incident window")
+        return result
+
+    useful = [n for n in cube.names if len(cube.values(n)) > 1]
+    layer1 = [((n, v),) for n in useful for v in cube.values(n)]
+    current_total = total
+    current_cube = cube
+    remaining = 1.0  # share of the original change not yet explained
+    for round_no in range(max_causes):
+        cands = [c for el in layer1 if (c := _evaluate(current_cube, current_total, el, base)) is not None]
+        result.examined += len(cands)
+        if round_no == 0:
+            result.ranked = sorted(cands, key=lambda c: (-c.explained_share, -c.surprise))[:20]
+        if not cands:
+            break
+        best = max(cands, key=lambda c: (c.explained_share, c.surprise))
+        if best.explained_share <= 0:
+            break
+        best = _specialise(current_cube, current_total, best, base, useful, max_labels, specialize_tolerance, result)
+        # A further cause must explain most of what is still unexplained.
+        if round_no > 0 and best.explained_share < min_share:
+            break
+        # Judge locality against the untouched data: does the rest of the traffic look normal?
+        rest = total - cube.aggregate(best.labels)
+        rest_dev = _rel_change(_value(rest.base_num, rest.base_den, ratio), _value(rest.inc_num, rest.inc_den, ratio))
+        if best.deviation <= EPS or rest_dev > 0.5 * best.deviation:
+            if round_no == 0:
+                result.notes.append(
+                    f"the best single element changed by {best.deviation:.0%} while the rest changed by "
+                    f"{rest_dev:.0%}: the change is spread across segments")
+            break
+        absolute = min(best.explained_share, 1.0) * remaining
+        result.causes.append(replace(best, explained_share=absolute))
+        remaining -= absolute
+        if remaining <= residual_stop:
+            break
+        current_cube, current_total = _neutralise(current_cube, best.labels, ratio)
+    if result.causes:
+        share = sum(c.explained_share for c in result.causes)
+        result.localized = share >= min_share
+        if not result.localized:
+            result.notes.append(f"the best elements explain only {share:.0%} of the change")
+    return result
+
+
+def _specialise(
+    cube: _Cube, total: Aggregate, cand: Candidate, base: float, names: list[str], max_labels: int,
+    tolerance: float, result: Localization,
+) -> Candidate:
+    while len(cand.labels) < max_labels:
+        used = {n for n, _ in cand.labels}
+        children: list[Candidate] = []
+        for name in names:
+            if name in used:
+                continue
+            for value in cube.values(name):
+                element = tuple(sorted((*cand.labels, (name, value))))
+                if cube.aggregate(element).inc_den <= 0 and cube.aggregate(element).base_den <= 0:
+                    continue
+                child = _evaluate(cube, total, element, base)
+                result.examined += 1
+                if child is not None:
+                    children.append(child)
+        keep = [c for c in children if c.explained_share >= (1 - tolerance) * cand.explained_share]
+        if not keep:
+            return cand
+        best = max(keep, key=lambda c: (c.explained_share, c.surprise))
+        sibling = cube.aggregate(cand.labels) - cube.aggregate(best.labels)
+        sib_dev = _rel_change(_value(sibling.base_num, sibling.base_den, cube.ratio),
+                              _value(sibling.inc_num, sibling.inc_den, cube.ratio))
+        if sib_dev > 0.5 * best.deviation:
+            return cand
+        cand = best
+    return cand
+
+
+def _neutralise(cube: _Cube, element: Labels, ratio: bool) -> tuple[_Cube, Aggregate]:
+    """Replace the element's leaves by their baseline behaviour, scaled like the rest of the traffic."""
+    e = cube.aggregate(element)
+    rest = cube.total - e
+    exp = _expected(e, rest, ratio)
+    fn = exp.inc_num / e.inc_num if abs(e.inc_num) > EPS else 0.0
+    fd = exp.inc_den / e.inc_den if abs(e.inc_den) > EPS else 0.0
+    leaves = []
+    for leaf in cube.leaves:
+        lab = dict(leaf.labels)
+        if all(lab.get(n) == v for n, v in element):
+            if ratio:
+                leaf = Leaf(leaf.labels, leaf.base_num, leaf.inc_num * fn, leaf.base_den, leaf.inc_den * fd)
+            else:
+                leaf = Leaf(leaf.labels, leaf.base_num, leaf.inc_num * fn, leaf.base_den, leaf.inc_den)
+        leaves.append(leaf)
+    new = _Cube(leaves, ratio)
+    return new, new.total

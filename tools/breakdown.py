@@ -1,0 +1,143 @@
+"""Breakdowns of an alert signal by label: the queries, and their numbers turned into segments and leaves.
+
+These functions are the shared path of the webhook, the CLI, the agent's tools and the benchmark.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from tools import promql
+from tools.analysis import Leaf, WindowStat, compare_windows, label_key
+from tools.errors import AlertsleuthError
+from tools.prom import Prometheus, Series
+
+# Labels that never explain an anomaly on their own.
+IGNORED_LABELS = frozenset({"__name__", "le", "quantile"})
+
+
+@dataclass
+class QueryResult:
+    promql: str
+    start: datetime
+    end: datetime
+    step: float
+    series: list[Series] = field(default_factory=list)
+    seconds: float = 0.0
+    error: str | None = None
+    error_type: str | None = None
+
+
+def run_range(prom: Prometheus, expr: str, start: datetime, end: datetime, step: float) -> QueryResult:
+    """A range query that never raises: failures are recorded on the result."""
+    t0 = time.perf_counter()
+    result = QueryResult(expr, start, end, step)
+    try:
+        result.series = prom.range_query(expr, start, end, step)
+    except AlertsleuthError as exc:
+        result.error = str(exc)
+        result.error_type = type(exc).__name__
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+@dataclass
+class LabelCandidates:
+    labels: list[str]
+    cardinality: dict[str, int]
+    notes: list[str] = field(default_factory=list)
+
+
+def candidate_labels(
+    series_labels: Sequence[dict[str, str]],
+    *,
+    fixed: Sequence[str] = (),
+    max_cardinality: int = 50,
+    max_labels: int = 8,
+) -> LabelCandidates:
+    """Labels of the underlying series that can explain something: not constant, not `le`, not huge.
+
+    `fixed` are labels the expression already pins (equality matchers, the alert's own grouping).
+    Ordered by cardinality (fewest values first), capped at `max_labels`.
+    """
+    values: dict[str, set[str]] = defaultdict(set)
+    for labels in series_labels:
+        for name, value in labels.items():
+            values[name].add(value)
+    notes: list[str] = []
+    card = {name: len(v) for name, v in values.items()}
+    usable = []
+    for name, count in sorted(card.items(), key=lambda kv: (kv[1], kv[0])):
+        if name in IGNORED_LABELS or name in fixed or count < 2:
+            continue
+        # A label missing on some series still splits them; count its absence as a value.
+        if count > max_cardinality:
+            notes.append(f"label '{name}' left out: {count} values (limit {max_cardinality})")
+            continue
+        usable.append(name)
+    if len(usable) > max_labels:
+        notes.append(f"labels {', '.join(usable[max_labels:])} left out: at most {max_labels} labels are analysed")
+        usable = usable[:max_labels]
+    return LabelCandidates(usable, card, notes)
+
+
+def fixed_labels(signal: promql.Node) -> list[str]:
+    """Labels that are part of the measure's definition: pinned by `=` or `=~` on any selector.
+
+    In `sum(rate(x{status=~"5.."}[5m])) / sum(rate(x[5m]))` splitting by `status` compares unlike
+    things (only the numerator has 5xx), so such labels are never breakdown candidates.
+    """
+    return sorted({m.name for s in promql.selectors(signal) for m in s.matchers if m.op in ("=", "=~")})
+
+
+def segment_stats(
+    series: Sequence[Series], baseline: tuple[float, float], incident: tuple[float, float]
+) -> list[tuple[dict[str, str], WindowStat]]:
+    """Each series compared between the windows, the most changed first."""
+    rows = [(s.labels, compare_windows(s.timestamps, s.values, baseline, incident)) for s in series]
+
+    def change(row: tuple[dict[str, str], WindowStat]) -> float:
+        st = row[1]
+        if st.incident is None:
+            return -1.0
+        return abs(st.incident - (st.baseline or 0.0))
+
+    return sorted(rows, key=change, reverse=True)
+
+
+def leaves_from(
+    num: Sequence[Series],
+    den: Sequence[Series] | None,
+    names: Sequence[str],
+    baseline: tuple[float, float],
+    incident: tuple[float, float],
+) -> list[Leaf]:
+    """Join numerator and denominator series by their labels into leaves with window means.
+
+    A leaf missing from the numerator (no failures at all) counts as zero there.
+    """
+    def means(series: Sequence[Series]) -> dict[tuple[tuple[str, str], ...], WindowStat]:
+        out = {}
+        for s in series:
+            out[label_key(s.labels, names)] = compare_windows(s.timestamps, s.values, baseline, incident)
+        return out
+
+    n = means(num)
+    if den is None:
+        return [Leaf(k, st.baseline or 0.0, st.incident or 0.0) for k, st in n.items()]
+    d = means(den)
+    leaves = []
+    for key, dst in d.items():
+        nst = n.get(key)
+        leaves.append(Leaf(
+            key,
+            (nst.baseline or 0.0) if nst else 0.0,
+            (nst.incident or 0.0) if nst else 0.0,
+            dst.baseline or 0.0,
+            dst.incident or 0.0,
+        ))
+    return leaves

@@ -56,7 +56,9 @@ class Findings:
     signal_evidence: str | None = None
     label_evidence: dict[str, str] = field(default_factory=dict)  # label -> evidence id of its breakdown
     leaf_evidence: list[str] = field(default_factory=list)
-    cause_evidence: dict[tuple[tuple[str, str], ...], str] = field(default_factory=dict)  # element -> evidence id
+    cause_evidence: dict[tuple[tuple[str, str], ...], str] = field(
+        default_factory=dict
+    )  # element -> evidence id
     labels: list[str] = field(default_factory=list)
     localization: Localization | None = None
     notes: list[str] = field(default_factory=list)
@@ -76,8 +78,14 @@ def _ts(dt: datetime) -> float:
 def _stats(rows: Sequence[tuple[dict[str, str], object]]) -> tuple[list[SegmentStat], bool]:
     out = []
     for labels, st in rows[:MAX_STATS_PER_EVIDENCE]:
-        out.append(SegmentStat(labels=labels, baseline=getattr(st, "baseline", None),
-                               incident=getattr(st, "incident", None), peak=getattr(st, "peak", None)))
+        out.append(
+            SegmentStat(
+                labels=labels,
+                baseline=getattr(st, "baseline", None),
+                incident=getattr(st, "incident", None),
+                peak=getattr(st, "peak", None),
+            )
+        )
     return out, len(rows) > MAX_STATS_PER_EVIDENCE
 
 
@@ -94,8 +102,12 @@ def _label_text(labels: dict[str, str]) -> str:
 class Investigator:
     """Runs one investigation against Prometheus. Thread-safe; share one per process."""
 
-    def __init__(self, prom: Prometheus, config: InvestigationConfig,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+    def __init__(
+        self,
+        prom: Prometheus,
+        config: InvestigationConfig,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.prom = prom
         self.config = config
         self.clock = clock
@@ -156,8 +168,10 @@ class Investigator:
                 f.expression_source = "rules API" if expr else None
         if expr is None:
             f.degraded = True
-            f.notes.append(f"no rule expression found for alert '{alert.name}' (generatorURL had no g0.expr "
-                           "and the rules API has no matching alerting rule)")
+            f.notes.append(
+                f"no rule expression found for alert '{alert.name}' (generatorURL had no g0.expr "
+                "and the rules API has no matching alerting rule)"
+            )
             return
         f.expression = expr
         try:
@@ -171,7 +185,8 @@ class Investigator:
         f.shape = promql.shape_of(f.condition.signal)
         f.notes.extend(f.shape.notes)
         f.windows = plan_windows(
-            alert, self.clock(),
+            alert,
+            self.clock(),
             for_duration=for_duration,
             baseline=timedelta(seconds=self.config.baseline_seconds),
             min_incident=timedelta(seconds=self.config.min_incident_seconds),
@@ -179,15 +194,32 @@ class Investigator:
         total = (f.windows.incident.end - f.windows.baseline.start).total_seconds()
         f.step = choose_step(total, self.config.max_points)
 
-    def _add(self, f: Findings, kind: str, title: str, q: QueryResult, summary: str,
-             rows: Sequence[tuple[dict[str, str], object]] = ()) -> str:
+    def _add(
+        self,
+        f: Findings,
+        kind: str,
+        title: str,
+        q: QueryResult,
+        summary: str,
+        rows: Sequence[tuple[dict[str, str], object]] = (),
+    ) -> str:
         ev_id = f"E{len(f.evidence) + 1}"
         stats, truncated = _stats(rows)
-        f.evidence.append(Evidence(
-            id=ev_id, kind=kind, title=title, promql=q.promql, start=q.start, end=q.end, step=q.step,
-            summary=summary if not q.error else f"query failed: {q.error}", stats=stats, truncated=truncated,
-            error=q.error,
-        ))
+        f.evidence.append(
+            Evidence(
+                id=ev_id,
+                kind=kind,
+                title=title,
+                promql=q.promql,
+                start=q.start,
+                end=q.end,
+                step=q.step,
+                summary=summary if not q.error else f"query failed: {q.error}",
+                stats=stats,
+                truncated=truncated,
+                error=q.error,
+            )
+        )
         return ev_id
 
     def _range(self, f: Findings, expr: str) -> QueryResult:
@@ -198,7 +230,10 @@ class Investigator:
         assert f.windows is not None
         w = f.windows
         # The baseline excludes its last point: that instant belongs to the incident.
-        return ((_ts(w.baseline.start), _ts(w.baseline.end) - 1e-3), (_ts(w.incident.start), _ts(w.incident.end)))
+        return (
+            (_ts(w.baseline.start), _ts(w.baseline.end) - 1e-3),
+            (_ts(w.incident.start), _ts(w.incident.end)),
+        )
 
     def _signal(self, f: Findings) -> None:
         assert f.condition is not None
@@ -220,10 +255,13 @@ class Investigator:
             if f.condition.threshold is not None:
                 thr = f"; alert condition {f.condition.op} {_fmt(f.condition.threshold)}"
             more = f" ({len(rows)} series, the most changed shown)" if len(rows) > 1 else ""
-            summary = (f"baseline mean {_fmt(st.baseline)}, incident mean {_fmt(st.incident)}, "
-                       f"incident peak {_fmt(st.peak)}{thr}{more}")
-        f.signal_evidence = self._add(f, "signal", "Alert signal over the baseline and incident windows", q,
-                                      summary, rows)
+            summary = (
+                f"baseline mean {_fmt(st.baseline)}, incident mean {_fmt(st.incident)}, "
+                f"incident peak {_fmt(st.peak)}{thr}{more}"
+            )
+        f.signal_evidence = self._add(
+            f, "signal", "Alert signal over the baseline and incident windows", q, summary, rows
+        )
 
     def _breakdowns(self, f: Findings) -> None:
         assert f.condition is not None and f.windows is not None and f.shape is not None
@@ -239,8 +277,12 @@ class Investigator:
         except AlertsleuthError as exc:
             f.notes.append(f"series lookup failed: {exc}")
             return
-        cands = candidate_labels(found, fixed=sorted(fixed), max_cardinality=self.config.max_label_values,
-                                 max_labels=self.config.max_labels)
+        cands = candidate_labels(
+            found,
+            fixed=sorted(fixed),
+            max_cardinality=self.config.max_label_values,
+            max_labels=self.config.max_labels,
+        )
         f.labels = cands.labels
         f.notes.extend(cands.notes)
         if not cands.labels:
@@ -270,11 +312,16 @@ class Investigator:
             if kind == "label":
                 rows = segment_stats(q.series, base, inc)
                 top = "; ".join(
-                    f"{r[0].get(arg, '')}: {_fmt(r[1].baseline)} -> {_fmt(r[1].incident)}" for r in rows[:5])
+                    f"{r[0].get(arg, '')}: {_fmt(r[1].baseline)} -> {_fmt(r[1].incident)}" for r in rows[:5]
+                )
                 f.label_evidence[arg] = self._add(
-                    f, "breakdown", f"Alert signal by {arg}", q,
-                    f"{len(rows)} values of {arg}, most changed first (baseline mean -> incident mean): {top}",
-                    rows)
+                    f,
+                    "breakdown",
+                    f"Alert signal by {arg}",
+                    q,
+                    f"{len(rows)} values of {arg}, most changed first (baseline -> incident mean): {top}",
+                    rows,
+                )
             elif kind == "num":
                 num_q = q
             else:
@@ -283,19 +330,35 @@ class Investigator:
             f.degraded = True
             f.notes.append(f"some breakdown queries failed: {q_err.error}")
         if num_q is None:
-            f.notes.append("localization needs a sum or a ratio of sums; this signal is compared label by label only")
+            f.notes.append(
+                "localization needs a sum or a ratio of sums; this signal is compared label by label only"
+            )
             return
         ratio = den_q is not None
         title = "Numerator" if ratio else "Signal"
         rows = segment_stats(num_q.series, base, inc)
-        f.leaf_evidence.append(self._add(
-            f, "localization", f"{title} by {', '.join(cands.labels)}", num_q,
-            f"{len(num_q.series)} series of the finest breakdown", rows))
+        f.leaf_evidence.append(
+            self._add(
+                f,
+                "localization",
+                f"{title} by {', '.join(cands.labels)}",
+                num_q,
+                f"{len(num_q.series)} series of the finest breakdown",
+                rows,
+            )
+        )
         if den_q is not None:
             drows = segment_stats(den_q.series, base, inc)
-            f.leaf_evidence.append(self._add(
-                f, "localization", f"Denominator by {', '.join(cands.labels)}", den_q,
-                f"{len(den_q.series)} series of the finest breakdown", drows))
+            f.leaf_evidence.append(
+                self._add(
+                    f,
+                    "localization",
+                    f"Denominator by {', '.join(cands.labels)}",
+                    den_q,
+                    f"{len(den_q.series)} series of the finest breakdown",
+                    drows,
+                )
+            )
         if num_q.error or (den_q is not None and den_q.error):
             f.degraded = True
             return
@@ -325,10 +388,13 @@ class Investigator:
             summary = "no data"
             if rows:
                 st = rows[0][1]
-                summary = (f"{text}: baseline mean {_fmt(st.baseline)}, incident mean {_fmt(st.incident)}, "
-                           f"incident peak {_fmt(st.peak)}")
-            f.cause_evidence[cand.labels] = self._add(f, "localization", f"Alert signal within {text}", q,
-                                                      summary, rows)
+                summary = (
+                    f"{text}: baseline mean {_fmt(st.baseline)}, incident mean {_fmt(st.incident)}, "
+                    f"incident peak {_fmt(st.peak)}"
+                )
+            f.cause_evidence[cand.labels] = self._add(
+                f, "localization", f"Alert signal within {text}", q, summary, rows
+            )
 
 
 def new_report_id() -> str:

@@ -19,8 +19,17 @@ from tools.analysis import Candidate
 
 TEXT_FILE = Path(__file__).parent / "text" / "offline.yaml"
 HINT_WORDS = {  # metric-name fragments -> hint key
-    "login": "login", "auth": "auth", "error": "error", "fail": "error", "5xx": "error", "status": "error",
-    "latency": "latency", "duration": "latency", "bucket": "latency", "cpu": "cpu", "memory": "memory",
+    "login": "login",
+    "auth": "auth",
+    "error": "error",
+    "fail": "error",
+    "5xx": "error",
+    "status": "error",
+    "latency": "latency",
+    "duration": "latency",
+    "bucket": "latency",
+    "cpu": "cpu",
+    "memory": "memory",
     "mem": "memory",
 }
 
@@ -40,14 +49,14 @@ def label_text(labels: dict[str, str] | tuple[tuple[str, str], ...]) -> str:
     return fmt_labels(labels if isinstance(labels, dict) else dict(labels))
 
 
-def change_text(before: float | None, after: float | None, deviation: float) -> str:
-    """'+1,234%' style relative change, or 'from zero' when there was nothing before."""
+def change_text(before: float | None, after: float | None, from_zero: str) -> str:
+    """'+1234%' style relative change, or `from_zero` when there was (almost) nothing before."""
     if before is None or after is None:
-        return "n/a"
-    if abs(before) < 1e-9 or deviation > 100:
-        return "from ~0"
+        return fmt_num(None)
+    if abs(before) < 1e-9 or abs(after - before) / abs(before) > 100:
+        return from_zero
     sign = "+" if after >= before else "-"
-    return sign + fmt_pct(deviation)
+    return sign + fmt_pct(abs(after - before) / abs(before))
 
 
 class OfflineWriter:
@@ -94,8 +103,13 @@ class OfflineWriter:
         if f.condition.threshold is not None:
             threshold = t["threshold"].format(op=f.condition.op, value=fmt_value(f.condition.threshold))
         key = "summary_resolved" if alert.status == "resolved" else "summary_firing"
-        summary = t[key].format(alert=alert.name, signal=f"`{signal}`", base=fmt_value(base), inc=fmt_value(inc),
-                                threshold=threshold)
+        summary = t[key].format(
+            alert=alert.name,
+            signal=f"`{signal}`",
+            base=fmt_value(base),
+            inc=fmt_value(inc),
+            threshold=threshold,
+        )
 
         causes = loc.causes if (loc is not None and loc.localized) else []
         report.localized = bool(causes)
@@ -105,15 +119,27 @@ class OfflineWriter:
             first = report.root_causes[0]
             ev = ", ".join(first.evidence_ids)
             if len(causes) == 1:
-                summary += t["localized_one"].format(labels=label_text(first.labels), e_base=fmt_value(first.baseline),
-                                                     e_inc=fmt_value(first.incident),
-                                                     share=fmt_share(first.explained_share), ev=ev)
+                summary += t["localized_one"].format(
+                    labels=label_text(first.labels),
+                    e_base=fmt_value(first.baseline),
+                    e_inc=fmt_value(first.incident),
+                    share=fmt_share(first.explained_share),
+                    ev=ev,
+                )
             else:
-                summary += t["localized_many"].format(count=len(causes), labels=label_text(first.labels),
-                                                      share=fmt_share(first.explained_share), ev=ev)
+                summary += t["localized_many"].format(
+                    count=len(causes),
+                    labels=label_text(first.labels),
+                    share=fmt_share(first.explained_share),
+                    ev=ev,
+                )
             report.impact = t["impact_localized"].format(
-                signal=f"`{signal}`", inc=fmt_value(inc), base=fmt_value(base), labels=label_text(first.labels),
-                volume=fmt_share(causes[0].volume_share))
+                signal=f"`{signal}`",
+                inc=fmt_value(inc),
+                base=fmt_value(base),
+                labels=label_text(first.labels),
+                volume=fmt_share(causes[0].volume_share),
+            )
         else:
             if f.localization is not None:
                 summary += t["not_localized"].format(labels=", ".join(f.labels))
@@ -122,7 +148,9 @@ class OfflineWriter:
             elif f.shape is not None:
                 ev = ", ".join(f.label_evidence.values())
                 summary += t["no_localization"].format(shape=f.shape.kind, ev=ev)
-            report.impact = t["impact_spread"].format(signal=f"`{signal}`", inc=fmt_value(inc), base=fmt_value(base))
+            report.impact = t["impact_spread"].format(
+                signal=f"`{signal}`", inc=fmt_value(inc), base=fmt_value(base)
+            )
         report.summary = summary
         report.remediation = self._remediation(f, report, t)
         report.prevention = self._prevention(f, report, t)
@@ -131,18 +159,33 @@ class OfflineWriter:
     def _cause(self, f: Findings, cand: Candidate, t: dict[str, Any]) -> RootCause:
         labels = dict(cand.labels)
         focused = f.cause_evidence.get(cand.labels)
-        ev_ids = ([focused] if focused else []) + [f.label_evidence[n] for n in labels if n in f.label_evidence]
+        ev_ids = ([focused] if focused else []) + [
+            f.label_evidence[n] for n in labels if n in f.label_evidence
+        ]
         ev_ids = list(dict.fromkeys(ev_ids + f.leaf_evidence))
         # The figures quoted come from the focused query when it ran, else from the localization's sums.
         ev = next((e for e in f.evidence if e.id == focused and e.stats), None)
         e_base, e_inc = (ev.stats[0].baseline, ev.stats[0].incident) if ev else (cand.baseline, cand.incident)
         measure = t["measure_ratio"] if (f.localization and f.localization.ratio) else t["measure_sum"]
         statement = t["cause"].format(
-            labels=label_text(labels), measure=measure, e_base=fmt_value(e_base), e_inc=fmt_value(e_inc),
-            dev=change_text(e_base, e_inc, cand.deviation), share=fmt_share(cand.explained_share), ev=", ".join(ev_ids))
-        return RootCause(labels=labels, score=round(cand.score, 4), statement=statement, evidence_ids=ev_ids,
-                         baseline=e_base, incident=e_inc,
-                         explained_share=round(cand.explained_share, 4), surprise=round(cand.surprise, 4))
+            labels=label_text(labels),
+            measure=measure,
+            e_base=fmt_value(e_base),
+            e_inc=fmt_value(e_inc),
+            dev=change_text(e_base, e_inc, t["from_zero"]),
+            share=fmt_share(cand.explained_share),
+            ev=", ".join(ev_ids),
+        )
+        return RootCause(
+            labels=labels,
+            score=round(cand.score, 4),
+            statement=statement,
+            evidence_ids=ev_ids,
+            baseline=e_base,
+            incident=e_inc,
+            explained_share=round(cand.explained_share, 4),
+            surprise=round(cand.surprise, 4),
+        )
 
     def _healthy(self, f: Findings, labels: dict[str, str]) -> str:
         """A segment of the same label(s) that stayed normal, to compare against."""
@@ -165,7 +208,9 @@ class OfflineWriter:
         steps: list[str] = []
         if report.root_causes:
             labels = report.root_causes[0].labels
-            steps.append(t["remediation_segment"].format(labels=label_text(labels), healthy=self._healthy(f, labels)))
+            steps.append(
+                t["remediation_segment"].format(labels=label_text(labels), healthy=self._healthy(f, labels))
+            )
             if f.condition is not None:
                 matchers = [promql.Matcher(k, "=", v) for k, v in sorted(labels.items())]
                 focused = promql.with_matchers(f.condition.signal, matchers).promql()
@@ -177,9 +222,13 @@ class OfflineWriter:
         return steps
 
     def _prevention(self, f: Findings, report: Report, t: dict[str, Any]) -> list[str]:
-        labels = ", ".join(sorted(report.root_causes[0].labels)) if report.root_causes else ", ".join(f.labels[:2])
+        labels = (
+            ", ".join(sorted(report.root_causes[0].labels)) if report.root_causes else ", ".join(f.labels[:2])
+        )
         signal = f"`{f.condition.signal.promql()}`" if f.condition else f.alert.name
-        out = [p.format(labels_generic=labels or "-", signal=signal, alert=f.alert.name) for p in t["prevention"]]
+        out = [
+            p.format(labels_generic=labels or "-", signal=signal, alert=f.alert.name) for p in t["prevention"]
+        ]
         if "login" in self._hint_keys(f):
             out.insert(0, t["prevention_login"])
         return out

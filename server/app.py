@@ -45,16 +45,28 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
         prom = Prometheus(settings.prometheus_url, timeout=settings.prometheus_timeout)
         investigator = Investigator(prom, settings.investigation())
         pool = WorkerPool(
-            store, investigator, metrics, workers=settings.workers, reports_dir=settings.reports_dir,
-            max_attempts=settings.max_attempts, retry_backoff=settings.retry_backoff_seconds,
-            lease_seconds=settings.lease_seconds, poll_interval=settings.poll_interval,
+            store,
+            investigator,
+            metrics,
+            workers=settings.workers,
+            reports_dir=settings.reports_dir,
+            max_attempts=settings.max_attempts,
+            retry_backoff=settings.retry_backoff_seconds,
+            lease_seconds=settings.lease_seconds,
+            poll_interval=settings.poll_interval,
         )
         ctx = AppContext(settings, store, prom, investigator, metrics, pool)
         holder["ctx"] = app.state.ctx = ctx
         if start_workers:
             pool.start()
-        log.info("alertsleuth ready", extra={"prometheus": settings.prometheus_url, "workers": settings.workers,
-                                             "database": settings.database_url.split("@")[-1]})
+        log.info(
+            "alertsleuth ready",
+            extra={
+                "prometheus": settings.prometheus_url,
+                "workers": settings.workers,
+                "database": settings.database_url.split("@")[-1],
+            },
+        )
         try:
             yield
         finally:
@@ -63,8 +75,11 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
             store.engine.dispose()
 
     app = FastAPI(title="alertsleuth", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
-    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes,
-                       on_reject=lambda: metrics.requests_rejected.labels("too_large").inc())
+    app.add_middleware(
+        BodyLimitMiddleware,
+        limit=settings.max_body_bytes,
+        on_reject=lambda: metrics.requests_rejected.labels("too_large").inc(),
+    )
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -20,10 +20,11 @@ def _serve(args: argparse.Namespace) -> int:
     from server.settings import Settings
 
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
-    settings = Settings(**overrides)  # type: ignore[arg-type]
+    settings = Settings(**overrides)
     setup_logging(settings.log_level, settings.log_format)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning",
-                access_log=False)
+    uvicorn.run(
+        create_app(settings), host=settings.host, port=settings.port, log_level="warning", access_log=False
+    )
     return 0
 
 
@@ -38,7 +39,9 @@ def _investigate(args: argparse.Namespace) -> int:
         print(f"error: --llm {args.llm} is not available yet; use --llm none", file=sys.stderr)
         return 2
     try:
-        raw = json.loads(Path(args.payload).read_text(encoding="utf-8") if args.payload != "-" else sys.stdin.read())
+        raw = json.loads(
+            Path(args.payload).read_text(encoding="utf-8") if args.payload != "-" else sys.stdin.read()
+        )
     except (OSError, ValueError) as exc:
         print(f"error: cannot read payload {args.payload}: {exc}", file=sys.stderr)
         return 2
@@ -55,7 +58,7 @@ def _investigate(args: argparse.Namespace) -> int:
         print("error: the payload has no firing alert", file=sys.stderr)
         return 2
     overrides = {"language": args.language} if args.language else {}
-    settings = Settings(**overrides)  # type: ignore[arg-type]
+    settings = Settings(**overrides)
     prom = Prometheus(args.prometheus_url or settings.prometheus_url, timeout=settings.prometheus_timeout)
     report = Investigator(prom, settings.investigation()).investigate(firing[0])
     if args.format == "json":
@@ -89,8 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, help="port (ALERTSLEUTH_PORT, default 8080)")
     s.set_defaults(fn=_serve)
 
-    i = sub.add_parser("investigate", help="investigate the first firing alert of a payload and print the report")
-    i.add_argument("--payload", required=True, help="Alertmanager webhook JSON or Prometheus alert list ('-': stdin)")
+    i = sub.add_parser(
+        "investigate", help="investigate the first firing alert of a payload and print the report"
+    )
+    i.add_argument(
+        "--payload", required=True, help="Alertmanager webhook JSON or Prometheus alert list ('-': stdin)"
+    )
     i.add_argument("--prometheus-url", help="Prometheus base URL (ALERTSLEUTH_PROMETHEUS_URL)")
     i.add_argument("--llm", default="none", help="report writer: none (offline)")
     i.add_argument("--format", choices=("json", "md", "html"), default="json")
@@ -101,11 +108,15 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--host", default="127.0.0.1")
     e.add_argument("--port", type=int, default=9105)
     e.add_argument("--rate", type=float, default=20.0, help="login events per second")
-    e.add_argument("--system-metrics", action="store_true", help="also export CPU, memory and network metrics")
+    e.add_argument(
+        "--system-metrics", action="store_true", help="also export CPU, memory and network metrics"
+    )
     e.add_argument("--seed", type=int, default=None)
     e.set_defaults(fn=_exporter)
 
-    d = sub.add_parser("demo", help="run Prometheus, Alertmanager, the exporter and alertsleuth; inject a fault")
+    d = sub.add_parser(
+        "demo", help="run Prometheus, Alertmanager, the exporter and alertsleuth; inject a fault"
+    )
     d.add_argument("--keep", action="store_true", help="keep the temporary directory")
     d.add_argument("--timeout", type=float, default=120.0, help="give up after this many seconds")
     d.set_defaults(fn=_demo)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 
 from agent.investigate import Investigator
 from server.metrics import Metrics
@@ -27,3 +28,6 @@ class AppContext:
 def get_context(request: Request) -> AppContext:
     ctx: AppContext = request.app.state.ctx
     return ctx
+
+
+Ctx = Annotated[AppContext, Depends(get_context)]

@@ -46,9 +46,13 @@ def demo_configs(exporter: int, server: int, alertmanager: int) -> tuple[str, st
 
 
 def _spawn(args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "server.cli", *args], stdout=log.open("wb"),
-                            stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
-                            cwd=Path(__file__).resolve().parent.parent)
+    return subprocess.Popen(
+        [sys.executable, "-m", "server.cli", *args],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **(env or {})},
+        cwd=Path(__file__).resolve().parent.parent,
+    )
 
 
 def _say(t0: float, text: str) -> None:
@@ -66,7 +70,9 @@ def run_demo(keep: bool = False, timeout: float = 120.0, reports_dir: str = "ale
         exporter_url = f"http://127.0.0.1:{ports['exporter']}"
         server_url = f"http://127.0.0.1:{ports['server']}"
 
-        procs.append(_spawn(["exporter", "--port", str(ports["exporter"]), "--seed", "42"], tmp / "exporter.log"))
+        procs.append(
+            _spawn(["exporter", "--port", str(ports["exporter"]), "--seed", "42"], tmp / "exporter.log")
+        )
         am = start_alertmanager(tmp / "alertmanager", am_yml, port=ports["alertmanager"])
         services.append(am)
         prom = start_prometheus(tmp / "prometheus", prom_yml, {"alert_rules.yml": rules_yml})
@@ -82,12 +88,20 @@ def run_demo(keep: bool = False, timeout: float = 120.0, reports_dir: str = "ale
         procs.append(_spawn(["serve"], tmp / "alertsleuth.log", env))
         wait_http(f"{exporter_url}/healthz", 30, procs[0])
         wait_http(f"{server_url}/healthz", 30, procs[1])
-        _say(t0, f"Prometheus {prom.url}, Alertmanager {am.url}, exporter {exporter_url}, alertsleuth {server_url}")
+        _say(
+            t0,
+            f"Prometheus {prom.url}, Alertmanager {am.url}, exporter {exporter_url}, server {server_url}",
+        )
 
         # A short normal baseline, then the fault.
         time.sleep(8)
-        body = {"ip_region": REGION, "user_type": USER_TYPE, "failure_ratio": 0.9, "extra_rate": 40,
-                "duration_seconds": 120}
+        body = {
+            "ip_region": REGION,
+            "user_type": USER_TYPE,
+            "failure_ratio": 0.9,
+            "extra_rate": 40,
+            "duration_seconds": 120,
+        }
         httpx.post(f"{exporter_url}/api/v1/anomalies", json=body, timeout=5).raise_for_status()
         _say(t0, f"injected: {USER_TYPE} logins from {REGION} fail at 90% with +40 attempts/s (brute force)")
 
@@ -128,7 +142,9 @@ def run_demo(keep: bool = False, timeout: float = 120.0, reports_dir: str = "ale
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _wait_for_report(server_url: str, t0: float, timeout: float) -> tuple[dict[str, Any], dict[str, Any]] | None:
+def _wait_for_report(
+    server_url: str, t0: float, timeout: float
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
     seen = False
     with httpx.Client(base_url=server_url, timeout=5) as client:
         while time.monotonic() - t0 < timeout:

@@ -27,8 +27,10 @@ class JSONFormatter(logging.Formatter):
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         extra = " ".join(f"{k}={v}" for k, v in vars(record).items() if k not in _RESERVED)
-        line = f"{datetime.fromtimestamp(record.created).strftime('%H:%M:%S')} {record.levelname:<7} " \
-               f"{record.name}: {record.getMessage()}" + (f" [{extra}]" if extra else "")
+        line = (
+            f"{datetime.fromtimestamp(record.created).strftime('%H:%M:%S')} {record.levelname:<7} "
+            f"{record.name}: {record.getMessage()}" + (f" [{extra}]" if extra else "")
+        )
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
         return line

@@ -22,24 +22,38 @@ class _QueueCollector(Collector):
         for state in ("queued", "running", "done", "failed"):
             g.add_metric([state], depth.get(state, 0))
         yield g
-        yield GaugeMetricFamily("alertsleuth_queue_depth", "Investigations waiting or running",
-                                value=depth.get("queued", 0) + depth.get("running", 0))
+        yield GaugeMetricFamily(
+            "alertsleuth_queue_depth",
+            "Investigations waiting or running",
+            value=depth.get("queued", 0) + depth.get("running", 0),
+        )
 
 
 class Metrics:
     def __init__(self, queue_depth: Callable[[], dict[str, int]]) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.alerts_received = Counter("alertsleuth_alerts_received", "Alerts received, by source and status",
-                                       ["source", "status"], registry=r)
-        self.alerts_deduplicated = Counter("alertsleuth_alerts_deduplicated",
-                                           "Repeated notifications of a known incident (no new investigation)",
-                                           registry=r)
-        self.requests_rejected = Counter("alertsleuth_requests_rejected", "Alert requests refused, by reason",
-                                         ["reason"], registry=r)
-        self.investigations = Counter("alertsleuth_investigations", "Finished investigations by outcome",
-                                      ["outcome"], registry=r)
+        self.alerts_received = Counter(
+            "alertsleuth_alerts_received",
+            "Alerts received, by source and status",
+            ["source", "status"],
+            registry=r,
+        )
+        self.alerts_deduplicated = Counter(
+            "alertsleuth_alerts_deduplicated",
+            "Repeated notifications of a known incident (no new investigation)",
+            registry=r,
+        )
+        self.requests_rejected = Counter(
+            "alertsleuth_requests_rejected", "Alert requests refused, by reason", ["reason"], registry=r
+        )
+        self.investigations = Counter(
+            "alertsleuth_investigations", "Finished investigations by outcome", ["outcome"], registry=r
+        )
         self.investigation_seconds = Histogram(
-            "alertsleuth_investigation_seconds", "Wall time of one investigation",
-            buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300), registry=r)
+            "alertsleuth_investigation_seconds",
+            "Wall time of one investigation",
+            buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300),
+            registry=r,
+        )
         r.register(_QueueCollector(queue_depth))

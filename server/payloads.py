@@ -59,9 +59,14 @@ class WebhookAlert(BaseModel):
     def to_alert(self) -> AlertInfo:
         ends = _aware(self.endsAt)
         return AlertInfo(
-            name=self.labels["alertname"], status=self.status, labels=self.labels, annotations=self.annotations,
-            starts_at=_aware(self.startsAt) or ZERO_TIME, ends_at=None if ends is None or ends.year <= 1 else ends,
-            fingerprint=self.fingerprint or fingerprint(self.labels), generator_url=self.generatorURL or None,
+            name=self.labels["alertname"],
+            status=self.status,
+            labels=self.labels,
+            annotations=self.annotations,
+            starts_at=_aware(self.startsAt) or ZERO_TIME,
+            ends_at=None if ends is None or ends.year <= 1 else ends,
+            fingerprint=self.fingerprint or fingerprint(self.labels),
+            generator_url=self.generatorURL or None,
         )
 
 
@@ -110,9 +115,14 @@ class PostableAlert(BaseModel):
         ends = _aware(self.endsAt)
         resolved = ends is not None and ends.year > 1 and ends <= now
         return AlertInfo(
-            name=self.labels["alertname"], status="resolved" if resolved else "firing", labels=self.labels,
-            annotations=self.annotations, starts_at=starts, ends_at=ends if resolved else None,
-            fingerprint=fingerprint(self.labels), generator_url=self.generatorURL or None,
+            name=self.labels["alertname"],
+            status="resolved" if resolved else "firing",
+            labels=self.labels,
+            annotations=self.annotations,
+            starts_at=starts,
+            ends_at=ends if resolved else None,
+            fingerprint=fingerprint(self.labels),
+            generator_url=self.generatorURL or None,
         )
 
 

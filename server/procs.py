@@ -72,7 +72,9 @@ def backfill_openmetrics(text: str, data_dir: Path, workdir: Path) -> None:
     src.write_text(text, encoding="utf-8")
     proc = subprocess.run(
         [find_binary("promtool"), "tsdb", "create-blocks-from", "openmetrics", str(src), str(data_dir)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     src.unlink(missing_ok=True)
     if proc.returncode != 0:
@@ -105,8 +107,13 @@ class Process:
             return ""
 
 
-def start_prometheus(workdir: Path, config_yaml: str, rule_files: dict[str, str] | None = None,
-                     data_dir: Path | None = None, port: int | None = None) -> Process:
+def start_prometheus(
+    workdir: Path,
+    config_yaml: str,
+    rule_files: dict[str, str] | None = None,
+    data_dir: Path | None = None,
+    port: int | None = None,
+) -> Process:
     workdir.mkdir(parents=True, exist_ok=True)
     for name, content in (rule_files or {}).items():
         (workdir / name).write_text(content, encoding="utf-8")
@@ -116,10 +123,18 @@ def start_prometheus(workdir: Path, config_yaml: str, rule_files: dict[str, str]
     data_dir = data_dir or workdir / "data"
     log = workdir / "prometheus.log"
     proc = subprocess.Popen(
-        [find_binary("prometheus"), f"--config.file={cfg}", f"--storage.tsdb.path={data_dir}",
-         f"--web.listen-address=127.0.0.1:{port}", "--web.enable-lifecycle",
-         "--storage.tsdb.retention.time=30d", "--log.level=warn"],
-        stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=workdir,
+        [
+            find_binary("prometheus"),
+            f"--config.file={cfg}",
+            f"--storage.tsdb.path={data_dir}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--web.enable-lifecycle",
+            "--storage.tsdb.retention.time=30d",
+            "--log.level=warn",
+        ],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        cwd=workdir,
     )
     p = Process("prometheus", f"http://127.0.0.1:{port}", port, workdir, proc, log)
     try:
@@ -138,10 +153,18 @@ def start_alertmanager(workdir: Path, config_yaml: str, port: int | None = None)
     cluster_port = free_port()
     log = workdir / "alertmanager.log"
     proc = subprocess.Popen(
-        [find_binary("alertmanager"), f"--config.file={cfg}", f"--storage.path={workdir / 'am-data'}",
-         f"--web.listen-address=127.0.0.1:{port}", f"--cluster.listen-address=127.0.0.1:{cluster_port}",
-         "--cluster.advertise-address=127.0.0.1:" + str(cluster_port), "--log.level=warn"],
-        stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=workdir,
+        [
+            find_binary("alertmanager"),
+            f"--config.file={cfg}",
+            f"--storage.path={workdir / 'am-data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            f"--cluster.listen-address=127.0.0.1:{cluster_port}",
+            "--cluster.advertise-address=127.0.0.1:" + str(cluster_port),
+            "--log.level=warn",
+        ],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        cwd=workdir,
     )
     p = Process("alertmanager", f"http://127.0.0.1:{port}", port, workdir, proc, log)
     try:

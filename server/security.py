@@ -5,21 +5,20 @@ from __future__ import annotations
 import base64
 import binascii
 import secrets
-
 from typing import Any
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import HTTPException, Request, status
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server.context import AppContext, get_context
+from server.context import Ctx
 
 
 def _eq(a: str, b: str) -> bool:
     return secrets.compare_digest(a.encode(), b.encode())
 
 
-def require_auth(request: Request, ctx: AppContext = Depends(get_context)) -> None:  # noqa: B008
+def require_auth(request: Request, ctx: Ctx) -> None:
     """Bearer token or basic auth, when configured; 401 otherwise."""
     s = ctx.settings
     if not s.auth_enabled:
@@ -27,7 +26,11 @@ def require_auth(request: Request, ctx: AppContext = Depends(get_context)) -> No
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     scheme = scheme.lower()
-    if scheme == "bearer" and s.auth_token is not None and _eq(value.strip(), s.auth_token.get_secret_value()):
+    if (
+        scheme == "bearer"
+        and s.auth_token is not None
+        and _eq(value.strip(), s.auth_token.get_secret_value())
+    ):
         return
     if scheme == "basic" and s.basic_auth_username and s.basic_auth_password is not None:
         try:
@@ -42,8 +45,11 @@ def require_auth(request: Request, ctx: AppContext = Depends(get_context)) -> No
         challenges.append('Bearer realm="alertsleuth"')
     if s.basic_auth_username:
         challenges.append('Basic realm="alertsleuth"')
-    raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or invalid credentials",
-                        headers={"WWW-Authenticate": ", ".join(challenges)})
+    raise HTTPException(
+        status.HTTP_401_UNAUTHORIZED,
+        "missing or invalid credentials",
+        headers={"WWW-Authenticate": ", ".join(challenges)},
+    )
 
 
 class BodyLimitMiddleware:
@@ -66,8 +72,9 @@ class BodyLimitMiddleware:
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await self._reject(scope, receive, send,
-                               f"body of {int(declared)} bytes exceeds the limit of {self.limit} bytes")
+            await self._reject(
+                scope, receive, send, f"body of {int(declared)} bytes exceeds the limit of {self.limit} bytes"
+            )
             return
         body = bytearray()
         while True:

@@ -21,13 +21,16 @@ from agent.investigate import InvestigationConfig
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ALERTSLEUTH_", env_file=".env", env_file_encoding="utf-8",
-                                      extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="ALERTSLEUTH_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
 
     # Where things are
     prometheus_url: str = Field("http://localhost:9090", description="Prometheus base URL")
     prometheus_timeout: float = Field(15.0, description="seconds per Prometheus request")
-    database_url: str = Field("sqlite:///alertsleuth.db", description="SQLAlchemy URL (SQLite file by default)")
+    database_url: str = Field(
+        "sqlite:///alertsleuth.db", description="SQLAlchemy URL (SQLite file by default)"
+    )
     reports_dir: str = Field("alert_reports", description="archive directory for .md/.html/.json reports")
     external_url: str = Field("", description="public base URL of alertsleuth, used in links")
 

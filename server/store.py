@@ -95,8 +95,13 @@ class Incident(Base):
 
     def alert(self) -> AlertInfo:
         return AlertInfo(
-            name=self.alertname, status=self.status, labels=self.labels, annotations=self.annotations,
-            starts_at=self.starts_at, ends_at=self.resolved_at, fingerprint=self.fingerprint,
+            name=self.alertname,
+            status=self.status,
+            labels=self.labels,
+            annotations=self.annotations,
+            starts_at=self.starts_at,
+            ends_at=self.resolved_at,
+            fingerprint=self.fingerprint,
             generator_url=self.generator_url,
         )
 
@@ -198,12 +203,19 @@ class Store:
             s.flush()
             result = IngestResult(note.id)
             for alert in alerts:
-                inc = s.scalars(select(Incident).where(
-                    Incident.fingerprint == alert.fingerprint, Incident.starts_at == alert.starts_at)).first()
+                inc = s.scalars(
+                    select(Incident).where(
+                        Incident.fingerprint == alert.fingerprint, Incident.starts_at == alert.starts_at
+                    )
+                ).first()
                 if inc is None:
                     inc = Incident(
-                        fingerprint=alert.fingerprint, alertname=alert.name, status=alert.status,
-                        starts_at=alert.starts_at, labels=alert.labels, annotations=alert.annotations,
+                        fingerprint=alert.fingerprint,
+                        alertname=alert.name,
+                        status=alert.status,
+                        starts_at=alert.starts_at,
+                        labels=alert.labels,
+                        annotations=alert.annotations,
                         generator_url=alert.generator_url,
                     )
                     if alert.status == "resolved":
@@ -235,24 +247,34 @@ class Store:
     def recover(self) -> int:
         """Re-queue jobs left running by a previous process (call once at start, before workers)."""
         with self.session() as s:
-            res = s.execute(update(Job).where(Job.state == "running").values(state="queued", lease_until=None))
-            s.execute(update(Incident).where(Incident.investigation == "running").values(investigation="queued"))
+            res = s.execute(
+                update(Job).where(Job.state == "running").values(state="queued", lease_until=None)
+            )
+            s.execute(
+                update(Incident).where(Incident.investigation == "running").values(investigation="queued")
+            )
             return int(res.rowcount or 0)  # type: ignore[attr-defined]
 
     def claim(self, worker: str, lease_seconds: float) -> ClaimedJob | None:
         """Take the oldest due job (or one whose lease expired). Safe with several workers/processes."""
         now = utcnow()
         due = ((Job.state == "queued") & (Job.not_before <= now)) | (
-            (Job.state == "running") & (Job.lease_until < now))
+            (Job.state == "running") & (Job.lease_until < now)
+        )
         for _ in range(5):
             with self.session() as s:
                 job = s.scalars(select(Job).where(due).order_by(Job.not_before, Job.id).limit(1)).first()
                 if job is None:
                     return None
                 res = s.execute(
-                    update(Job).where(Job.id == job.id, Job.state == job.state, Job.attempts == job.attempts)
-                    .values(state="running", attempts=job.attempts + 1, worker=worker,
-                            lease_until=now + timedelta(seconds=lease_seconds))
+                    update(Job)
+                    .where(Job.id == job.id, Job.state == job.state, Job.attempts == job.attempts)
+                    .values(
+                        state="running",
+                        attempts=job.attempts + 1,
+                        worker=worker,
+                        lease_until=now + timedelta(seconds=lease_seconds),
+                    )
                 )
                 if (res.rowcount or 0) != 1:  # type: ignore[attr-defined]
                     continue  # another worker took it
@@ -268,8 +290,16 @@ class Store:
             assert job is not None
             job.state = "done"
             job.lease_until = None
-            s.add(ReportRow(id=report.id, incident_id=job.incident_id, body=report.model_dump_json(),
-                            markdown=markdown, html=html, paths=paths))
+            s.add(
+                ReportRow(
+                    id=report.id,
+                    incident_id=job.incident_id,
+                    body=report.model_dump_json(),
+                    markdown=markdown,
+                    html=html,
+                    paths=paths,
+                )
+            )
             inc = s.get(Incident, job.incident_id)
             assert inc is not None
             inc.report_id = report.id
@@ -307,8 +337,9 @@ class Store:
             inc = s.get(Incident, incident_id)
             if inc is None:
                 return False
-            busy = s.scalars(select(Job).where(Job.incident_id == incident_id,
-                                               Job.state.in_(("queued", "running")))).first()
+            busy = s.scalars(
+                select(Job).where(Job.incident_id == incident_id, Job.state.in_(("queued", "running")))
+            ).first()
             if busy is None:
                 s.add(Job(incident_id=incident_id))
             inc.investigation = "queued"
@@ -321,8 +352,9 @@ class Store:
 
     # ------------------------------------------------------------------ reads
 
-    def list_incidents(self, status: str | None = None, alertname: str | None = None,
-                       limit: int = 50, offset: int = 0) -> tuple[list[Incident], int]:
+    def list_incidents(
+        self, status: str | None = None, alertname: str | None = None, limit: int = 50, offset: int = 0
+    ) -> tuple[list[Incident], int]:
         with self.session() as s:
             q = select(Incident)
             if status:
@@ -340,7 +372,11 @@ class Store:
             if inc is None:
                 return None
             jobs = list(s.scalars(select(Job).where(Job.incident_id == incident_id).order_by(Job.id)))
-            paths = s.scalar(select(ReportRow.paths).where(ReportRow.id == inc.report_id)) if inc.report_id else None
+            paths = (
+                s.scalar(select(ReportRow.paths).where(ReportRow.id == inc.report_id))
+                if inc.report_id
+                else None
+            )
             return inc, jobs, dict(paths or {})
 
     def get_report(self, report_id: str) -> ReportRow | None:

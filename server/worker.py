@@ -16,8 +16,19 @@ log = logging.getLogger("alertsleuth.worker")
 
 
 class WorkerPool:
-    def __init__(self, store: Store, investigator: Investigator, metrics: Metrics, *, workers: int, reports_dir: str,
-                 max_attempts: int, retry_backoff: float, lease_seconds: float, poll_interval: float) -> None:
+    def __init__(
+        self,
+        store: Store,
+        investigator: Investigator,
+        metrics: Metrics,
+        *,
+        workers: int,
+        reports_dir: str,
+        max_attempts: int,
+        retry_backoff: float,
+        lease_seconds: float,
+        poll_interval: float,
+    ) -> None:
         self.store = store
         self.investigator = investigator
         self.metrics = metrics
@@ -68,7 +79,12 @@ class WorkerPool:
             self.run_job(job)
 
     def run_job(self, job: ClaimedJob) -> None:
-        ctx = {"incident": job.incident_id, "job": job.id, "attempt": job.attempts, "alertname": job.alert.name}
+        ctx = {
+            "incident": job.incident_id,
+            "job": job.id,
+            "attempt": job.attempts,
+            "alertname": job.alert.name,
+        }
         log.info("investigation started", extra=ctx)
         t0 = time.perf_counter()
         try:
@@ -77,7 +93,9 @@ class WorkerPool:
                 delay = self.retry_backoff * 2 ** (job.attempts - 1)
                 self.store.retry_later(job.id, "; ".join(findings.notes)[-500:], delay)
                 self.metrics.investigations.labels("retried").inc()
-                log.warning("Prometheus unavailable, investigation re-queued", extra={**ctx, "retry_in": delay})
+                log.warning(
+                    "Prometheus unavailable, investigation re-queued", extra={**ctx, "retry_in": delay}
+                )
                 return
             # Out of attempts: the report says Prometheus was unreachable (degraded), nothing is lost.
             report = self.investigator.write(findings)
@@ -96,8 +114,16 @@ class WorkerPool:
         outcome = "degraded" if report.degraded else "ok"
         self.metrics.investigations.labels(outcome).inc()
         self.metrics.investigation_seconds.observe(seconds)
-        log.info("investigation finished", extra={**ctx, "report": report.id, "outcome": outcome,
-                                                  "seconds": round(seconds, 3), "path": paths.get("md")})
+        log.info(
+            "investigation finished",
+            extra={
+                **ctx,
+                "report": report.id,
+                "outcome": outcome,
+                "seconds": round(seconds, 3),
+                "path": paths.get("md"),
+            },
+        )
 
     def _retry_or_fail(self, job: ClaimedJob, error: str, ctx: dict[str, object]) -> None:
         if job.attempts < self.max_attempts:

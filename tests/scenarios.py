@@ -24,12 +24,23 @@ class Scenario:
 
     def expr(self) -> str:
         sel = f'scenario="{self.name}"'
-        return (f'sum(rate(user_login_total{{{sel},login_status="failed"}}[5m])) / '
-                f'sum(rate(user_login_total{{{sel}}}[5m])) > 0.2')
+        return (
+            f'sum(rate(user_login_total{{{sel},login_status="failed"}}[5m])) / '
+            f"sum(rate(user_login_total{{{sel}}}[5m])) > 0.2"
+        )
 
 
-def login_scenario(name: str, end: float, anomaly: Anomaly, *, minutes: int = 90, anomaly_minutes: int = 10,
-                   rate: float = 20.0, step: int = 15, seed: int = 7) -> Scenario:
+def login_scenario(
+    name: str,
+    end: float,
+    anomaly: Anomaly,
+    *,
+    minutes: int = 90,
+    anomaly_minutes: int = 10,
+    rate: float = 20.0,
+    step: int = 15,
+    seed: int = 7,
+) -> Scenario:
     """Counters user_login_total{scenario, ip_region, user_type, login_status} sampled every `step` s."""
     rnd = random.Random(seed)
     start = end - minutes * 60
@@ -52,7 +63,8 @@ def login_scenario(name: str, end: float, anomaly: Anomaly, *, minutes: int = 90
                     lines.append(
                         f'user_login_total{{scenario="{name}",ip_region="{region}",user_type="{user}",'
                         f'login_status="{status}",job="login-exporter",instance="exporter:9105"}} '
-                        f"{counts[key]:.3f} {t:.0f}")
+                        f"{counts[key]:.3f} {t:.0f}"
+                    )
         t += step
     return Scenario(name, start, end, anomaly_start, "\n".join(lines))
 
@@ -65,6 +77,7 @@ def openmetrics(*scenarios: Scenario) -> str:
 def burst(region: str, user: str, extra: float = 40.0, ratio: float = 0.9) -> Anomaly:
     def f(r: str, u: str, _t: float) -> tuple[float, float | None]:
         return (extra, ratio) if (r, u) == (region, user) else (0.0, None)
+
     return f
 
 

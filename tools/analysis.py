@@ -41,7 +41,9 @@ def choose_step(seconds: float, max_points: int = 300, min_step: float = 1.0) ->
     return float(math.ceil(need / 86400) * 86400)
 
 
-def window_values(timestamps: Sequence[float], values: Sequence[float], start: float, end: float) -> list[float]:
+def window_values(
+    timestamps: Sequence[float], values: Sequence[float], start: float, end: float
+) -> list[float]:
     """Finite values whose timestamp lies in [start, end]."""
     return [v for t, v in zip(timestamps, values, strict=True) if start <= t <= end and math.isfinite(v)]
 
@@ -58,7 +60,10 @@ class WindowStat:
 
 
 def compare_windows(
-    timestamps: Sequence[float], values: Sequence[float], baseline: tuple[float, float], incident: tuple[float, float]
+    timestamps: Sequence[float],
+    values: Sequence[float],
+    baseline: tuple[float, float],
+    incident: tuple[float, float],
 ) -> WindowStat:
     base = window_values(timestamps, values, *baseline)
     inc = window_values(timestamps, values, *incident)
@@ -90,12 +95,20 @@ class Aggregate:
     inc_den: float = 0.0
 
     def __add__(self, other: Aggregate) -> Aggregate:
-        return Aggregate(self.base_num + other.base_num, self.inc_num + other.inc_num,
-                         self.base_den + other.base_den, self.inc_den + other.inc_den)
+        return Aggregate(
+            self.base_num + other.base_num,
+            self.inc_num + other.inc_num,
+            self.base_den + other.base_den,
+            self.inc_den + other.inc_den,
+        )
 
     def __sub__(self, other: Aggregate) -> Aggregate:
-        return Aggregate(self.base_num - other.base_num, self.inc_num - other.inc_num,
-                         self.base_den - other.base_den, self.inc_den - other.inc_den)
+        return Aggregate(
+            self.base_num - other.base_num,
+            self.inc_num - other.inc_num,
+            self.base_den - other.base_den,
+            self.inc_den - other.inc_den,
+        )
 
 
 def _agg(leaf: Leaf) -> Aggregate:
@@ -218,8 +231,11 @@ def _evaluate(cube: _Cube, total: Aggregate, element: Labels, base_value: float 
         surprise += _js(e.base_num / total.base_num, e.inc_num / total.inc_num)
     if ratio and total.base_den > EPS and total.inc_den > EPS:
         surprise += _js(e.base_den / total.base_den, e.inc_den / total.inc_den)
-    volume = (e.inc_den / total.inc_den if total.inc_den > EPS else 0.0) if ratio else (
-        e.inc_num / total.inc_num if abs(total.inc_num) > EPS else 0.0)
+    volume = (
+        (e.inc_den / total.inc_den if total.inc_den > EPS else 0.0)
+        if ratio
+        else (e.inc_num / total.inc_num if abs(total.inc_num) > EPS else 0.0)
+    )
     return Candidate(element, explained, e_base, e_inc, _rel_change(e_base, e_inc), surprise, volume)
 
 
@@ -268,18 +284,23 @@ def localize(
         best = max(cands, key=lambda c: (c.explained_share, c.surprise))
         if best.explained_share <= 0:
             break
-        best = _specialise(current_cube, current_total, best, base, useful, max_labels, specialize_tolerance, result)
+        best = _specialise(
+            current_cube, current_total, best, base, useful, max_labels, specialize_tolerance, result
+        )
         # A further cause must explain most of what is still unexplained.
         if round_no > 0 and best.explained_share < min_share:
             break
         # Judge locality against the untouched data: does the rest of the traffic look normal?
         rest = total - cube.aggregate(best.labels)
-        rest_dev = _rel_change(_value(rest.base_num, rest.base_den, ratio), _value(rest.inc_num, rest.inc_den, ratio))
+        rest_dev = _rel_change(
+            _value(rest.base_num, rest.base_den, ratio), _value(rest.inc_num, rest.inc_den, ratio)
+        )
         if best.deviation <= EPS or rest_dev > 0.5 * best.deviation:
             if round_no == 0:
                 result.notes.append(
                     f"the best single element changed by {best.deviation:.0%} while the rest changed by "
-                    f"{rest_dev:.0%}: the change is spread across segments")
+                    f"{rest_dev:.0%}: the change is spread across segments"
+                )
             break
         absolute = min(best.explained_share, 1.0) * remaining
         result.causes.append(replace(best, explained_share=absolute))
@@ -296,8 +317,14 @@ def localize(
 
 
 def _specialise(
-    cube: _Cube, total: Aggregate, cand: Candidate, base: float, names: list[str], max_labels: int,
-    tolerance: float, result: Localization,
+    cube: _Cube,
+    total: Aggregate,
+    cand: Candidate,
+    base: float,
+    names: list[str],
+    max_labels: int,
+    tolerance: float,
+    result: Localization,
 ) -> Candidate:
     while len(cand.labels) < max_labels:
         used = {n for n, _ in cand.labels}
@@ -318,8 +345,10 @@ def _specialise(
             return cand
         best = max(keep, key=lambda c: (c.explained_share, c.surprise))
         sibling = cube.aggregate(cand.labels) - cube.aggregate(best.labels)
-        sib_dev = _rel_change(_value(sibling.base_num, sibling.base_den, cube.ratio),
-                              _value(sibling.inc_num, sibling.inc_den, cube.ratio))
+        sib_dev = _rel_change(
+            _value(sibling.base_num, sibling.base_den, cube.ratio),
+            _value(sibling.inc_num, sibling.inc_den, cube.ratio),
+        )
         if sib_dev > 0.5 * best.deviation:
             return cand
         cand = best

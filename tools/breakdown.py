@@ -80,7 +80,9 @@ def candidate_labels(
             continue
         usable.append(name)
     if len(usable) > max_labels:
-        notes.append(f"labels {', '.join(usable[max_labels:])} left out: at most {max_labels} labels are analysed")
+        notes.append(
+            f"labels {', '.join(usable[max_labels:])} left out: at most {max_labels} labels are analysed"
+        )
         usable = usable[:max_labels]
     return LabelCandidates(usable, card, notes)
 
@@ -120,6 +122,7 @@ def leaves_from(
 
     A leaf missing from the numerator (no failures at all) counts as zero there.
     """
+
     def means(series: Sequence[Series]) -> dict[tuple[tuple[str, str], ...], WindowStat]:
         out = {}
         for s in series:
@@ -133,11 +136,13 @@ def leaves_from(
     leaves = []
     for key, dst in d.items():
         nst = n.get(key)
-        leaves.append(Leaf(
-            key,
-            (nst.baseline or 0.0) if nst else 0.0,
-            (nst.incident or 0.0) if nst else 0.0,
-            dst.baseline or 0.0,
-            dst.incident or 0.0,
-        ))
+        leaves.append(
+            Leaf(
+                key,
+                (nst.baseline or 0.0) if nst else 0.0,
+                (nst.incident or 0.0) if nst else 0.0,
+                dst.baseline or 0.0,
+                dst.incident or 0.0,
+            )
+        )
     return leaves

@@ -72,9 +72,13 @@ class Prometheus:
         self.url = url.rstrip("/")
         self.timeout = timeout
         self.max_series = max_series
-        retry = Retry(total=retries, backoff_factor=0.2, status_forcelist=(502, 503, 504),
-                      allowed_methods=("GET", "POST"))
-        self._client = PrometheusConnect(url=self.url, headers=headers, retry=retry, timeout=timeout)  # type: ignore[arg-type]
+        retry = Retry(
+            total=retries,
+            backoff_factor=0.2,
+            status_forcelist=(502, 503, 504),
+            allowed_methods=("GET", "POST"),
+        )
+        self._client = PrometheusConnect(url=self.url, headers=headers, retry=retry, timeout=timeout)
         self.log = QueryLog()
 
     # ------------------------------------------------------------------ plumbing
@@ -86,7 +90,9 @@ class Prometheus:
         try:
             return fn(*args, **kwargs)
         except (requests.ConnectionError, requests.Timeout) as exc:
-            raise PrometheusUnavailable(f"Prometheus at {self.url} is unreachable: {type(exc).__name__}") from exc
+            raise PrometheusUnavailable(
+                f"Prometheus at {self.url} is unreachable: {type(exc).__name__}"
+            ) from exc
         except requests.RequestException as exc:
             raise PrometheusUnavailable(f"Prometheus at {self.url} failed: {exc}") from exc
         except PrometheusApiClientException as exc:
@@ -99,8 +105,9 @@ class Prometheus:
 
     def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
         def fetch() -> Any:
-            resp = self._client._session.get(f"{self.url}{path}", params=params, timeout=self.timeout,
-                                             headers=self._client.headers)
+            resp = self._client._session.get(
+                f"{self.url}{path}", params=params, timeout=self.timeout, headers=self._client.headers
+            )
             if resp.status_code != 200:
                 raise PrometheusApiClientException(f"HTTP Status Code {resp.status_code} ({resp.content!r})")
             body = resp.json()
@@ -121,23 +128,30 @@ class Prometheus:
         result = self._call(self._client.custom_query_range, expr, start, end, f"{step:g}s")
         series = _parse_series(result)
         if len(series) > self.max_series:
-            raise QueryTooLarge(f"{len(series)} series (limit {self.max_series}); aggregate or filter the query")
+            raise QueryTooLarge(
+                f"{len(series)} series (limit {self.max_series}); aggregate or filter the query"
+            )
         return series
 
     def instant_query(self, expr: str, at: datetime | None = None) -> list[Series]:
         params = {"time": f"{at.timestamp():.3f}"} if at else None
         result = self._call(self._client.custom_query, expr, params)
         if isinstance(result, dict):  # scalar or string result
-            return [Series({}, (float(result.get("value", [0, 0])[0]),), (float(result.get("value", [0, 0])[1]),))]
+            return [
+                Series({}, (float(result.get("value", [0, 0])[0]),), (float(result.get("value", [0, 0])[1]),))
+            ]
         return _parse_series(result)
 
-    def series(self, match: list[str], start: datetime, end: datetime, limit: int | None = None) -> list[dict[str, str]]:
+    def series(
+        self, match: list[str], start: datetime, end: datetime, limit: int | None = None
+    ) -> list[dict[str, str]]:
         params: dict[str, Any] = {"match[]": match}
         found: list[dict[str, str]] = self._call(self._client.get_series, start, end, params)
         return found[:limit] if limit else found
 
-    def label_names(self, match: list[str] | None = None, start: datetime | None = None,
-                    end: datetime | None = None) -> list[str]:
+    def label_names(
+        self, match: list[str] | None = None, start: datetime | None = None, end: datetime | None = None
+    ) -> list[str]:
         params: dict[str, Any] = {}
         if match:
             params["match[]"] = match

@@ -19,8 +19,22 @@ COMPARISONS = frozenset({">", "<", ">=", "<=", "==", "!="})
 SET_OPS = frozenset({"and", "or", "unless"})
 # Aggregations whose result is grouped by their by/without clause.
 GROUPING_AGGS = frozenset(
-    {"sum", "avg", "min", "max", "count", "group", "stddev", "stdvar", "quantile", "count_values",
-     "topk", "bottomk", "limitk", "limit_ratio"}
+    {
+        "sum",
+        "avg",
+        "min",
+        "max",
+        "count",
+        "group",
+        "stddev",
+        "stdvar",
+        "quantile",
+        "count_values",
+        "topk",
+        "bottomk",
+        "limitk",
+        "limit_ratio",
+    }
 )
 
 
@@ -215,7 +229,7 @@ def _convert(e: pp.Expr) -> Node:
     if isinstance(e, pp.UnaryExpr):
         return Negation(_convert(e.expr))
     if isinstance(e, pp.SubqueryExpr):
-        return Subquery(_convert(e.expr), e.range, e.step, _suffix(e.offset, e.at))
+        return Subquery(_convert(e.expr), e.range or timedelta(0), e.step, _suffix(e.offset, e.at))
     if isinstance(e, pp.Call):
         return Call(e.func.name, tuple(_convert(a) for a in e.args))
     if isinstance(e, pp.AggregateExpr):
@@ -244,7 +258,9 @@ def _convert(e: pp.Expr) -> Node:
             elif kind == "OneToMany":
                 card = "group_right"
             group = tuple(mod.group_labels or ())
-        return Binary(str(e.op), _convert(e.lhs), _convert(e.rhs), return_bool, matching, ignoring, card, group)
+        return Binary(
+            str(e.op), _convert(e.lhs), _convert(e.rhs), return_bool, matching, ignoring, card, group
+        )
     raise UnsupportedQuery(f"unsupported PromQL node {type(e).__name__}")
 
 
@@ -374,12 +390,15 @@ def group_by(node: Node, labels: Iterable[str]) -> Node:
             if node.without and node.grouping is not None:
                 return replace(node, grouping=tuple(lbl for lbl in node.grouping if lbl not in extra))
             current = node.grouping or ()
-            return replace(node, grouping=current + tuple(lbl for lbl in extra if lbl not in current),
-                           without=False)
+            return replace(
+                node, grouping=current + tuple(lbl for lbl in extra if lbl not in current), without=False
+            )
         if isinstance(node, Binary) and node.matching is not None:
             if node.ignoring:
                 return replace(node, matching=tuple(lbl for lbl in node.matching if lbl not in extra))
-            return replace(node, matching=node.matching + tuple(lbl for lbl in extra if lbl not in node.matching))
+            return replace(
+                node, matching=node.matching + tuple(lbl for lbl in extra if lbl not in node.matching)
+            )
         return node
 
     return transform(node, add)
@@ -436,8 +455,16 @@ def shape_of(signal: Node) -> Shape:
         return Shape("ratio", unwrap(node.lhs), unwrap(node.rhs), scale)
     if _additive(node):
         return Shape("additive", node, None, scale)
-    return Shape("other", node, None, scale, (f"signal shape '{type(node).__name__}' is not a sum or a ratio "
-                                              "of sums; breakdowns are compared value by value",))
+    return Shape(
+        "other",
+        node,
+        None,
+        scale,
+        (
+            f"signal shape '{type(node).__name__}' is not a sum or a ratio "
+            "of sums; breakdowns are compared value by value",
+        ),
+    )
 
 
 def outer_grouping(node: Node) -> tuple[str, ...]:

@@ -9,7 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
 from agent.models import AlertInfo, utcnow
-from server.context import AppContext, get_context
+from server.context import AppContext, Ctx
 from server.payloads import AlertmanagerWebhook, PostableAlert
 from server.security import require_auth
 
@@ -24,25 +24,43 @@ class Accepted(BaseModel):
     resolved: list[int]
 
 
-async def _accept(ctx: AppContext, source: str, body: bytes, group_key: str, alerts: list[AlertInfo]) -> Accepted:
+async def _accept(
+    ctx: AppContext, source: str, body: bytes, group_key: str, alerts: list[AlertInfo]
+) -> Accepted:
     for a in alerts:
         ctx.metrics.alerts_received.labels(source, a.status).inc()
     # Persisted (with its queue job) before we answer: an accepted alert is never lost.
-    result = await run_in_threadpool(ctx.store.ingest, source, body.decode("utf-8", "replace"), group_key, alerts)
+    result = await run_in_threadpool(
+        ctx.store.ingest, source, body.decode("utf-8", "replace"), group_key, alerts
+    )
     ctx.metrics.alerts_deduplicated.inc(len(result.deduplicated))
     if result.created:
         ctx.workers.notify()
-    log.info("notification accepted", extra={"source": source, "notification": result.notification_id,
-                                             "created": result.created, "deduplicated": result.deduplicated,
-                                             "resolved": result.resolved})
-    return Accepted(notification_id=result.notification_id, incidents_created=result.created,
-                    deduplicated=result.deduplicated, resolved=result.resolved)
+    log.info(
+        "notification accepted",
+        extra={
+            "source": source,
+            "notification": result.notification_id,
+            "created": result.created,
+            "deduplicated": result.deduplicated,
+            "resolved": result.resolved,
+        },
+    )
+    return Accepted(
+        notification_id=result.notification_id,
+        incidents_created=result.created,
+        deduplicated=result.deduplicated,
+        resolved=result.resolved,
+    )
 
 
-@router.post("/api/v1/webhook/alertmanager", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted,
-             summary="Alertmanager webhook (version 4)")
-async def alertmanager_webhook(payload: AlertmanagerWebhook, request: Request,
-                               ctx: AppContext = Depends(get_context)) -> Accepted:  # noqa: B008
+@router.post(
+    "/api/v1/webhook/alertmanager",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Accepted,
+    summary="Alertmanager webhook (version 4)",
+)
+async def alertmanager_webhook(payload: AlertmanagerWebhook, request: Request, ctx: Ctx) -> Accepted:
     """Point an Alertmanager `webhook_configs` receiver here (`send_resolved: true`).
 
     One incident per alert fingerprint and startsAt; repeats are deduplicated; resolved notifications
@@ -52,10 +70,13 @@ async def alertmanager_webhook(payload: AlertmanagerWebhook, request: Request,
     return await _accept(ctx, "alertmanager", await request.body(), payload.groupKey, alerts)
 
 
-@router.post("/api/v2/alerts", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted,
-             summary="Prometheus alert list (Alertmanager API v2 shape)")
-async def prometheus_alerts(payload: list[PostableAlert], request: Request,
-                            ctx: AppContext = Depends(get_context)) -> Accepted:  # noqa: B008
+@router.post(
+    "/api/v2/alerts",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Accepted,
+    summary="Prometheus alert list (Alertmanager API v2 shape)",
+)
+async def prometheus_alerts(payload: list[PostableAlert], request: Request, ctx: Ctx) -> Accepted:
     """Prometheus can send here directly (`alerting.alertmanagers` with `path_prefix` pointing at
     alertsleuth). An alert whose endsAt is in the past is resolved."""
     now = utcnow()

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from server.context import AppContext, get_context
+from server.context import Ctx
 
 router = APIRouter(tags=["health"])
 
@@ -19,7 +19,7 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-async def readyz(ctx: AppContext = Depends(get_context)) -> JSONResponse:  # noqa: B008
+async def readyz(ctx: Ctx) -> JSONResponse:
     """Ready to investigate: database reachable, Prometheus reachable; reports whether an LLM is set."""
     checks: dict[str, object] = {}
     try:
@@ -30,15 +30,19 @@ async def readyz(ctx: AppContext = Depends(get_context)) -> JSONResponse:  # noq
     prom_ok = await run_in_threadpool(ctx.prometheus.ready)
     checks["prometheus"] = "ok" if prom_ok else f"unreachable: {ctx.settings.prometheus_url}"
     s = ctx.settings
-    checks["llm"] = {"configured": s.llm_configured, "provider": s.llm_provider,
-                     "writer": "llm" if s.llm_configured else "offline"}
+    checks["llm"] = {
+        "configured": s.llm_configured,
+        "provider": s.llm_provider,
+        "writer": "llm" if s.llm_configured else "offline",
+    }
     ready = checks["database"] == "ok" and prom_ok
-    return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks},
-                        status_code=200 if ready else 503)
+    return JSONResponse(
+        {"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503
+    )
 
 
 @router.get("/metrics")
-async def metrics(ctx: AppContext = Depends(get_context)) -> Response:  # noqa: B008
+async def metrics(ctx: Ctx) -> Response:
     """alertsleuth's own metrics in the Prometheus text format."""
     body = await run_in_threadpool(generate_latest, ctx.metrics.registry)
     return Response(body, media_type=CONTENT_TYPE_LATEST)

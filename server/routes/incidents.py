@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
-from server.context import AppContext, get_context
+from server.context import Ctx
 from server.security import require_auth
 from server.store import Incident, Job
 
@@ -67,18 +67,18 @@ def _job(job: Job) -> JobOut:
 
 @router.get("/api/v1/incidents", response_model=IncidentPage)
 async def list_incidents(
-    ctx: AppContext = Depends(get_context),  # noqa: B008
-    status_: Literal["firing", "resolved"] | None = Query(None, alias="status"),  # noqa: B008
+    ctx: Ctx,
+    status_: Literal["firing", "resolved"] | None = Query(None, alias="status"),
     alertname: str | None = None,
-    limit: int = Query(50, ge=1, le=500),  # noqa: B008
-    offset: int = Query(0, ge=0),  # noqa: B008
+    limit: int = Query(50, ge=1, le=500),
+    offset: int = Query(0, ge=0),
 ) -> IncidentPage:
     rows, total = await run_in_threadpool(ctx.store.list_incidents, status_, alertname, limit, offset)
     return IncidentPage(total=total, items=[IncidentOut(**_out(r)) for r in rows])
 
 
 @router.get("/api/v1/incidents/{incident_id}", response_model=IncidentDetail)
-async def get_incident(incident_id: int, ctx: AppContext = Depends(get_context)) -> IncidentDetail:  # noqa: B008
+async def get_incident(incident_id: int, ctx: Ctx) -> IncidentDetail:
     found = await run_in_threadpool(ctx.store.get_incident, incident_id)
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no incident {incident_id}")
@@ -86,9 +86,12 @@ async def get_incident(incident_id: int, ctx: AppContext = Depends(get_context))
     return IncidentDetail(**_out(inc), jobs=[_job(j) for j in jobs], report_files=paths)
 
 
-@router.post("/api/v1/incidents/{incident_id}/investigate", status_code=status.HTTP_202_ACCEPTED,
-             response_model=IncidentDetail)
-async def reinvestigate(incident_id: int, ctx: AppContext = Depends(get_context)) -> IncidentDetail:  # noqa: B008
+@router.post(
+    "/api/v1/incidents/{incident_id}/investigate",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=IncidentDetail,
+)
+async def reinvestigate(incident_id: int, ctx: Ctx) -> IncidentDetail:
     """Queue a new investigation of an incident (after a failure, or to refresh the report)."""
     if not await run_in_threadpool(ctx.store.requeue, incident_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no incident {incident_id}")
@@ -96,11 +99,14 @@ async def reinvestigate(incident_id: int, ctx: AppContext = Depends(get_context)
     return await get_incident(incident_id, ctx)
 
 
-@router.get("/api/v1/reports/{report_id}", tags=["reports"],
-            responses={200: {"content": {"application/json": {}, "text/markdown": {}, "text/html": {}}}})
+@router.get(
+    "/api/v1/reports/{report_id}",
+    tags=["reports"],
+    responses={200: {"content": {"application/json": {}, "text/markdown": {}, "text/html": {}}}},
+)
 async def get_report(
     report_id: str,
-    ctx: AppContext = Depends(get_context),  # noqa: B008
+    ctx: Ctx,
     format: Literal["json", "md", "html"] = "json",
 ) -> Response:
     """The report as JSON (the stable contract), Markdown (`?format=md`) or HTML (`?format=html`)."""

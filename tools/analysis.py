@@ -190,6 +190,32 @@ class _Cube:
         self._cache[element] = acc
         return acc
 
+    def purity(self, element: Labels) -> float:
+        """How uniformly the element's leaves share the element's own change (volume-weighted, 0..1).
+
+        {user_type="normal"} where only two regions' normal users broke is impure (about the broken
+        regions' share of its volume); {ip_region="beijing"} whose users all broke is pure.
+        """
+        e = self.aggregate(element)
+        e_base, e_inc = _value(e.base_num, e.base_den, self.ratio), _value(e.inc_num, e.inc_den, self.ratio)
+        if e_base is None or e_inc is None or e_inc == e_base:
+            return 0.0
+        e_dev = (e_inc - e_base) / max(abs(e_base), EPS)
+        total_w = 0.0
+        acc = 0.0
+        for leaf in self.leaves:
+            lab = dict(leaf.labels)
+            if not all(lab.get(n) == v for n, v in element):
+                continue
+            w = leaf.inc_den if self.ratio else abs(leaf.base_num) + abs(leaf.inc_num)
+            lb, li = _value(leaf.base_num, leaf.base_den, self.ratio), _value(leaf.inc_num, leaf.inc_den, self.ratio)
+            if lb is None or li is None:
+                continue
+            dev = (li - lb) / max(abs(lb), EPS)
+            total_w += w
+            acc += w * min(1.0, max(0.0, dev / e_dev))
+        return acc / total_w if total_w > 0 else 0.0
+
     def values(self, name: str) -> list[str]:
         return sorted({v for leaf in self.leaves for n, v in leaf.labels if n == name})
 
@@ -281,7 +307,9 @@ def localize(
             result.ranked = sorted(cands, key=lambda c: (-c.explained_share, -c.surprise))[:20]
         if not cands:
             break
-        best = max(cands, key=lambda c: (c.explained_share, c.surprise))
+        # Explanation weighted by purity: an element that explains much only because it contains the
+        # real causes among many normal leaves loses to the causes themselves.
+        best = max(cands, key=lambda c: (c.explained_share * current_cube.purity(c.labels), c.surprise))
         if best.explained_share <= 0:
             break
         best = _specialise(

@@ -89,7 +89,10 @@ class Subquery(Node):
 
     def promql(self) -> str:
         step = pp.display_duration(self.step) if self.step else ""
-        return f"({self.expr.promql()})[{pp.display_duration(self.range)}:{step}]{self.suffix}"
+        inner = self.expr.promql()
+        if isinstance(self.expr, Binary | Negation):
+            inner = f"({inner})"
+        return f"{inner}[{pp.display_duration(self.range)}:{step}]{self.suffix}"
 
 
 @dataclass(frozen=True)

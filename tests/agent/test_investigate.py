@@ -1,0 +1,93 @@
+"""The investigation end to end against a real, backfilled Prometheus (no server)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
+
+from agent.investigate import InvestigationConfig, Investigator
+from agent.models import AlertInfo, Report
+from server.procs import free_port
+from tests.conftest import PromEnv
+from tools.prom import Prometheus
+
+
+def fire(prom: PromEnv, scenario: str, *, with_url: bool = True, name: str = "HighLoginFailureRate") -> AlertInfo:
+    sc = prom.scenarios[scenario]
+    url = f"http://prometheus:9090/graph?g0.expr={quote(sc.expr())}&g0.tab=1" if with_url else None
+    # Fired two minutes (the rule's `for`) after the anomaly began.
+    return AlertInfo(name=name, labels={"alertname": name, "severity": "critical"},
+                     starts_at=datetime.fromtimestamp(sc.anomaly_start + 120, UTC), generator_url=url,
+                     fingerprint="abc")
+
+
+def run(prom: PromEnv, alert: AlertInfo, **cfg: object) -> Report:
+    config = InvestigationConfig(default_for_seconds=120, **cfg)  # type: ignore[arg-type]
+    inv = Investigator(Prometheus(prom.url), config, clock=lambda: datetime.fromtimestamp(prom.now, UTC))
+    return inv.investigate(alert)
+
+
+def test_burst_in_one_region_and_user_type_is_localized(prom: PromEnv) -> None:
+    report = run(prom, fire(prom, "burst"))
+    assert report.localized and not report.degraded
+    top = report.root_causes[0]
+    assert top.labels == {"ip_region": "shanghai", "user_type": "admin"}
+    assert top.score > 0.8
+    ids = {e.id for e in report.evidence}
+    assert set(top.evidence_ids) <= ids
+    # Every query is recorded: signal, one breakdown per label, numerator, denominator, the cause itself.
+    kinds = [e.kind for e in report.evidence]
+    assert kinds.count("signal") == 1 and kinds.count("breakdown") == 2
+    assert report.timings["queries"] >= 6
+    by_label = {e.title: e for e in report.evidence if e.kind == "breakdown"}
+    region = by_label["Alert signal by ip_region"]
+    assert "by (ip_region)" in region.promql
+    assert region.stats[0].labels == {"ip_region": "shanghai"}
+    assert region.stats[0].incident > 10 * region.stats[0].baseline  # type: ignore[operator]
+    focused = next(e for e in report.evidence if e.id == top.evidence_ids[0])
+    assert 'ip_region="shanghai"' in focused.promql and 'user_type="admin"' in focused.promql
+    assert "shanghai" in report.summary and "admin" in report.summary
+    assert report.windows is not None
+    assert report.windows.incident.start == datetime.fromtimestamp(prom.scenarios["burst"].anomaly_start, UTC)
+
+
+def test_whole_region_fault_names_the_region_only(prom: PromEnv) -> None:
+    report = run(prom, fire(prom, "region"))
+    assert report.root_causes[0].labels == {"ip_region": "guangzhou"}
+
+
+def test_global_change_is_not_localized(prom: PromEnv) -> None:
+    report = run(prom, fire(prom, "global"))
+    assert report.localized is False
+    assert report.root_causes == []
+    assert "spread" in report.summary
+
+
+def test_expression_from_rules_api_when_generator_url_is_missing(prom: PromEnv) -> None:
+    report = run(prom, fire(prom, "burst", with_url=False, name="BurstFailureRatio"))
+    assert report.expression is not None and 'scenario="burst"' in report.expression  # as Prometheus prints it
+    assert report.root_causes[0].labels == {"ip_region": "shanghai", "user_type": "admin"}
+
+
+def test_no_expression_gives_a_degraded_report(prom: PromEnv) -> None:
+    report = run(prom, fire(prom, "burst", with_url=False, name="NoSuchRule"))
+    assert report.degraded and report.expression is None
+    assert "could not be found" in report.summary
+    assert report.evidence == []
+
+
+def test_prometheus_down_gives_a_degraded_report() -> None:
+    alert = AlertInfo(name="X", labels={"alertname": "X"}, starts_at=datetime.now(UTC) - timedelta(minutes=5),
+                      generator_url="http://p/graph?g0.expr=sum(x)%20%3E%201")
+    inv = Investigator(Prometheus(f"http://127.0.0.1:{free_port()}", timeout=2, retries=0), InvestigationConfig())
+    findings = inv.collect(alert)
+    assert findings.unavailable and findings.degraded
+    report = inv.write(findings)
+    assert report.degraded and "Prometheus could not be reached" in report.summary
+
+
+def test_chinese_report(prom: PromEnv) -> None:
+    report = run(prom, fire(prom, "burst"), language="zh")
+    assert report.language == "zh"
+    assert "变化集中在" in report.summary
+    assert "shanghai" in report.summary

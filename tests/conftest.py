@@ -1,0 +1,133 @@
+"""Fixtures that start the real things: Prometheus (backfilled by promtool), Alertmanager, the server."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+from server import procs
+from server.app import create_app
+from server.settings import Settings
+from tests.scenarios import Scenario, burst, everywhere, login_scenario, openmetrics
+
+STEP = 15
+
+
+def _require(kind: str) -> None:
+    try:
+        procs.find_binary(kind)
+    except procs.BinaryNotFound as exc:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{exc} (CI=true: missing binaries fail, never skip)")
+        pytest.skip(str(exc))
+
+
+@dataclass
+class PromEnv:
+    url: str
+    now: float  # the scenarios' "now": end of data, aligned to STEP
+    scenarios: dict[str, Scenario]
+    process: procs.Process
+
+
+RULES = """groups:
+  - name: test
+    rules:
+      - alert: BurstFailureRatio
+        expr: {expr}
+        for: 2m
+        labels:
+          severity: critical
+"""
+
+
+@pytest.fixture(scope="session")
+def prom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PromEnv]:
+    """One Prometheus for the session with deterministic login scenarios backfilled up to ~now."""
+    _require("prometheus")
+    _require("promtool")
+    work = tmp_path_factory.mktemp("prometheus")
+    now = time.time() // STEP * STEP
+    scenarios = {
+        "burst": login_scenario("burst", now, burst("shanghai", "admin")),
+        "global": login_scenario("global", now, everywhere(0.35)),
+        "region": login_scenario("region", now, lambda r, _u, _t: (0.0, 0.6) if r == "guangzhou" else (0.0, None)),
+        "steady": login_scenario("steady", now, lambda _r, _u, _t: (0.0, None)),
+    }
+    procs.backfill_openmetrics(openmetrics(*scenarios.values()), work / "data", work)
+    rules = RULES.format(expr=scenarios["burst"].expr().replace("'", "''"))
+    config = "global:\n  scrape_interval: 15s\n  evaluation_interval: 1s\nrule_files: [rules.yml]\n"
+    process = procs.start_prometheus(work, config, {"rules.yml": rules}, data_dir=work / "data")
+    yield PromEnv(process.url, now, scenarios, process)
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def alertmanager_bin() -> str:
+    _require("alertmanager")
+    return procs.find_binary("alertmanager")
+
+
+@dataclass
+class ServerEnv:
+    url: str
+    settings: Settings
+    app: Any
+
+
+class _Server(uvicorn.Server):
+    def install_signal_handlers(self) -> None:  # we run in a thread
+        pass
+
+
+def serve(settings: Settings, start_workers: bool = True) -> tuple[ServerEnv, Callable[[], None]]:
+    """Run the real app with uvicorn on a free loopback port; returns it and a stop function."""
+    port = procs.free_port()
+    app = create_app(settings, start_workers=start_workers)
+    server = _Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("server did not start")
+        time.sleep(0.02)
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(20)
+
+    return ServerEnv(f"http://127.0.0.1:{port}", settings, app), stop
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+    def make(**overrides: Any) -> Settings:
+        base: dict[str, Any] = {
+            "database_url": f"sqlite:///{tmp_path / 'alertsleuth.db'}",
+            "reports_dir": str(tmp_path / "reports"),
+            "prometheus_url": "http://127.0.0.1:9",  # closed unless a test gives one
+            "prometheus_timeout": 3.0,
+            "poll_interval": 0.05,
+            "retry_backoff_seconds": 0.2,
+            "workers": 2,
+        }
+        base.update(overrides)
+        return Settings(**base)
+
+    return make
+
+
+@pytest.fixture
+def server(make_settings: Callable[..., Settings], prom: PromEnv) -> Iterator[ServerEnv]:
+    env, stop = serve(make_settings(prometheus_url=prom.url))
+    yield env
+    stop()

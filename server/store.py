@@ -266,22 +266,24 @@ class Store:
                 job = s.scalars(select(Job).where(due).order_by(Job.not_before, Job.id).limit(1)).first()
                 if job is None:
                     return None
+                job_id, state, attempts = job.id, job.state, job.attempts
                 res = s.execute(
                     update(Job)
-                    .where(Job.id == job.id, Job.state == job.state, Job.attempts == job.attempts)
+                    .where(Job.id == job_id, Job.state == state, Job.attempts == attempts)
                     .values(
                         state="running",
-                        attempts=job.attempts + 1,
+                        attempts=attempts + 1,
                         worker=worker,
                         lease_until=now + timedelta(seconds=lease_seconds),
                     )
+                    .execution_options(synchronize_session=False)
                 )
                 if (res.rowcount or 0) != 1:  # type: ignore[attr-defined]
                     continue  # another worker took it
                 inc = s.get(Incident, job.incident_id)
                 assert inc is not None
                 inc.investigation = "running"
-                return ClaimedJob(job.id, inc.id, job.attempts + 1, inc.alert())
+                return ClaimedJob(job_id, inc.id, attempts + 1, inc.alert())
         return None
 
     def complete(self, job_id: int, report: Report, markdown: str, html: str, paths: dict[str, str]) -> None:

@@ -59,7 +59,9 @@ def prom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PromEnv]:
     scenarios = {
         "burst": login_scenario("burst", now, burst("shanghai", "admin")),
         "global": login_scenario("global", now, everywhere(0.35)),
-        "region": login_scenario("region", now, lambda r, _u, _t: (0.0, 0.6) if r == "guangzhou" else (0.0, None)),
+        "region": login_scenario(
+            "region", now, lambda r, _u, _t: (0.0, 0.6) if r == "guangzhou" else (0.0, None)
+        ),
         "steady": login_scenario("steady", now, lambda _r, _u, _t: (0.0, None)),
     }
     procs.backfill_openmetrics(openmetrics(*scenarios.values()), work / "data", work)

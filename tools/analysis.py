@@ -170,7 +170,7 @@ def _js(p: float, q: float) -> float:
 class _Cube:
     """Leaves indexed for fast element aggregates."""
 
-    def __init__(self, leaves: Sequence[Leaf], ratio: bool) -> None:
+    def __init__(self, leaves: Sequence[Leaf], ratio: bool, trend: tuple[float, float] | None = None) -> None:
         self.leaves = list(leaves)
         self.ratio = ratio
         self.total = Aggregate()
@@ -178,6 +178,7 @@ class _Cube:
             self.total = self.total + _agg(leaf)
         self.names = sorted({n for leaf in self.leaves for n, _ in leaf.labels})
         self._cache: dict[Labels, Aggregate] = {}
+        self.trend = trend if trend is not None else _trend(self.leaves, ratio)
 
     def aggregate(self, element: Labels) -> Aggregate:
         if element in self._cache:
@@ -191,47 +192,79 @@ class _Cube:
         return acc
 
     def purity(self, element: Labels) -> float:
-        """How uniformly the element's leaves share the element's own change (volume-weighted, 0..1).
+        """How uniformly the element's leaves share its departure from the trend (volume-weighted, 0..1).
 
         {user_type="normal"} where only two regions' normal users broke is impure (about the broken
         regions' share of its volume); {ip_region="beijing"} whose users all broke is pure.
         """
-        e = self.aggregate(element)
-        e_base, e_inc = _value(e.base_num, e.base_den, self.ratio), _value(e.inc_num, e.inc_den, self.ratio)
-        if e_base is None or e_inc is None or e_inc == e_base:
+        e_change = _change(self.aggregate(element), self.trend, self.ratio)
+        if e_change <= 1e-9:
             return 0.0
-        e_dev = (e_inc - e_base) / max(abs(e_base), EPS)
-        total_w = 0.0
-        acc = 0.0
+        total_w = acc = 0.0
         for leaf in self.leaves:
             lab = dict(leaf.labels)
             if not all(lab.get(n) == v for n, v in element):
                 continue
-            w = leaf.inc_den if self.ratio else abs(leaf.base_num) + abs(leaf.inc_num)
-            lb, li = _value(leaf.base_num, leaf.base_den, self.ratio), _value(leaf.inc_num, leaf.inc_den, self.ratio)
-            if lb is None or li is None:
-                continue
-            dev = (li - lb) / max(abs(lb), EPS)
+            w = (leaf.inc_den + leaf.base_den) if self.ratio else abs(leaf.base_num) + abs(leaf.inc_num)
             total_w += w
-            acc += w * min(1.0, max(0.0, dev / e_dev))
+            acc += w * min(1.0, _change(_agg(leaf), self.trend, self.ratio) / e_change)
         return acc / total_w if total_w > 0 else 0.0
 
     def values(self, name: str) -> list[str]:
         return sorted({v for leaf in self.leaves for n, v in leaf.labels if n == name})
 
 
-def _expected(e: Aggregate, rest: Aggregate, ratio: bool) -> Aggregate:
-    """What the element would have done in the incident window had it behaved like the rest."""
-    den_scale = rest.inc_den / rest.base_den if rest.base_den > EPS else 1.0
+def _weighted_median(pairs: list[tuple[float, float]]) -> float | None:
+    """Median of values weighted by non-negative weights; None without weight."""
+    pairs = sorted((v, w) for v, w in pairs if w > 0 and math.isfinite(v))
+    total = sum(w for _, w in pairs)
+    if total <= 0:
+        return None
+    acc = 0.0
+    for value, weight in pairs:
+        acc += weight
+        if acc >= total / 2:
+            return value
+    return pairs[-1][0]
+
+
+def _trend(leaves: Sequence[Leaf], ratio: bool) -> tuple[float, float]:
+    """What 'normal' did between the windows: (volume factor, measure factor), as volume-weighted medians
+    over the leaves, so a few broken leaves cannot move it. A change that covers most of the volume is
+    the trend itself, and nothing localizes."""
     if ratio:
-        exp_den = e.base_den * den_scale
-        base_ratio = e.base_num / e.base_den if e.base_den > EPS else 0.0
-        rest_b = rest.base_num / rest.base_den if rest.base_den > EPS else None
-        rest_i = rest.inc_num / rest.inc_den if rest.inc_den > EPS else None
-        drift = rest_i / rest_b if rest_b and rest_i is not None and rest_b > EPS else 1.0
-        return Aggregate(e.base_num, base_ratio * drift * exp_den, e.base_den, exp_den)
-    num_scale = rest.inc_num / rest.base_num if abs(rest.base_num) > EPS else 1.0
-    return Aggregate(e.base_num, e.base_num * num_scale, e.base_den, e.inc_den)
+        volume = _weighted_median(
+            [(lf.inc_den / lf.base_den, lf.base_den) for lf in leaves if lf.base_den > EPS]
+        )
+        drift = _weighted_median(
+            [
+                ((lf.inc_num / lf.inc_den) / (lf.base_num / lf.base_den), lf.base_den)
+                for lf in leaves
+                if lf.base_num > EPS and lf.inc_den > EPS and lf.base_den > EPS
+            ]
+        )
+        return (volume if volume is not None else 1.0, drift if drift is not None else 1.0)
+    scale = _weighted_median(
+        [(lf.inc_num / lf.base_num, abs(lf.base_num)) for lf in leaves if abs(lf.base_num) > EPS]
+    )
+    return (1.0, scale if scale is not None else 1.0)
+
+
+def _expected(e: Aggregate, trend: tuple[float, float], ratio: bool) -> Aggregate:
+    """What the element would have done in the incident window had it followed the common trend."""
+    volume, factor = trend
+    if ratio:
+        return Aggregate(e.base_num, e.base_num * volume * factor, e.base_den, e.base_den * volume)
+    return Aggregate(e.base_num, e.base_num * factor, e.base_den, e.inc_den)
+
+
+def _change(a: Aggregate, trend: tuple[float, float], ratio: bool) -> float:
+    """How far an aggregate is from its expected incident behaviour (numerator and denominator)."""
+    exp = _expected(a, trend, ratio)
+    out = abs(a.inc_num - exp.inc_num) / max(abs(exp.inc_num), abs(a.inc_num) * 1e-3, EPS)
+    if ratio:
+        out += abs(a.inc_den - exp.inc_den) / max(abs(exp.inc_den), abs(a.inc_den) * 1e-3, EPS)
+    return out
 
 
 def _evaluate(cube: _Cube, total: Aggregate, element: Labels, base_value: float | None) -> Candidate | None:
@@ -244,7 +277,7 @@ def _evaluate(cube: _Cube, total: Aggregate, element: Labels, base_value: float 
     delta = inc_value - base_value
     if abs(delta) <= EPS * max(1.0, abs(base_value)):
         return None
-    exp = _expected(e, rest, ratio)
+    exp = _expected(e, cube.trend, ratio)
     cf = rest + Aggregate(e.base_num, exp.inc_num, e.base_den, exp.inc_den)
     cf_value = _value(cf.inc_num, cf.inc_den, ratio)
     if cf_value is None:
@@ -384,10 +417,9 @@ def _specialise(
 
 
 def _neutralise(cube: _Cube, element: Labels, ratio: bool) -> tuple[_Cube, Aggregate]:
-    """Replace the element's leaves by their baseline behaviour, scaled like the rest of the traffic."""
+    """Replace the element's leaves by their expected behaviour (the common trend)."""
     e = cube.aggregate(element)
-    rest = cube.total - e
-    exp = _expected(e, rest, ratio)
+    exp = _expected(e, cube.trend, ratio)
     fn = exp.inc_num / e.inc_num if abs(e.inc_num) > EPS else 0.0
     fd = exp.inc_den / e.inc_den if abs(e.inc_den) > EPS else 0.0
     leaves = []
@@ -399,5 +431,5 @@ def _neutralise(cube: _Cube, element: Labels, ratio: bool) -> tuple[_Cube, Aggre
             else:
                 leaf = Leaf(leaf.labels, leaf.base_num, leaf.inc_num * fn, leaf.base_den, leaf.inc_den)
         leaves.append(leaf)
-    new = _Cube(leaves, ratio)
+    new = _Cube(leaves, ratio, cube.trend)
     return new, new.total

@@ -12,13 +12,19 @@ from tests.conftest import PromEnv
 from tools.prom import Prometheus
 
 
-def fire(prom: PromEnv, scenario: str, *, with_url: bool = True, name: str = "HighLoginFailureRate") -> AlertInfo:
+def fire(
+    prom: PromEnv, scenario: str, *, with_url: bool = True, name: str = "HighLoginFailureRate"
+) -> AlertInfo:
     sc = prom.scenarios[scenario]
     url = f"http://prometheus:9090/graph?g0.expr={quote(sc.expr())}&g0.tab=1" if with_url else None
     # Fired two minutes (the rule's `for`) after the anomaly began.
-    return AlertInfo(name=name, labels={"alertname": name, "severity": "critical"},
-                     starts_at=datetime.fromtimestamp(sc.anomaly_start + 120, UTC), generator_url=url,
-                     fingerprint="abc")
+    return AlertInfo(
+        name=name,
+        labels={"alertname": name, "severity": "critical"},
+        starts_at=datetime.fromtimestamp(sc.anomaly_start + 120, UTC),
+        generator_url=url,
+        fingerprint="abc",
+    )
 
 
 def run(prom: PromEnv, alert: AlertInfo, **cfg: object) -> Report:
@@ -65,7 +71,9 @@ def test_global_change_is_not_localized(prom: PromEnv) -> None:
 
 def test_expression_from_rules_api_when_generator_url_is_missing(prom: PromEnv) -> None:
     report = run(prom, fire(prom, "burst", with_url=False, name="BurstFailureRatio"))
-    assert report.expression is not None and 'scenario="burst"' in report.expression  # as Prometheus prints it
+    assert (
+        report.expression is not None and 'scenario="burst"' in report.expression
+    )  # as Prometheus prints it
     assert report.root_causes[0].labels == {"ip_region": "shanghai", "user_type": "admin"}
 
 
@@ -77,9 +85,15 @@ def test_no_expression_gives_a_degraded_report(prom: PromEnv) -> None:
 
 
 def test_prometheus_down_gives_a_degraded_report() -> None:
-    alert = AlertInfo(name="X", labels={"alertname": "X"}, starts_at=datetime.now(UTC) - timedelta(minutes=5),
-                      generator_url="http://p/graph?g0.expr=sum(x)%20%3E%201")
-    inv = Investigator(Prometheus(f"http://127.0.0.1:{free_port()}", timeout=2, retries=0), InvestigationConfig())
+    alert = AlertInfo(
+        name="X",
+        labels={"alertname": "X"},
+        starts_at=datetime.now(UTC) - timedelta(minutes=5),
+        generator_url="http://p/graph?g0.expr=sum(x)%20%3E%201",
+    )
+    inv = Investigator(
+        Prometheus(f"http://127.0.0.1:{free_port()}", timeout=2, retries=0), InvestigationConfig()
+    )
     findings = inv.collect(alert)
     assert findings.unavailable and findings.degraded
     report = inv.write(findings)

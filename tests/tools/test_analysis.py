@@ -22,8 +22,12 @@ def cube(fault: Fault, seed: int = 1) -> list[Leaf]:
     for region, rw in REGIONS.items():
         for user, (uw, ratio) in USERS.items():
             den = 100 * rw * uw
-            inc_den, inc_num = fault(region, user, den * rnd.uniform(0.97, 1.03), den * ratio * rnd.uniform(0.9, 1.1))
-            out.append(Leaf(label_key({"ip_region": region, "user_type": user}), den * ratio, inc_num, den, inc_den))
+            inc_den, inc_num = fault(
+                region, user, den * rnd.uniform(0.97, 1.03), den * ratio * rnd.uniform(0.9, 1.1)
+            )
+            out.append(
+                Leaf(label_key({"ip_region": region, "user_type": user}), den * ratio, inc_num, den, inc_den)
+            )
     return out
 
 
@@ -48,7 +52,9 @@ def test_whole_region_is_not_over_specialised() -> None:
 
 def test_large_stable_segment_does_not_beat_small_changed_one() -> None:
     # beijing/normal is the largest segment and only drifts by noise; hangzhou/admin is tiny but broken.
-    res = localize(cube(lambda r, u, d, n: (d, d * 0.9) if (r, u) == ("hangzhou", "admin") else (d, n)), ratio=True)
+    res = localize(
+        cube(lambda r, u, d, n: (d, d * 0.9) if (r, u) == ("hangzhou", "admin") else (d, n)), ratio=True
+    )
     assert causes(res)[0] == {"ip_region": "hangzhou", "user_type": "admin"}
 
 
@@ -72,8 +78,14 @@ def test_two_simultaneous_causes() -> None:
 
 
 def test_additive_drop_localizes() -> None:
-    leaves = [Leaf(leaf.labels, leaf.base_den, leaf.inc_den * (0.05 if dict(leaf.labels)["ip_region"] == "shenzhen"
-                                                                   else 1.0)) for leaf in cube(lambda r, u, d, n: (d, n))]
+    leaves = [
+        Leaf(
+            leaf.labels,
+            leaf.base_den,
+            leaf.inc_den * (0.05 if dict(leaf.labels)["ip_region"] == "shenzhen" else 1.0),
+        )
+        for leaf in cube(lambda r, u, d, n: (d, n))
+    ]
     res = localize(leaves, ratio=False)
     assert causes(res) == [{"ip_region": "shenzhen"}]
 
@@ -85,8 +97,10 @@ def test_no_change_and_no_data() -> None:
 
 
 def test_unicode_label_values() -> None:
-    leaves = [Leaf(label_key({"isp": isp}), 1.0, 9.0 if isp == "电信" else 1.0, 10.0, 10.0)
-              for isp in ("电信", "联通", "移动")]
+    leaves = [
+        Leaf(label_key({"isp": isp}), 1.0, 9.0 if isp == "电信" else 1.0, 10.0, 10.0)
+        for isp in ("电信", "联通", "移动")
+    ]
     assert causes(localize(leaves, ratio=True)) == [{"isp": "电信"}]
 
 

@@ -15,9 +15,16 @@ from tools.prom import Prometheus
 def test_range_query_returns_typed_series(prom: PromEnv) -> None:
     p = Prometheus(prom.url)
     end = datetime.fromtimestamp(prom.now, UTC)
-    series = p.range_query('sum by (ip_region) (user_login_total{scenario="steady"})', end - timedelta(minutes=5),
-                           end, 15)
-    assert {s.labels["ip_region"] for s in series} == {"beijing", "shanghai", "guangzhou", "shenzhen", "hangzhou"}
+    series = p.range_query(
+        'sum by (ip_region) (user_login_total{scenario="steady"})', end - timedelta(minutes=5), end, 15
+    )
+    assert {s.labels["ip_region"] for s in series} == {
+        "beijing",
+        "shanghai",
+        "guangzhou",
+        "shenzhen",
+        "hangzhou",
+    }
     assert all(len(s.values) == 21 for s in series)
     assert p.log.queries == 1
 

@@ -72,7 +72,9 @@ def test_metric_names_and_selectors() -> None:
 
 
 def test_outer_grouping() -> None:
-    assert promql.outer_grouping(promql.parse("sum by (instance) (x) / sum by (instance) (y)")) == ("instance",)
+    assert promql.outer_grouping(promql.parse("sum by (instance) (x) / sum by (instance) (y)")) == (
+        "instance",
+    )
     assert promql.outer_grouping(promql.parse("sum(x)")) == ()
 
 

@@ -11,11 +11,15 @@ import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
+import uvicorn
 
 BINARIES = {
     "prometheus": ("PROMETHEUS_BIN", ("prometheus",)),
@@ -173,3 +177,29 @@ def start_alertmanager(workdir: Path, config_yaml: str, port: int | None = None)
         p.stop()
         raise RuntimeError(f"Alertmanager did not start: {exc}\n{p.log_tail()}") from exc
     return p
+
+
+class _ThreadServer(uvicorn.Server):
+    def install_signal_handlers(self) -> None:  # runs in a thread: leave signals to the main program
+        pass
+
+
+def serve_in_thread(app: Any, port: int | None = None) -> tuple[str, Callable[[], None]]:
+    """Serve an ASGI app with uvicorn on a loopback port in a thread; returns its URL and a stop function."""
+    port = port or free_port()
+    server = _ThreadServer(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("server did not start")
+        time.sleep(0.02)
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(20)
+
+    return f"http://127.0.0.1:{port}", stop

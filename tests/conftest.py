@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -11,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from server import procs
 from server.app import create_app
@@ -85,29 +83,11 @@ class ServerEnv:
     app: Any
 
 
-class _Server(uvicorn.Server):
-    def install_signal_handlers(self) -> None:  # we run in a thread
-        pass
-
-
 def serve(settings: Settings, start_workers: bool = True) -> tuple[ServerEnv, Callable[[], None]]:
     """Run the real app with uvicorn on a free loopback port; returns it and a stop function."""
-    port = procs.free_port()
     app = create_app(settings, start_workers=start_workers)
-    server = _Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("server did not start")
-        time.sleep(0.02)
-
-    def stop() -> None:
-        server.should_exit = True
-        thread.join(20)
-
-    return ServerEnv(f"http://127.0.0.1:{port}", settings, app), stop
+    url, stop = procs.serve_in_thread(app)
+    return ServerEnv(url, settings, app), stop
 
 
 @pytest.fixture

@@ -1,0 +1,65 @@
+# alertsleuth: `make demo` runs the whole flow for real, `make test` runs the test suite.
+# Both install what they need: uv (from PyPI) when missing, and Debian's prometheus and
+# prometheus-alertmanager packages when those binaries are not on PATH (or named by PROMETHEUS_BIN,
+# PROMTOOL_BIN, ALERTMANAGER_BIN).
+
+SHELL := /bin/bash
+export PATH := $(HOME)/.local/bin:$(PATH)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null 2>&1 && [ "$$(id -u)" != 0 ] && echo sudo)
+PYTEST_ARGS ?=
+
+.PHONY: help deps uv binaries sync demo test lint typecheck check bench serve exporter clean
+
+help:
+	@echo "make demo   - run Prometheus, Alertmanager, the exporter and alertsleuth; inject a fault; print the report"
+	@echo "make test   - install what is missing and run the test suite"
+	@echo "make check  - lint (ruff) and type-check (mypy)"
+	@echo "make bench  - run the benchmarks in bench/"
+	@echo "make serve  - run the server with the settings from the environment / .env"
+
+deps: uv binaries sync
+
+uv:
+	@command -v uv >/dev/null 2>&1 || { \
+	  echo "installing uv from PyPI"; \
+	  python3 -m pip --version >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends python3-pip; }; \
+	  python3 -m pip install --quiet --user uv 2>/dev/null || \
+	  python3 -m pip install --quiet --user --break-system-packages uv; }
+
+binaries:
+	@have() { [ -n "$${!1:-}" ] && [ -x "$${!1}" ] && return 0; shift; for b in "$$@"; do command -v $$b >/dev/null 2>&1 && return 0; done; return 1; }; \
+	if have PROMETHEUS_BIN prometheus && have PROMTOOL_BIN promtool && have ALERTMANAGER_BIN prometheus-alertmanager alertmanager; then :; else \
+	  echo "installing Debian's prometheus and prometheus-alertmanager"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+	    --no-install-recommends prometheus prometheus-alertmanager >/dev/null; fi
+
+sync: uv
+	@uv sync --frozen --quiet
+
+demo: deps
+	uv run alertsleuth demo
+
+test: deps
+	uv run pytest $(PYTEST_ARGS)
+
+lint: sync
+	uv run ruff check .
+	uv run ruff format --check .
+
+typecheck: sync
+	uv run mypy
+
+check: lint typecheck
+
+bench: deps
+	uv run python bench/ingest.py
+
+serve: sync
+	uv run alertsleuth serve
+
+exporter: sync
+	uv run alertsleuth exporter
+
+clean:
+	rm -rf .pytest_cache .mypy_cache .ruff_cache alert_reports alertsleuth.db*

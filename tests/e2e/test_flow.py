@@ -1,0 +1,153 @@
+"""End to end with the real binaries: Alertmanager delivering to the server, and the whole demo."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+from server import procs
+from server.settings import Settings
+from tests.conftest import PromEnv, serve
+
+pytestmark = pytest.mark.e2e
+
+AM_CONFIG = """route:
+  receiver: alertsleuth
+  group_by: ["alertname"]
+  group_wait: 1s
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+  - name: alertsleuth
+    webhook_configs:
+      - url: {url}/api/v1/webhook/alertmanager
+        send_resolved: true
+        http_config:
+          authorization:
+            credentials: am-token
+"""
+
+
+def test_alertmanager_delivers_and_resolves(
+    alertmanager_bin: str, prom: PromEnv, tmp_path: Path, make_settings: Callable[..., Settings]
+) -> None:
+    env, stop = serve(make_settings(prometheus_url=prom.url, auth_token="am-token"))
+    am = procs.start_alertmanager(tmp_path / "am", AM_CONFIG.format(url=env.url))
+    try:
+        sc = prom.scenarios["burst"]
+        labels = {"alertname": "HighLoginFailureRate", "severity": "critical", "team": "identity"}
+        alert = {
+            "labels": labels,
+            "annotations": {"summary": "Login failure ratio above 20%"},
+            "startsAt": datetime.fromtimestamp(sc.anomaly_start + 120, UTC).isoformat(),
+            "generatorURL": f"http://prometheus:9090/graph?g0.expr={quote(sc.expr())}&g0.tab=1",
+        }
+        httpx.post(f"{am.url}/api/v2/alerts", json=[alert]).raise_for_status()
+        am_fp = httpx.get(f"{am.url}/api/v2/alerts").json()[0]["fingerprint"]
+
+        client = httpx.Client(base_url=env.url, headers={"Authorization": "Bearer am-token"}, timeout=10)
+        incident = _wait(lambda: _first(client), "an incident from Alertmanager")
+        assert incident["fingerprint"] == am_fp
+        done = _wait(lambda: _done(client, incident["id"]), "the report")
+        report = client.get(done["report_url"]).json()
+        assert report["root_causes"][0]["labels"] == {"ip_region": "shanghai", "user_type": "admin"}
+        assert report["alert"]["labels"]["team"] == "identity"
+
+        # Resolve it in Alertmanager: a resolved notification marks the incident resolved, no new work.
+        httpx.post(
+            f"{am.url}/api/v2/alerts", json=[alert | {"endsAt": datetime.now(UTC).isoformat()}]
+        ).raise_for_status()
+        resolved = _wait(lambda: _resolved(client, incident["id"]), "the resolved notification", timeout=30)
+        assert len(resolved["jobs"]) == 1
+        assert client.get("/api/v1/incidents").json()["total"] == 1
+    finally:
+        am.stop()
+        stop()
+
+
+def _first(client: httpx.Client) -> dict | None:  # type: ignore[type-arg]
+    items = client.get("/api/v1/incidents").json()["items"]
+    return items[0] if items else None
+
+
+def _done(client: httpx.Client, incident_id: int) -> dict | None:  # type: ignore[type-arg]
+    inc = client.get(f"/api/v1/incidents/{incident_id}").json()
+    return inc if inc["report_id"] else None
+
+
+def _resolved(client: httpx.Client, incident_id: int) -> dict | None:  # type: ignore[type-arg]
+    inc = client.get(f"/api/v1/incidents/{incident_id}").json()
+    return inc if inc["status"] == "resolved" else None
+
+
+def _wait(fn, what: str, timeout: float = 30):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = fn()
+        if got:
+            return got
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_cli_investigate_prints_the_json_contract(prom: PromEnv, tmp_path: Path) -> None:
+    sc = prom.scenarios["burst"]
+    payload = {
+        "version": "4",
+        "status": "firing",
+        "alerts": [
+            {"status": "resolved", "labels": {"alertname": "Other"}, "startsAt": "2026-01-01T00:00:00Z"},
+            {
+                "status": "firing",
+                "labels": {"alertname": "HighLoginFailureRate"},
+                "startsAt": datetime.fromtimestamp(sc.anomaly_start + 120, UTC).isoformat(),
+                "generatorURL": f"http://p/graph?g0.expr={quote(sc.expr())}",
+            },
+        ],
+    }
+    path = tmp_path / "payload.json"
+    path.write_text(json.dumps(payload))
+    cmd = [
+        sys.executable,
+        "-m",
+        "server.cli",
+        "investigate",
+        "--payload",
+        str(path),
+        "--prometheus-url",
+        prom.url,
+        "--llm",
+        "none",
+        "--format",
+    ]
+    out = subprocess.run([*cmd, "json"], capture_output=True, text=True, timeout=60, check=True)
+    report = json.loads(out.stdout)
+    assert report["alert"]["name"] == "HighLoginFailureRate"
+    assert set(report["alert"]) >= {"name", "labels", "annotations", "starts_at", "ends_at", "fingerprint"}
+    assert set(report["windows"]) == {"baseline", "incident"}
+    assert report["localized"] is True and report["llm"] is None
+    top = report["root_causes"][0]
+    assert top["labels"] == {"ip_region": "shanghai", "user_type": "admin"} and top["evidence_ids"]
+    assert {"id", "promql", "start", "end", "step", "summary"} <= set(report["evidence"][0])
+    md = subprocess.run([*cmd, "md"], capture_output=True, text=True, timeout=60, check=True).stdout
+    assert md.startswith("#") and "shanghai" in md
+    bad = subprocess.run([*cmd[:5], "/nonexistent.json", *cmd[6:], "json"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "cannot read payload" in bad.stderr
+
+
+def test_demo_runs_the_whole_flow(tmp_path: Path, alertmanager_bin: str) -> None:
+    """exporter -> Prometheus rules -> Alertmanager -> server -> archived report, as `make demo` runs it."""
+    from server.demo import run_demo
+
+    assert run_demo(timeout=90, reports_dir=str(tmp_path / "reports")) == 0
+    files = sorted(p.suffix for p in (tmp_path / "reports").glob("HighLoginFailureRate_*"))
+    assert files == [".html", ".json", ".md"]

@@ -32,15 +32,14 @@ class Settings(BaseSettings):
         "sqlite:///alertsleuth.db", description="SQLAlchemy URL (SQLite file by default)"
     )
     reports_dir: str = Field("alert_reports", description="archive directory for .md/.html/.json reports")
-    external_url: str = Field("", description="public base URL of alertsleuth, used in links")
 
     # HTTP server
-    host: str = "127.0.0.1"
-    port: int = 8080
+    host: str = Field("127.0.0.1", description="bind address of `alertsleuth serve`")
+    port: int = Field(8080, description="port of `alertsleuth serve`")
     max_body_bytes: int = Field(1_048_576, description="larger webhook bodies get 413")
     auth_token: SecretStr | None = Field(None, description="bearer token required on alert endpoints")
-    basic_auth_username: str | None = None
-    basic_auth_password: SecretStr | None = None
+    basic_auth_username: str | None = Field(None, description="basic auth user accepted on the API")
+    basic_auth_password: SecretStr | None = Field(None, description="basic auth password")
 
     # Workers and queue
     workers: int = Field(2, ge=1, le=64, description="investigations running at once")
@@ -50,7 +49,7 @@ class Settings(BaseSettings):
     poll_interval: float = Field(0.5, gt=0, description="seconds between queue polls when idle")
 
     # Investigation
-    language: Literal["en", "zh"] = "en"
+    language: Literal["en", "zh"] = Field("en", description="report language")
     baseline_seconds: float = Field(3600.0, gt=0, description="minimum baseline window length")
     min_incident_seconds: float = Field(60.0, ge=0, description="minimum incident window length")
     default_for_seconds: float = Field(0.0, ge=0, description="rule 'for' when the rules API does not say")
@@ -59,15 +58,13 @@ class Settings(BaseSettings):
     max_labels: int = Field(8, ge=1, description="labels analysed per investigation")
     max_label_values: int = Field(50, ge=2, description="labels with more values are left out")
 
-    # LLM (the LangChain agent; `none` uses the offline writer)
-    llm_provider: str = Field("none", description="none | deepseek | openai-compatible | ...")
-    llm_model: str = ""
-    llm_base_url: str = ""
-    llm_api_key: SecretStr | None = None
+    # Report writer. Only `none` (the offline writer) exists in this release; the LangChain agent
+    # adds providers.
+    llm_provider: Literal["none"] = Field("none", description="report writer: none = offline")
 
     # Logging
-    log_level: str = "INFO"
-    log_format: Literal["text", "json"] = "text"
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING, ERROR")
+    log_format: Literal["text", "json"] = Field("text", description="json for log shippers")
 
     @classmethod
     def settings_customise_sources(

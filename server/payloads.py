@@ -6,7 +6,6 @@ types are enforced; errors name the field.
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -124,7 +123,3 @@ class PostableAlert(BaseModel):
             fingerprint=fingerprint(self.labels),
             generator_url=self.generatorURL or None,
         )
-
-
-def payload_digest(raw: bytes) -> str:
-    return hashlib.sha256(raw).hexdigest()

@@ -111,6 +111,19 @@ class Process:
             return ""
 
 
+def _launch(name: str, argv: list[str], workdir: Path, port: int) -> Process:
+    """Start a server binary logging to workdir/<name>.log and wait for /-/ready."""
+    log = workdir / f"{name}.log"
+    proc = subprocess.Popen(argv, stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=workdir)
+    p = Process(name, f"http://127.0.0.1:{port}", port, workdir, proc, log)
+    try:
+        wait_http(f"{p.url}/-/ready", 60, proc)
+    except Exception as exc:
+        p.stop()
+        raise RuntimeError(f"{name} did not start: {exc}\n{p.log_tail()}") from exc
+    return p
+
+
 def start_prometheus(
     workdir: Path,
     config_yaml: str,
@@ -124,29 +137,16 @@ def start_prometheus(
     cfg = workdir / "prometheus.yml"
     cfg.write_text(config_yaml, encoding="utf-8")
     port = port or free_port()
-    data_dir = data_dir or workdir / "data"
-    log = workdir / "prometheus.log"
-    proc = subprocess.Popen(
-        [
-            find_binary("prometheus"),
-            f"--config.file={cfg}",
-            f"--storage.tsdb.path={data_dir}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--web.enable-lifecycle",
-            "--storage.tsdb.retention.time=30d",
-            "--log.level=warn",
-        ],
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        cwd=workdir,
-    )
-    p = Process("prometheus", f"http://127.0.0.1:{port}", port, workdir, proc, log)
-    try:
-        wait_http(f"{p.url}/-/ready", 60, proc)
-    except Exception as exc:
-        p.stop()
-        raise RuntimeError(f"Prometheus did not start: {exc}\n{p.log_tail()}") from exc
-    return p
+    argv = [
+        find_binary("prometheus"),
+        f"--config.file={cfg}",
+        f"--storage.tsdb.path={data_dir or workdir / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--web.enable-lifecycle",
+        "--storage.tsdb.retention.time=30d",
+        "--log.level=warn",
+    ]
+    return _launch("prometheus", argv, workdir, port)
 
 
 def start_alertmanager(workdir: Path, config_yaml: str, port: int | None = None) -> Process:
@@ -154,29 +154,17 @@ def start_alertmanager(workdir: Path, config_yaml: str, port: int | None = None)
     cfg = workdir / "alertmanager.yml"
     cfg.write_text(config_yaml, encoding="utf-8")
     port = port or free_port()
-    cluster_port = free_port()
-    log = workdir / "alertmanager.log"
-    proc = subprocess.Popen(
-        [
-            find_binary("alertmanager"),
-            f"--config.file={cfg}",
-            f"--storage.path={workdir / 'am-data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            f"--cluster.listen-address=127.0.0.1:{cluster_port}",
-            "--cluster.advertise-address=127.0.0.1:" + str(cluster_port),
-            "--log.level=warn",
-        ],
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        cwd=workdir,
-    )
-    p = Process("alertmanager", f"http://127.0.0.1:{port}", port, workdir, proc, log)
-    try:
-        wait_http(f"{p.url}/-/ready", 60, proc)
-    except Exception as exc:
-        p.stop()
-        raise RuntimeError(f"Alertmanager did not start: {exc}\n{p.log_tail()}") from exc
-    return p
+    cluster = f"127.0.0.1:{free_port()}"
+    argv = [
+        find_binary("alertmanager"),
+        f"--config.file={cfg}",
+        f"--storage.path={workdir / 'am-data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        f"--cluster.listen-address={cluster}",
+        f"--cluster.advertise-address={cluster}",
+        "--log.level=warn",
+    ]
+    return _launch("alertmanager", argv, workdir, port)
 
 
 class _ThreadServer(uvicorn.Server):

@@ -6,7 +6,6 @@ threads (FastAPI's threadpool or the worker pool), never on the event loop.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -384,7 +383,3 @@ class Store:
     def get_report(self, report_id: str) -> ReportRow | None:
         with self.session() as s:
             return s.get(ReportRow, report_id)
-
-    def report_json(self, report_id: str) -> dict[str, Any] | None:
-        row = self.get_report(report_id)
-        return json.loads(row.body) if row else None

@@ -6,7 +6,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -182,6 +182,16 @@ class Investigator:
             return
         f.condition = promql.split_condition(node)
         f.notes.extend(f.condition.notes)
+        # A rule that groups (`sum by (instance) (...) > x`) fires once per group: investigate this
+        # alert's group only, by pinning the grouping labels to the alert's values.
+        pinned = [
+            promql.Matcher(n, "=", alert.labels[n])
+            for n in promql.outer_grouping(f.condition.signal)
+            if n in alert.labels
+        ]
+        if pinned:
+            f.condition = replace(f.condition, signal=promql.with_matchers(f.condition.signal, pinned))
+            f.notes.append("restricted to the alert's group: " + ", ".join(m.promql() for m in pinned))
         f.shape = promql.shape_of(f.condition.signal)
         f.notes.extend(f.shape.notes)
         f.windows = plan_windows(

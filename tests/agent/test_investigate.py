@@ -105,3 +105,24 @@ def test_chinese_report(prom: PromEnv) -> None:
     assert report.language == "zh"
     assert "变化集中在" in report.summary
     assert "shanghai" in report.summary
+
+
+def test_grouped_rule_is_restricted_to_the_alerts_group(prom: PromEnv) -> None:
+    """`sum by (ip_region) (...) > x` fires per region: the investigation stays inside that region."""
+    sel = 'scenario="burst"'
+    expr = (
+        f'sum by (ip_region) (rate(user_login_total{{{sel},login_status="failed"}}[5m])) / '
+        f"sum by (ip_region) (rate(user_login_total{{{sel}}}[5m])) > 0.2"
+    )
+    alert = fire(prom, "burst").model_copy(
+        update={
+            "labels": {"alertname": "RegionFailures", "ip_region": "shanghai"},
+            "generator_url": f"http://p/graph?g0.expr={quote(expr)}",
+        }
+    )
+    report = run(prom, alert)
+    signal = report.evidence[0]
+    assert signal.promql.count('ip_region="shanghai"') == 2
+    assert [s.labels for s in signal.stats] == [{"ip_region": "shanghai"}]
+    assert report.root_causes[0].labels == {"user_type": "admin"}
+    assert any("restricted to the alert's group" in n for n in report.notes)

@@ -35,6 +35,7 @@ class InvestigationConfig:
     min_incident_seconds: float = 60.0
     default_for_seconds: float = 0.0
     max_points: int = 300
+    min_step_seconds: float = 1.0
     max_labels: int = 8
     max_label_values: int = 50
     query_concurrency: int = 4
@@ -202,7 +203,7 @@ class Investigator:
             min_incident=timedelta(seconds=self.config.min_incident_seconds),
         )
         total = (f.windows.incident.end - f.windows.baseline.start).total_seconds()
-        f.step = choose_step(total, self.config.max_points)
+        f.step = choose_step(total, self.config.max_points, self.config.min_step_seconds)
 
     def _add(
         self,

@@ -130,6 +130,7 @@ def start_prometheus(
     rule_files: dict[str, str] | None = None,
     data_dir: Path | None = None,
     port: int | None = None,
+    extra_args: tuple[str, ...] = (),
 ) -> Process:
     workdir.mkdir(parents=True, exist_ok=True)
     for name, content in (rule_files or {}).items():
@@ -145,6 +146,7 @@ def start_prometheus(
         "--web.enable-lifecycle",
         "--storage.tsdb.retention.time=30d",
         "--log.level=warn",
+        *extra_args,
     ]
     return _launch("prometheus", argv, workdir, port)
 

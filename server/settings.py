@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     min_incident_seconds: float = Field(60.0, ge=0, description="minimum incident window length")
     default_for_seconds: float = Field(0.0, ge=0, description="rule 'for' when the rules API does not say")
     max_points: int = Field(300, ge=10, le=11000, description="points per range query")
+    min_step_seconds: float = Field(1.0, gt=0, description="smallest query step (about the scrape interval)")
     query_concurrency: int = Field(4, ge=1, le=32, description="breakdown queries in flight at once")
     max_labels: int = Field(8, ge=1, description="labels analysed per investigation")
     max_label_values: int = Field(50, ge=2, description="labels with more values are left out")
@@ -91,6 +92,7 @@ class Settings(BaseSettings):
             min_incident_seconds=self.min_incident_seconds,
             default_for_seconds=self.default_for_seconds,
             max_points=self.max_points,
+            min_step_seconds=self.min_step_seconds,
             max_labels=self.max_labels,
             max_label_values=self.max_label_values,
             query_concurrency=self.query_concurrency,

@@ -157,6 +157,37 @@ def _rel_change(before: float | None, after: float | None) -> float:
     return abs(after - before) / max(abs(before), EPS)
 
 
+def _log_change(a: Aggregate, ratio: bool) -> float | None:
+    """log(incident / baseline) of an aggregate's measure; None when it has no data."""
+    before, after = _value(a.base_num, a.base_den, ratio), _value(a.inc_num, a.inc_den, ratio)
+    if before is None or after is None:
+        return None
+    floor = 1e-9 * max(abs(before), abs(after), 1e-12)
+    return math.log((abs(after) + floor) / (abs(before) + floor))
+
+
+def _looks_normal(part: Aggregate, anomalous: Candidate, cube: _Cube) -> bool:
+    """Is `part` (what an element leaves out) closer to "unchanged" than to the anomalous element?
+
+    Compared as log changes, so "changed 4x while the element changed 10x" counts as anomalous too,
+    and a change shared by everything (a global change) leaves no part normal. A part with no data
+    cannot show anything and is not called normal.
+    """
+    ratio = cube.ratio
+    if (
+        (part.inc_den <= EPS and part.base_den <= EPS)
+        if ratio
+        else (abs(part.base_num) + abs(part.inc_num) <= EPS)
+    ):
+        return False
+    change = _log_change(part, ratio)
+    if change is None or anomalous.baseline is None or anomalous.incident is None:
+        return False
+    floor = 1e-9 * max(abs(anomalous.baseline), abs(anomalous.incident), 1e-12)
+    element = math.log((abs(anomalous.incident) + floor) / (abs(anomalous.baseline) + floor))
+    return abs(change) < abs(change - element)
+
+
 def _js(p: float, q: float) -> float:
     """Jensen-Shannon divergence of one element's share p (baseline) vs q (incident), as Adtributor does."""
 
@@ -351,17 +382,7 @@ def localize(
         # A further cause must explain most of what is still unexplained.
         if round_no > 0 and best.explained_share < min_share:
             break
-        # Judge locality against the untouched data: does the rest of the traffic look normal?
-        rest = total - cube.aggregate(best.labels)
-        rest_dev = _rel_change(
-            _value(rest.base_num, rest.base_den, ratio), _value(rest.inc_num, rest.inc_den, ratio)
-        )
-        if best.deviation <= EPS or rest_dev > 0.5 * best.deviation:
-            if round_no == 0:
-                result.notes.append(
-                    f"the best single element changed by {best.deviation:.0%} while the rest changed by "
-                    f"{rest_dev:.0%}: the change is spread across segments"
-                )
+        if best.deviation <= EPS:
             break
         absolute = min(best.explained_share, 1.0) * remaining
         result.causes.append(replace(best, explained_share=absolute))
@@ -369,6 +390,27 @@ def localize(
         if remaining <= residual_stop:
             break
         current_cube, current_total = _neutralise(current_cube, best.labels, ratio)
+    # Locality: what no cause covers must look unchanged, else the change is spread everywhere.
+    if result.causes:
+        covered = [c.labels for c in result.causes]
+        rest = Aggregate()
+        for leaf in cube.leaves:
+            lab = dict(leaf.labels)
+            if not any(all(lab.get(n) == v for n, v in el) for el in covered):
+                rest = rest + _agg(leaf)
+        first = result.causes[0]
+        if not _looks_normal(rest, first, cube) and (
+            rest.inc_den > EPS if ratio else abs(rest.inc_num) > EPS
+        ):
+            rest_dev = _rel_change(
+                _value(rest.base_num, rest.base_den, ratio), _value(rest.inc_num, rest.inc_den, ratio)
+            )
+            result.notes.append(
+                f"the best element changed by {first.deviation:.0%} while the rest changed by "
+                f"{rest_dev:.0%}: "
+                "the change is spread across segments"
+            )
+            result.causes = []
     if result.causes:
         share = sum(c.explained_share for c in result.causes)
         result.localized = share >= min_share
@@ -406,11 +448,7 @@ def _specialise(
             return cand
         best = max(keep, key=lambda c: (c.explained_share, c.surprise))
         sibling = cube.aggregate(cand.labels) - cube.aggregate(best.labels)
-        sib_dev = _rel_change(
-            _value(sibling.base_num, sibling.base_den, cube.ratio),
-            _value(sibling.inc_num, sibling.inc_den, cube.ratio),
-        )
-        if sib_dev > 0.5 * best.deviation:
+        if not _looks_normal(sibling, best, cube):
             return cand
         cand = best
     return cand

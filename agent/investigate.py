@@ -377,6 +377,7 @@ class Investigator:
         leaves = leaves_from(num_q.series, den_q.series if den_q else None, cands.labels, base, inc)
         f.localization = localize(leaves, ratio=ratio)
         f.timings["localize_seconds"] = round(time.perf_counter() - t1, 4)
+        f.timings["elements_examined"] = float(f.localization.examined)
         f.notes.extend(f.localization.notes)
         if f.localization.localized:
             self._verify_causes(f)

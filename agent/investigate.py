@@ -12,8 +12,9 @@ from typing import Protocol
 
 from agent.models import AlertInfo, Evidence, Report, SegmentStat, Windows
 from agent.plan import expression_from_generator_url, find_rule, parse_for, plan_windows
+from agent.render import fmt_labels, fmt_num
 from tools import promql
-from tools.analysis import Localization, choose_step, localize
+from tools.analysis import Localization, WindowStat, choose_step, localize
 from tools.breakdown import (
     QueryResult,
     candidate_labels,
@@ -76,28 +77,12 @@ def _ts(dt: datetime) -> float:
     return dt.timestamp()
 
 
-def _stats(rows: Sequence[tuple[dict[str, str], object]]) -> tuple[list[SegmentStat], bool]:
-    out = []
-    for labels, st in rows[:MAX_STATS_PER_EVIDENCE]:
-        out.append(
-            SegmentStat(
-                labels=labels,
-                baseline=getattr(st, "baseline", None),
-                incident=getattr(st, "incident", None),
-                peak=getattr(st, "peak", None),
-            )
-        )
+def _stats(rows: Sequence[tuple[dict[str, str], WindowStat]]) -> tuple[list[SegmentStat], bool]:
+    out = [
+        SegmentStat(labels=labels, baseline=st.baseline, incident=st.incident, peak=st.peak)
+        for labels, st in rows[:MAX_STATS_PER_EVIDENCE]
+    ]
     return out, len(rows) > MAX_STATS_PER_EVIDENCE
-
-
-def _fmt(x: float | None) -> str:
-    if x is None:
-        return "n/a"
-    return f"{x:.4g}"
-
-
-def _label_text(labels: dict[str, str]) -> str:
-    return "{" + ", ".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
 
 
 class Investigator:
@@ -212,7 +197,7 @@ class Investigator:
         title: str,
         q: QueryResult,
         summary: str,
-        rows: Sequence[tuple[dict[str, str], object]] = (),
+        rows: Sequence[tuple[dict[str, str], WindowStat]] = (),
     ) -> str:
         ev_id = f"E{len(f.evidence) + 1}"
         stats, truncated = _stats(rows)
@@ -264,11 +249,11 @@ class Investigator:
             st = rows[0][1]
             thr = ""
             if f.condition.threshold is not None:
-                thr = f"; alert condition {f.condition.op} {_fmt(f.condition.threshold)}"
+                thr = f"; alert condition {f.condition.op} {fmt_num(f.condition.threshold)}"
             more = f" ({len(rows)} series, the most changed shown)" if len(rows) > 1 else ""
             summary = (
-                f"baseline mean {_fmt(st.baseline)}, incident mean {_fmt(st.incident)}, "
-                f"incident peak {_fmt(st.peak)}{thr}{more}"
+                f"baseline mean {fmt_num(st.baseline)}, incident mean {fmt_num(st.incident)}, "
+                f"incident peak {fmt_num(st.peak)}{thr}{more}"
             )
         f.signal_evidence = self._add(
             f, "signal", "Alert signal over the baseline and incident windows", q, summary, rows
@@ -323,7 +308,8 @@ class Investigator:
             if kind == "label":
                 rows = segment_stats(q.series, base, inc)
                 top = "; ".join(
-                    f"{r[0].get(arg, '')}: {_fmt(r[1].baseline)} -> {_fmt(r[1].incident)}" for r in rows[:5]
+                    f"{r[0].get(arg, '')}: {fmt_num(r[1].baseline)} -> {fmt_num(r[1].incident)}"
+                    for r in rows[:5]
                 )
                 f.label_evidence[arg] = self._add(
                     f,
@@ -396,13 +382,13 @@ class Investigator:
             results = list(pool.map(run, [c.labels for c in causes]))
         for cand, q in zip(causes, results, strict=True):
             rows = segment_stats(q.series, base, inc)
-            text = _label_text(dict(cand.labels))
+            text = fmt_labels(dict(cand.labels))
             summary = "no data"
             if rows:
                 st = rows[0][1]
                 summary = (
-                    f"{text}: baseline mean {_fmt(st.baseline)}, incident mean {_fmt(st.incident)}, "
-                    f"incident peak {_fmt(st.peak)}"
+                    f"{text}: baseline mean {fmt_num(st.baseline)}, incident mean {fmt_num(st.incident)}, "
+                    f"incident peak {fmt_num(st.peak)}"
                 )
             f.cause_evidence[cand.labels] = self._add(
                 f, "localization", f"Alert signal within {text}", q, summary, rows

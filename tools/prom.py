@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import math
+import re
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -84,8 +87,6 @@ class Prometheus:
     # ------------------------------------------------------------------ plumbing
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        import time
-
         t0 = time.perf_counter()
         try:
             return fn(*args, **kwargs)
@@ -188,9 +189,6 @@ class Prometheus:
 
 def _prom_error_text(text: str) -> str:
     """Pull Prometheus' own error message out of the client's exception text."""
-    import json
-    import re
-
     m = re.search(r"\(b'(.*)'\)$", text, re.S)
     if m:
         try:

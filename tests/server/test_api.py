@@ -302,13 +302,15 @@ def test_health_ready_metrics_and_docs(server: ServerEnv) -> None:
         assert ready["status"] == "ready"
         assert ready["checks"]["llm"]["configured"] is False
         text = c.get("/metrics").text
-        for name in (
-            "alertsleuth_alerts_received_total",
-            "alertsleuth_queue_depth",
-            "alertsleuth_investigation_seconds_bucket",
-            "alertsleuth_investigations_total",
+        for family in (
+            "alertsleuth_alerts_received_total counter",
+            "alertsleuth_investigations_total counter",
+            "alertsleuth_investigation_seconds histogram",
+            "alertsleuth_queue_depth gauge",
         ):
-            assert name in text or name.replace("_total", "") in text
+            assert f"# TYPE {family}" in text
+        assert "alertsleuth_queue_depth 0.0" in text
+        assert 'alertsleuth_queue_jobs{state="queued"} 0.0' in text
         spec = c.get("/openapi.json").json()
         for path in (
             "/api/v1/webhook/alertmanager",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -14,18 +13,14 @@ import pytest
 from server import procs
 from server.app import create_app
 from server.settings import Settings
+from tests.binaries import require_binary
 from tests.scenarios import Scenario, burst, everywhere, login_scenario, openmetrics
 
 STEP = 15
 
 
 def _require(kind: str) -> None:
-    try:
-        procs.find_binary(kind)
-    except procs.BinaryNotFound as exc:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{exc} (CI=true: missing binaries fail, never skip)")
-        pytest.skip(str(exc))
+    require_binary(kind)
 
 
 @dataclass

@@ -1,0 +1,19 @@
+"""Binary lookup for fixtures: a missing Prometheus/Alertmanager skips locally and fails under CI=true."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from server import procs
+
+
+def require_binary(kind: str) -> str:
+    """The path of `kind` (prometheus, promtool, alertmanager); skip without it, fail under CI=true."""
+    try:
+        return procs.find_binary(kind)
+    except procs.BinaryNotFound as exc:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{exc} (CI=true: missing binaries fail, never skip)")
+        pytest.skip(str(exc))

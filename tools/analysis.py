@@ -166,12 +166,13 @@ def _log_change(a: Aggregate, ratio: bool) -> float | None:
     return math.log((abs(after) + floor) / (abs(before) + floor))
 
 
-def _looks_normal(part: Aggregate, anomalous: Candidate, cube: _Cube) -> bool:
-    """Is `part` (what an element leaves out) closer to "unchanged" than to the anomalous element?
+def _looks_normal(part: Aggregate, anomalous: Candidate, cube: _Cube, reference: float = 1.0) -> bool:
+    """Is `part` (what an element leaves out) closer to the normal behaviour than to the anomalous element?
 
-    Compared as log changes, so "changed 4x while the element changed 10x" counts as anomalous too,
-    and a change shared by everything (a global change) leaves no part normal. A part with no data
-    cannot show anything and is not called normal.
+    Normal is a change of the measure by the factor `reference` (1.0: unchanged; or what the world
+    outside the parent element did). Compared as log changes, so "changed 4x while the element changed
+    10x" counts as anomalous too, and a change shared by everything (a global change) leaves no part
+    normal. A part with no data cannot show anything and is not called normal.
     """
     ratio = cube.ratio
     if (
@@ -185,7 +186,8 @@ def _looks_normal(part: Aggregate, anomalous: Candidate, cube: _Cube) -> bool:
         return False
     floor = 1e-9 * max(abs(anomalous.baseline), abs(anomalous.incident), 1e-12)
     element = math.log((abs(anomalous.incident) + floor) / (abs(anomalous.baseline) + floor))
-    return abs(change) < abs(change - element)
+    normal = math.log(reference) if reference > EPS else 0.0
+    return abs(change - normal) < abs(change - element)
 
 
 def _js(p: float, q: float) -> float:
@@ -209,7 +211,40 @@ class _Cube:
             self.total = self.total + _agg(leaf)
         self.names = sorted({n for leaf in self.leaves for n, _ in leaf.labels})
         self._cache: dict[Labels, Aggregate] = {}
+        self._trends: dict[Labels, tuple[float, float]] = {}
+        self._values: dict[str, list[str]] = {}
         self.trend = trend if trend is not None else _trend(self.leaves, ratio)
+
+    def trend_for(self, element: Labels) -> tuple[float, float]:
+        """What the element would have done had it behaved like the rest: (volume factor, measure
+        factor) as volume-weighted medians over the one-label elements disjoint from it (for
+        {bitrate="2000", p2p="1"}: the other bitrates and p2p="0"). Unlike one common trend this holds
+        when the cause is most of the volume; as medians, a second cause elsewhere does not move it; a
+        global change moves everything alike and explains nothing. Falls back to the common trend."""
+        if element in self._trends:
+            return self._trends[element]
+        volumes: list[tuple[float, float]] = []
+        factors: list[tuple[float, float]] = []
+        for name, value in element:
+            for other in self.values(name):
+                if other == value:
+                    continue
+                a = self.aggregate(((name, other),))
+                if self.ratio:
+                    if a.base_den > EPS and a.inc_den > EPS:
+                        volumes.append((a.inc_den / a.base_den, a.base_den))
+                        if a.base_num > EPS:
+                            factors.append(((a.inc_num / a.inc_den) / (a.base_num / a.base_den), a.base_den))
+                elif abs(a.base_num) > EPS:
+                    factors.append((a.inc_num / a.base_num, abs(a.base_num)))
+        volume = _weighted_median(volumes)
+        factor = _weighted_median(factors)
+        trend = (
+            volume if volume is not None else self.trend[0],
+            factor if factor is not None else self.trend[1],
+        )
+        self._trends[element] = trend
+        return trend
 
     def aggregate(self, element: Labels) -> Aggregate:
         if element in self._cache:
@@ -228,7 +263,8 @@ class _Cube:
         {user_type="normal"} where only two regions' normal users broke is impure (about the broken
         regions' share of its volume); {ip_region="beijing"} whose users all broke is pure.
         """
-        e_change = _change(self.aggregate(element), self.trend, self.ratio)
+        trend = self.trend_for(element)
+        e_change = _change(self.aggregate(element), trend, self.ratio)
         if e_change <= 1e-9:
             return 0.0
         total_w = acc = 0.0
@@ -238,11 +274,13 @@ class _Cube:
                 continue
             w = (leaf.inc_den + leaf.base_den) if self.ratio else abs(leaf.base_num) + abs(leaf.inc_num)
             total_w += w
-            acc += w * min(1.0, _change(_agg(leaf), self.trend, self.ratio) / e_change)
+            acc += w * min(1.0, _change(_agg(leaf), trend, self.ratio) / e_change)
         return acc / total_w if total_w > 0 else 0.0
 
     def values(self, name: str) -> list[str]:
-        return sorted({v for leaf in self.leaves for n, v in leaf.labels if n == name})
+        if name not in self._values:
+            self._values[name] = sorted({v for leaf in self.leaves for n, v in leaf.labels if n == name})
+        return self._values[name]
 
 
 def _weighted_median(pairs: list[tuple[float, float]]) -> float | None:
@@ -308,7 +346,7 @@ def _evaluate(cube: _Cube, total: Aggregate, element: Labels, base_value: float 
     delta = inc_value - base_value
     if abs(delta) <= EPS * max(1.0, abs(base_value)):
         return None
-    exp = _expected(e, cube.trend, ratio)
+    exp = _expected(e, cube.trend_for(element), ratio)
     cf = rest + Aggregate(e.base_num, exp.inc_num, e.base_den, exp.inc_den)
     cf_value = _value(cf.inc_num, cf.inc_den, ratio)
     if cf_value is None:
@@ -337,15 +375,14 @@ def localize(
     max_labels: int = 3,
     min_share: float = 0.5,
     specialize_tolerance: float = 0.15,
-    residual_stop: float = 0.25,
 ) -> Localization:
     """Find the label set(s) that explain the change of an additive or ratio measure.
 
     Layer 1 (one label) is scored exhaustively; an element is then specialised one label at a time
     while a child keeps (1 - specialize_tolerance) of its explanation and the child's siblings stayed
     normal, so {shanghai, admin} wins over {shanghai} only when shanghai's other users did not change.
-    Further causes are searched after the found ones are replaced by their counterfactual, until what
-    remains unexplained is below `residual_stop` of the change.
+    Further causes are searched, after the found ones are replaced by their counterfactual, while what
+    no cause covers still looks anomalous; a further cause must explain `min_share` of what remains.
     """
     cube = _Cube(leaves, ratio)
     total = cube.total
@@ -387,36 +424,46 @@ def localize(
         absolute = min(best.explained_share, 1.0) * remaining
         result.causes.append(replace(best, explained_share=absolute))
         remaining -= absolute
-        if remaining <= residual_stop:
+        if _rest_normal(cube, result.causes):
             break
         current_cube, current_total = _neutralise(current_cube, best.labels, ratio)
     # Locality: what no cause covers must look unchanged, else the change is spread everywhere.
-    if result.causes:
-        covered = [c.labels for c in result.causes]
-        rest = Aggregate()
-        for leaf in cube.leaves:
-            lab = dict(leaf.labels)
-            if not any(all(lab.get(n) == v for n, v in el) for el in covered):
-                rest = rest + _agg(leaf)
+    if result.causes and not _rest_normal(cube, result.causes):
         first = result.causes[0]
-        if not _looks_normal(rest, first, cube) and (
-            rest.inc_den > EPS if ratio else abs(rest.inc_num) > EPS
-        ):
-            rest_dev = _rel_change(
-                _value(rest.base_num, rest.base_den, ratio), _value(rest.inc_num, rest.inc_den, ratio)
-            )
-            result.notes.append(
-                f"the best element changed by {first.deviation:.0%} while the rest changed by "
-                f"{rest_dev:.0%}: "
-                "the change is spread across segments"
-            )
-            result.causes = []
+        rest = _uncovered(cube, result.causes)
+        rest_dev = _rel_change(
+            _value(rest.base_num, rest.base_den, ratio), _value(rest.inc_num, rest.inc_den, ratio)
+        )
+        result.notes.append(
+            f"the best element changed by {first.deviation:.0%} while the rest changed by {rest_dev:.0%}: "
+            "the change is spread across segments"
+        )
+        result.causes = []
     if result.causes:
         share = sum(c.explained_share for c in result.causes)
         result.localized = share >= min_share
         if not result.localized:
             result.notes.append(f"the best elements explain only {share:.0%} of the change")
     return result
+
+
+def _uncovered(cube: _Cube, causes: Sequence[Candidate]) -> Aggregate:
+    """The leaves no cause covers, summed."""
+    covered = [c.labels for c in causes]
+    rest = Aggregate()
+    for leaf in cube.leaves:
+        lab = dict(leaf.labels)
+        if not any(all(lab.get(n) == v for n, v in el) for el in covered):
+            rest = rest + _agg(leaf)
+    return rest
+
+
+def _rest_normal(cube: _Cube, causes: Sequence[Candidate]) -> bool:
+    """Does what no cause covers look unchanged next to the first cause (or have no data at all)?"""
+    rest = _uncovered(cube, causes)
+    if (rest.inc_den <= EPS) if cube.ratio else (abs(rest.inc_num) <= EPS):
+        return True
+    return _looks_normal(rest, causes[0], cube)
 
 
 def _specialise(
@@ -448,7 +495,7 @@ def _specialise(
             return cand
         best = max(keep, key=lambda c: (c.explained_share, c.surprise))
         sibling = cube.aggregate(cand.labels) - cube.aggregate(best.labels)
-        if not _looks_normal(sibling, best, cube):
+        if not _looks_normal(sibling, best, cube, cube.trend_for(cand.labels)[1]):
             return cand
         cand = best
     return cand
@@ -457,7 +504,7 @@ def _specialise(
 def _neutralise(cube: _Cube, element: Labels, ratio: bool) -> tuple[_Cube, Aggregate]:
     """Replace the element's leaves by their expected behaviour (the common trend)."""
     e = cube.aggregate(element)
-    exp = _expected(e, cube.trend, ratio)
+    exp = _expected(e, cube.trend_for(element), ratio)
     fn = exp.inc_num / e.inc_num if abs(e.inc_num) > EPS else 0.0
     fd = exp.inc_den / e.inc_den if abs(e.inc_den) > EPS else 0.0
     leaves = []

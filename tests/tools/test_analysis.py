@@ -77,6 +77,25 @@ def test_two_simultaneous_causes() -> None:
     assert {"ip_region": "guangzhou", "user_type": "normal"} in found
 
 
+def test_cause_holding_most_of_the_volume() -> None:
+    # normal users are 90% of the volume: a common trend taken over all leaves would be theirs, and the
+    # admins would look like the anomaly. Compared with what the admins did, normal users broke.
+    res = localize(cube(lambda r, u, d, n: (d, d * 0.4) if u == "normal" else (d, n)), ratio=True)
+    assert res.localized
+    assert causes(res) == [{"user_type": "normal"}]
+
+
+def test_second_cause_searched_while_the_rest_is_anomalous() -> None:
+    # beijing (30%) and guangzhou (20%) both break: the first cause explains most of the change,
+    # but what remains is not normal, so the search goes on instead of calling it spread.
+    def fault(r: str, u: str, d: float, n: float) -> tuple[float, float]:
+        return (d, d * {"beijing": 0.7, "guangzhou": 0.5}.get(r, n / d))
+
+    res = localize(cube(fault), ratio=True)
+    assert res.localized
+    assert causes(res) == [{"ip_region": "beijing"}, {"ip_region": "guangzhou"}]
+
+
 def test_additive_drop_localizes() -> None:
     leaves = [
         Leaf(

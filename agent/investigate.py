@@ -23,6 +23,7 @@ from tools.breakdown import (
     run_range,
     segment_stats,
 )
+from tools.context import ContextResult, collect_context
 from tools.errors import AlertsleuthError, PrometheusUnavailable, UnsupportedQuery
 from tools.prom import Prometheus
 
@@ -40,6 +41,8 @@ class InvestigationConfig:
     max_labels: int = 8
     max_label_values: int = 50
     query_concurrency: int = 4
+    context_lookback_seconds: float = 3600.0  # restarts and deploys are looked for this long before
+    related_context: bool = True
 
 
 @dataclass
@@ -62,6 +65,9 @@ class Findings:
         default_factory=dict
     )  # element -> evidence id
     labels: list[str] = field(default_factory=list)
+    jobs: list[str] = field(default_factory=list)  # `job` values of the alert's underlying series
+    context: ContextResult | None = None
+    related_evidence: dict[str, str] = field(default_factory=dict)  # context kind -> evidence id
     localization: Localization | None = None
     notes: list[str] = field(default_factory=list)
     degraded: bool = False
@@ -123,6 +129,8 @@ class Investigator:
                 self._signal(f)
                 if not f.unavailable:
                     self._breakdowns(f)
+                    if self.config.related_context:
+                        self._related(f)
         except PrometheusUnavailable as exc:
             f.unavailable = f.degraded = True
             f.notes.append(str(exc))
@@ -273,6 +281,7 @@ class Investigator:
         except AlertsleuthError as exc:
             f.notes.append(f"series lookup failed: {exc}")
             return
+        f.jobs = sorted({s["job"] for s in found if s.get("job")})
         cands = candidate_labels(
             found,
             fixed=sorted(fixed),
@@ -367,6 +376,30 @@ class Investigator:
         f.notes.extend(f.localization.notes)
         if f.localization.localized:
             self._verify_causes(f)
+
+    def _related(self, f: Findings) -> None:
+        """Other alerts firing, targets down, restarts and deploys around the alert, as evidence."""
+        assert f.windows is not None
+        w = f.windows
+        start = w.baseline.start
+        span = (w.incident.end - start).total_seconds() + self.config.context_lookback_seconds
+        ctx = collect_context(
+            self.prom,
+            jobs=f.jobs,
+            alert_labels={**f.alert.labels, "alertname": f.alert.name},
+            start=start,
+            end=w.incident.end,
+            step=choose_step(span, self.config.max_points, self.config.min_step_seconds),
+            lookback_seconds=self.config.context_lookback_seconds,
+        )
+        f.context = ctx
+        for section in ctx.sections:
+            if section.query is None:
+                continue
+            f.related_evidence[section.kind] = self._add(
+                f, "related", section.title, section.query, "\n".join(section.lines)
+            )
+            f.evidence[-1].truncated = section.truncated
 
     def _verify_causes(self, f: Findings) -> None:
         """Query the alert signal restricted to each cause: the figures its statement cites."""

@@ -106,6 +106,10 @@ class Report(BaseModel):
     root_causes: list[RootCause] = Field(default_factory=list, description="best first")
     evidence: list[Evidence] = Field(default_factory=list)
     impact: str = ""
+    related: list[str] = Field(
+        default_factory=list,
+        description="other alerts firing, targets down, restarts, deploys found, citing [evidence id]",
+    )
     remediation: list[str] = Field(default_factory=list)
     prevention: list[str] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list, description="limits and degradations met on the way")

@@ -152,6 +152,7 @@ class OfflineWriter:
                 signal=f"`{signal}`", inc=fmt_value(inc), base=fmt_value(base)
             )
         report.summary = summary
+        report.related = self._related(f)
         report.remediation = self._remediation(f, report, t)
         report.prevention = self._prevention(f, report, t)
         return report
@@ -186,6 +187,18 @@ class OfflineWriter:
             explained_share=round(cand.explained_share, 4),
             surprise=round(cand.surprise, 4),
         )
+
+    def _related(self, f: Findings) -> list[str]:
+        """One line per related finding (other alerts, targets down, restarts, deploys), citing its query."""
+        out: list[str] = []
+        if f.context is None:
+            return out
+        for section in f.context.sections:
+            ev = f.related_evidence.get(section.kind)
+            if ev is None or not section.findings:
+                continue
+            out.extend(f"{line} [{ev}]" for line in section.lines)
+        return out
 
     def _healthy(self, f: Findings, labels: dict[str, str]) -> str:
         """A segment of the same label(s) that stayed normal, to compare against."""

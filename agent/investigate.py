@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -12,7 +13,7 @@ from typing import Protocol
 
 from agent.models import AlertInfo, Evidence, Report, SegmentStat, Windows
 from agent.plan import expression_from_generator_url, find_rule, parse_for, plan_windows
-from agent.render import fmt_labels, fmt_num
+from agent.render import fmt_labels, fmt_num, fmt_pct
 from tools import promql
 from tools.analysis import Localization, WindowStat, choose_step, localize
 from tools.breakdown import (
@@ -296,10 +297,17 @@ class Investigator:
 
         queries: list[tuple[str, str]] = [("label", lbl) for lbl in cands.labels]
         shape = f.shape
+        measure = "Numerator"
         if shape.kind in ("ratio", "additive"):
             queries.append(("num", promql.group_by(shape.num, cands.labels).promql()))
             if shape.den is not None:
                 queries.append(("den", promql.group_by(shape.den, cands.labels).promql()))
+        elif shape.kind == "quantile" and isinstance(shape.num, promql.Aggregate):
+            le = self._quantile_bucket(f, found)
+            if le is not None:
+                slow, total = promql.slower_than(shape.num, le, cands.labels)
+                queries += [("num", slow.promql()), ("den", total.promql())]
+                measure = f"Observations above le={le}"
 
         def run(item: tuple[str, str]) -> QueryResult:
             kind, arg = item
@@ -341,7 +349,7 @@ class Investigator:
             )
             return
         ratio = den_q is not None
-        title = "Numerator" if ratio else "Signal"
+        title = measure if ratio else "Signal"
         rows = segment_stats(num_q.series, base, inc)
         f.leaf_evidence.append(
             self._add(
@@ -376,6 +384,43 @@ class Investigator:
         f.notes.extend(f.localization.notes)
         if f.localization.localized:
             self._verify_causes(f)
+
+    def _quantile_bucket(self, f: Findings, found: Sequence[dict[str, str]]) -> str | None:
+        """The bucket boundary a quantile alert is judged at: the smallest `le` at or above the alert's
+        threshold (or, without one, above the quantile's baseline value). The quantile rises past it
+        exactly when the share of observations above it rises past 1 - q, so that share is localized
+        as a ratio, numerator and denominator together."""
+        assert f.condition is not None and f.shape is not None
+        bounds: dict[float, str] = {}
+        for labels in found:
+            text = labels.get("le")
+            if text is None:
+                continue
+            try:
+                value = float(text)
+            except ValueError:
+                continue
+            if math.isfinite(value):
+                bounds.setdefault(value, text)
+        if not bounds:
+            f.notes.append(
+                "the histogram has no finite `le` buckets: the quantile is compared label by label"
+            )
+            return None
+        level = f.condition.threshold if f.condition.op in (">", ">=") else None
+        if level is None:
+            signal = next((e for e in f.evidence if e.id == f.signal_evidence), None)
+            level = signal.stats[0].baseline if signal and signal.stats else None
+        if level is None:
+            return None
+        above = [b for b in sorted(bounds) if b >= level * (1 - 1e-9)]
+        le = bounds[above[0] if above else max(bounds)]
+        f.notes.append(
+            f"the p{(f.shape.quantile or 0) * 100:g} latency is localized through the share of observations "
+            f"above the bucket le={le} (the alert's level {fmt_num(level)}): the quantile lies above that "
+            f"bucket exactly when more than {fmt_pct(1 - (f.shape.quantile or 0))} of the observations do"
+        )
+        return le
 
     def _related(self, f: Findings) -> None:
         """Other alerts firing, targets down, restarts and deploys around the alert, as evidence."""

@@ -7,7 +7,7 @@ PromQL. No regular expressions touch the query text.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
@@ -425,7 +425,8 @@ def with_matchers(node: Node, matchers: Iterable[Matcher]) -> Node:
 class Shape:
     """How an alert signal decomposes for localization.
 
-    kind: "ratio" (num / den, both additive), "additive" (a sum over series), or "other".
+    kind: "ratio" (num / den, both additive), "additive" (a sum over series), "quantile"
+    (`histogram_quantile(q, sum by (le) (...))`: `num` is the bucket sum, `quantile` is q), or "other".
     """
 
     kind: str
@@ -433,6 +434,7 @@ class Shape:
     den: Node | None = None
     scale: float = 1.0
     notes: tuple[str, ...] = field(default_factory=tuple)
+    quantile: float | None = None
 
 
 def _additive(node: Node) -> bool:
@@ -444,8 +446,29 @@ def _additive(node: Node) -> bool:
     return False
 
 
+def _keeps(agg: Aggregate, label: str) -> bool:
+    """Does the aggregation keep `label` in its result?"""
+    if agg.without:
+        return label not in (agg.grouping or ())
+    return label in (agg.grouping or ())
+
+
+def bucket_rates(buckets: Aggregate, le: str, labels: Sequence[str]) -> Aggregate:
+    """The histogram's cumulative count at bucket `le`, summed by `labels` only (`le` dropped), from
+    the bucket sum of a quantile shape: `sum by (le) (rate(x_bucket[5m]))`, le="0.5", [route] ->
+    `sum by (route) (rate(x_bucket{le="0.5"}[5m]))`."""
+    inner = with_matchers(buckets.expr, [Matcher("le", "=", le)])
+    return Aggregate("sum", inner, None, tuple(dict.fromkeys(labels)))
+
+
+def slower_than(buckets: Aggregate, le: str, labels: Sequence[str]) -> tuple[Node, Node]:
+    """(observations above bucket `le`, all observations), by `labels`: the quantile as a ratio."""
+    total = bucket_rates(buckets, "+Inf", labels)
+    return Binary("-", total, bucket_rates(buckets, le, labels)), total
+
+
 def shape_of(signal: Node) -> Shape:
-    """Recognise ratios of sums (failure ratios, error rates) and plain sums."""
+    """Recognise ratios of sums (failure ratios, error rates), plain sums and histogram quantiles."""
     node = unwrap(signal)
     scale = 1.0
     # `ratio * 100` or `100 * ratio`
@@ -454,6 +477,16 @@ def shape_of(signal: Node) -> Shape:
             node, scale = unwrap(node.lhs), value
         elif _is_scalar(node.lhs) and (value := _scalar_value(node.lhs)) is not None:
             node, scale = unwrap(node.rhs), value
+    if (
+        isinstance(node, Call)
+        and node.func == "histogram_quantile"
+        and len(node.args) == 2
+        and (q := _scalar_value(node.args[0])) is not None
+        and isinstance(buckets := unwrap(node.args[1]), Aggregate)
+        and buckets.op == "sum"
+        and _keeps(buckets, "le")
+    ):
+        return Shape("quantile", buckets, None, scale, quantile=q)
     if isinstance(node, Binary) and node.op == "/" and _additive(node.lhs) and _additive(node.rhs):
         return Shape("ratio", unwrap(node.lhs), unwrap(node.rhs), scale)
     if _additive(node):

@@ -81,3 +81,30 @@ def test_outer_grouping() -> None:
 def test_unparseable_query_is_reported() -> None:
     with pytest.raises(UnsupportedQuery, match="cannot parse"):
         promql.parse("sum(rate(x[5m]) >")
+
+
+def test_histogram_quantile_is_a_quantile_shape_and_becomes_a_ratio_of_bucket_rates() -> None:
+    signal = promql.parse(
+        'histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{job="api"}[5m])))'
+    )
+    shape = promql.shape_of(signal)
+    assert (shape.kind, shape.quantile) == ("quantile", 0.99)
+    assert isinstance(shape.num, promql.Aggregate)
+    slow, total = promql.slower_than(shape.num, "0.5", ["route", "pod"])
+    assert total.promql() == (
+        'sum by (route, pod) (rate(http_request_duration_seconds_bucket{job="api",le="+Inf"}[5m]))'
+    )
+    assert slow.promql() == (
+        total.promql() + " - "
+        'sum by (route, pod) (rate(http_request_duration_seconds_bucket{job="api",le="0.5"}[5m]))'
+    )
+    # the rewritten queries parse back: no string surgery
+    assert promql.parse(slow.promql()).promql() == slow.promql()
+
+
+def test_quantile_over_series_without_le_is_not_a_quantile_shape() -> None:
+    for text in (
+        "histogram_quantile(0.9, rate(x_bucket[5m]))",  # per-series quantiles, no sum
+        "histogram_quantile(0.9, sum by (route) (rate(x_bucket[5m])))",  # le summed away
+    ):
+        assert promql.shape_of(promql.parse(text)).kind == "other"

@@ -14,81 +14,20 @@ so that a combination absent in a minute counts as absent, as in the CSV.
 from __future__ import annotations
 
 import argparse
-import ast
-import csv
 import statistics
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import quote
-
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agent.investigate import InvestigationConfig, Investigator  # noqa: E402
-from agent.models import AlertInfo  # noqa: E402
+from agent.investigate import Investigator  # noqa: E402
 from server import procs  # noqa: E402
+from tests.rs import PROMETHEUS_ARGS, PROMETHEUS_CONFIG, alert_for, load, openmetrics  # noqa: E402
 from tools.prom import Prometheus  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" / "riskloc-rs"
-META_COLUMNS = {"min", "value", "cnt"}
-
-
-@dataclass
-class Case:
-    name: str
-    anomaly: int  # the anomalous minute, original unix seconds
-    first: int  # first minute in the file
-    causes: list[dict[str, str]]
-    rows: list[dict[str, str]]
-    attributes: list[str]
-
-
-def _causes(raw: object) -> list[dict[str, str]]:
-    if isinstance(raw, str):
-        raw = ast.literal_eval(raw)
-    items = raw if isinstance(raw, list) else [raw]
-    return [{str(k): str(v) for k, v in dict(item).items()} for item in items]
-
-
-def load(data: Path, limit: int | None) -> list[Case]:
-    meta = yaml.safe_load((data / "anomaly.yaml").read_text(encoding="utf-8"))
-    cases = []
-    for entry in meta[:limit] if limit else meta:
-        path = data / f"{entry['data']}.csv"
-        with path.open(encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
-        attributes = [c for c in rows[0] if c not in META_COLUMNS]
-        first = min(int(r["min"]) for r in rows)
-        cases.append(
-            Case(entry["data"], int(entry["timestamp"]), first, _causes(entry["cause"]), rows, attributes)
-        )
-    return cases
-
-
-def _esc(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def openmetrics(cases: list[Case], target: int) -> str:
-    """Both gauges for all cases, each case shifted so its anomalous minute lands on `target`."""
-    out: dict[str, list[str]] = {"rs_failed": [], "rs_total": []}
-    for index, case in enumerate(cases):
-        shift = target - case.anomaly
-        for r in sorted(case.rows, key=lambda r: int(r["min"])):
-            labels = ",".join([f'case="c{index}"'] + [f'{a}="{_esc(r[a])}"' for a in case.attributes])
-            ts = int(r["min"]) + shift
-            out["rs_failed"].append(f"rs_failed{{{labels}}} {float(r['value'])} {ts}")
-            out["rs_total"].append(f"rs_total{{{labels}}} {float(r['cnt'])} {ts}")
-    text = []
-    for name, lines in out.items():
-        text.append(f"# TYPE {name} gauge")
-        text.extend(lines)
-    return "\n".join(text) + "\n# EOF\n"
 
 
 def score(predicted: list[list[dict[str, str]]], truth: list[list[dict[str, str]]]) -> dict[str, float]:
@@ -128,10 +67,7 @@ def main() -> int:
     t0 = time.perf_counter()
     procs.backfill_openmetrics(openmetrics(cases, target), work / "data", work)
     prom_proc = procs.start_prometheus(
-        work,
-        "global:\n  scrape_interval: 1m\n",
-        data_dir=work / "data",
-        extra_args=("--query.lookback-delta=59s",),
+        work, PROMETHEUS_CONFIG, data_dir=work / "data", extra_args=PROMETHEUS_ARGS
     )
     print(f"replayed {len(cases)} cases into Prometheus in {time.perf_counter() - t0:.1f}s", flush=True)
     predicted: list[list[dict[str, str]]] = []
@@ -140,21 +76,8 @@ def main() -> int:
     try:
         prom = Prometheus(prom_proc.url)
         for index, case in enumerate(cases):
-            sel = f'case="c{index}"'
-            expr = f"sum(rs_failed{{{sel}}}) / sum(rs_total{{{sel}}}) > 0"
-            config = InvestigationConfig(
-                baseline_seconds=max(60.0, float(case.anomaly - case.first)),
-                min_incident_seconds=0.0,
-                min_step_seconds=60.0,
-            )
-            clock = datetime.fromtimestamp(target + 1, UTC)
+            alert, config, clock = alert_for(index, case, target)
             investigator = Investigator(prom, config, clock=lambda c=clock: c)  # type: ignore[misc]
-            alert = AlertInfo(
-                name="FailureRatio",
-                labels={"alertname": "FailureRatio"},
-                starts_at=datetime.fromtimestamp(target, UTC),
-                generator_url=f"http://prometheus/graph?g0.expr={quote(expr)}",
-            )
             t = time.perf_counter()
             report = investigator.investigate(alert)
             seconds.append(time.perf_counter() - t)

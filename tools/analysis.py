@@ -447,6 +447,11 @@ def localize(
     return result
 
 
+def _empty(a: Aggregate) -> bool:
+    scale = EPS * max(1.0, abs(a.base_num) + abs(a.inc_num) + abs(a.base_den) + abs(a.inc_den))
+    return all(abs(x) <= scale for x in (a.base_num, a.inc_num, a.base_den, a.inc_den))
+
+
 def _uncovered(cube: _Cube, causes: Sequence[Candidate]) -> Aggregate:
     """The leaves no cause covers, summed."""
     covered = [c.labels for c in causes]
@@ -478,14 +483,18 @@ def _specialise(
 ) -> Candidate:
     while len(cand.labels) < max_labels:
         used = {n for n, _ in cand.labels}
+        parent = cube.aggregate(cand.labels)
         children: list[Candidate] = []
         for name in names:
             if name in used:
                 continue
             for value in cube.values(name):
                 element = tuple(sorted((*cand.labels, (name, value))))
-                if cube.aggregate(element).inc_den <= 0 and cube.aggregate(element).base_den <= 0:
+                agg = cube.aggregate(element)
+                if agg.inc_den <= 0 and agg.base_den <= 0:
                     continue
+                if _empty(parent - agg):
+                    continue  # a label implied by the others (a route's service): same leaves, no news
                 child = _evaluate(cube, total, element, base)
                 result.examined += 1
                 if child is not None:

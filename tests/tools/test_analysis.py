@@ -134,3 +134,18 @@ def test_compare_windows() -> None:
     vals = [1.0, 1.0, float("nan"), 5.0, 3.0]
     st = compare_windows(ts, vals, (0, 15), (25, 40))
     assert st.baseline == 1.0 and st.incident == 4.0 and st.peak == 5.0
+
+
+def test_a_label_implied_by_another_does_not_stop_the_specialisation() -> None:
+    # every route belongs to one service: {route, service} covers the same leaves as {route}, and must
+    # not stand in the way of {route="/pay", version="v2"}
+    rnd = random.Random(3)
+    leaves = []
+    for route, service in (("/pay", "checkout"), ("/cart", "checkout"), ("/search", "catalog")):
+        for version in ("v1", "v2"):
+            den = 100 * rnd.uniform(0.8, 1.2)
+            broken = (route, version) == ("/pay", "v2")
+            labels = label_key({"route": route, "service": service, "version": version})
+            leaves.append(Leaf(labels, den * 0.01, den * (0.5 if broken else 0.01), den, den))
+    res = localize(leaves, ratio=True)
+    assert causes(res) == [{"route": "/pay", "version": "v2"}]

@@ -1,0 +1,169 @@
+"""Localization on incidents it was not developed on: synthetic families (tests/synthetic.py), and four
+RS cases (tests/data/riskloc-rs); each replayed into a real Prometheus and investigated like an alert."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from agent.investigate import Investigator
+from agent.models import Report
+from server import procs
+from tests import rs as rs_data
+from tests.binaries import require_binary
+from tests.synthetic import Incident, Timeline, alert_for, generate, investigator, replay
+from tools.prom import Prometheus
+
+pytestmark = pytest.mark.e2e
+
+SEED = 1
+# One or two incidents of each family; see bench/synthetic.py for what each kind plants.
+LOCALIZED = [
+    "ratio/1-label#0",
+    "ratio/2-labels#0",
+    "ratio/2-labels#1",  # a label implied by another (service by route) must not stop the specialisation
+    "ratio/3-labels#1",
+    "ratio/trap#1",
+    "gauge/queue-2#0",
+    "gauge/memory-node#0",
+    "counter/1-label#1",
+    "counter/3-labels#0",
+    "labels/ratio-2-odd#0",
+    "labels/sum-3#0",
+]
+GLOBAL = ["global/multiplicative#0", "global/additive#0"]
+HISTOGRAM = ["histogram/pod#0", "histogram/route+pod#0"]
+# Misses of the current localizer, kept so that a fix shows up as XPASS.
+KNOWN_MISSES = {
+    "ratio/two-causes#2": "two causes under one parent are reported as the parent",
+}
+
+
+@dataclass
+class SyntheticEnv:
+    tl: Timeline
+    incidents: dict[str, Incident]
+    investigator: Investigator
+
+    def investigate(self, kind: str) -> tuple[Incident, Report]:
+        incident = self.incidents[kind]
+        return incident, self.investigator.investigate(alert_for(incident, self.tl))
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SyntheticEnv]:
+    require_binary("prometheus")
+    require_binary("promtool")
+    tl = Timeline.ending_at(time.time())
+    incidents = generate(SEED, tl, [*LOCALIZED, *GLOBAL, *HISTOGRAM, *KNOWN_MISSES])
+    process = replay(incidents, tmp_path_factory.mktemp("synthetic"))
+    try:
+        yield SyntheticEnv(tl, {i.kind: i for i in incidents}, investigator(Prometheus(process.url), tl))
+    finally:
+        process.stop()
+
+
+def _explain(incident: Incident, report: Report) -> str:
+    found = [rc.labels for rc in report.root_causes]
+    return (
+        f"{incident.kind} ({incident.description}): localized={report.localized}, root causes {found}, "
+        f"truth {incident.causes}, notes {report.notes}"
+    )
+
+
+def _assert_found(report: Report, causes: list[dict[str, str]], context: str) -> None:
+    """Localized, the first root cause a true one, and the root causes exactly the true ones."""
+    found = [rc.labels for rc in report.root_causes]
+    assert report.localized, context
+    assert found[0] in causes, context
+    assert {_key(f) for f in found} == {_key(c) for c in causes}, context
+
+
+def _key(labels: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(labels.items()))
+
+
+def _assert_localized(env: SyntheticEnv, kind: str) -> None:
+    incident, report = env.investigate(kind)
+    _assert_found(report, incident.causes, _explain(incident, report))
+
+
+@pytest.mark.parametrize("kind", LOCALIZED)
+def test_localizes_the_planted_element(synthetic: SyntheticEnv, kind: str) -> None:
+    _assert_localized(synthetic, kind)
+
+
+@pytest.mark.parametrize("kind", GLOBAL)
+def test_a_global_change_is_not_localized(synthetic: SyntheticEnv, kind: str) -> None:
+    incident, report = synthetic.investigate(kind)
+    assert not report.localized, _explain(incident, report)
+    assert not report.root_causes, _explain(incident, report)
+
+
+@pytest.mark.parametrize("kind", HISTOGRAM)
+def test_localizes_a_latency_quantile(synthetic: SyntheticEnv, kind: str) -> None:
+    _assert_localized(synthetic, kind)
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [pytest.param(k, marks=pytest.mark.xfail(strict=False, reason=r)) for k, r in KNOWN_MISSES.items()],
+)
+def test_known_misses(synthetic: SyntheticEnv, kind: str) -> None:
+    _assert_localized(synthetic, kind)
+
+
+# ---------------------------------------------------------------- RS cases, replayed as bench/rca_rs.py does
+
+RS_CASES = {
+    "case9_0926_1199512718563": None,  # {bitrate}
+    "case1_0821_1741394221": None,  # {bitrate, p2p}
+    "case21_0921_2227875499": None,  # {cdn, bitrate, p2p}
+    "case48_1205_2294432": "two causes, {bitrate=500} and {bitrate=2000}: not both found",
+}
+
+
+@dataclass
+class RSEnv:
+    prom: Prometheus
+    target: int  # every case's anomalous minute, shifted here
+    cases: dict[str, tuple[int, rs_data.Case]]  # name -> (index in the replay, case)
+
+
+@pytest.fixture(scope="module")
+def rs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RSEnv]:
+    require_binary("prometheus")
+    require_binary("promtool")
+    cases = rs_data.load(rs_data.SAMPLE, None)
+    assert sorted(c.name for c in cases) == sorted(RS_CASES)
+    work: Path = tmp_path_factory.mktemp("rs")
+    target = int(time.time()) // 60 * 60 - 120
+    procs.backfill_openmetrics(rs_data.openmetrics(cases, target), work / "data", work)
+    process = procs.start_prometheus(
+        work, rs_data.PROMETHEUS_CONFIG, data_dir=work / "data", extra_args=rs_data.PROMETHEUS_ARGS
+    )
+    try:
+        yield RSEnv(Prometheus(process.url), target, {c.name: (i, c) for i, c in enumerate(cases)})
+    finally:
+        process.stop()
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=pytest.mark.xfail(strict=False, reason=r)) if r else n
+        for n, r in RS_CASES.items()
+    ],
+)
+def test_rs_case(rs: RSEnv, name: str) -> None:
+    index, case = rs.cases[name]
+    alert, config, at = rs_data.alert_for(index, case, rs.target)
+    report = Investigator(rs.prom, config, clock=lambda: at).investigate(alert)
+    found = [rc.labels for rc in report.root_causes]
+    _assert_found(
+        report, case.causes, f"{name}: root causes {found}, truth {case.causes}, notes {report.notes}"
+    )

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from agent.llm import LLMConfig
 from agent.models import AlertInfo, Evidence, Report, SegmentStat, Windows
 from agent.plan import expression_from_generator_url, find_rule, parse_for, plan_windows
 from agent.render import fmt_labels, fmt_num, fmt_pct
@@ -104,6 +105,7 @@ class Investigator:
         self.prom = prom
         self.config = config
         self.clock = clock
+        self.writer: Writer | None = None  # None: the offline writer
 
     # ------------------------------------------------------------------ public
 
@@ -111,6 +113,7 @@ class Investigator:
         return self.write(self.collect(alert), writer)
 
     def write(self, findings: Findings, writer: Writer | None = None) -> Report:
+        writer = writer or self.writer
         if writer is None:
             from agent.writer import OfflineWriter
 
@@ -471,6 +474,17 @@ class Investigator:
             f.cause_evidence[cand.labels] = self._add(
                 f, "localization", f"Alert signal within {text}", q, summary, rows
             )
+
+
+def make_investigator(prom: Prometheus, config: InvestigationConfig, llm: LLMConfig) -> Investigator:
+    """An Investigator whose reports the LangChain agent writes when an LLM is configured, else offline.
+    (LangChain is imported only then: it takes seconds to load.)"""
+    inv = Investigator(prom, config)
+    if llm.enabled:
+        from agent.agent import AgentWriter
+
+        inv.writer = AgentWriter(llm, inv)
+    return inv
 
 
 def new_report_id() -> str:

@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from agent.investigate import Investigator
+from agent.investigate import make_investigator
 from server.context import AppContext
 from server.metrics import Metrics
 from server.routes import alerts, health, incidents
@@ -43,7 +43,7 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = Store(settings.database_url)
         prom = Prometheus(settings.prometheus_url, timeout=settings.prometheus_timeout)
-        investigator = Investigator(prom, settings.investigation())
+        investigator = make_investigator(prom, settings.investigation(), settings.llm())
         pool = WorkerPool(
             store,
             investigator,

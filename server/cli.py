@@ -29,15 +29,12 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _investigate(args: argparse.Namespace) -> int:
-    from agent.investigate import Investigator
+    from agent.investigate import make_investigator
     from agent.render import render_html, render_markdown
     from server.payloads import AlertmanagerWebhook, PostableAlert
     from server.settings import Settings
     from tools.prom import Prometheus
 
-    if args.llm not in ("none",):
-        print(f"error: --llm {args.llm} is not available yet; use --llm none", file=sys.stderr)
-        return 2
     try:
         raw = json.loads(
             Path(args.payload).read_text(encoding="utf-8") if args.payload != "-" else sys.stdin.read()
@@ -57,10 +54,25 @@ def _investigate(args: argparse.Namespace) -> int:
     if not firing:
         print("error: the payload has no firing alert", file=sys.stderr)
         return 2
-    overrides = {"language": args.language} if args.language else {}
-    settings = Settings(**overrides)
+    overrides = {
+        k: v
+        for k, v in (
+            ("language", args.language),
+            ("llm_provider", args.llm),
+            ("llm_base_url", args.llm_base_url),
+            ("llm_model", args.llm_model),
+        )
+        if v
+    }
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        print(f"error: {exc.errors()[0]['msg']}", file=sys.stderr)
+        return 2
     prom = Prometheus(args.prometheus_url or settings.prometheus_url, timeout=settings.prometheus_timeout)
-    report = Investigator(prom, settings.investigation()).investigate(firing[0])
+    report = make_investigator(prom, settings.investigation(), settings.llm()).investigate(firing[0])
+    if report.llm is not None and report.llm.fallback_reason:
+        print(f"note: the LLM was not used: {report.llm.fallback_reason}", file=sys.stderr)
     if args.format == "json":
         print(report.model_dump_json(indent=2))
     elif args.format == "md":
@@ -99,7 +111,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--payload", required=True, help="Alertmanager webhook JSON or Prometheus alert list ('-': stdin)"
     )
     i.add_argument("--prometheus-url", help="Prometheus base URL (ALERTSLEUTH_PROMETHEUS_URL)")
-    i.add_argument("--llm", default="none", help="report writer: none (offline)")
+    i.add_argument(
+        "--llm",
+        help="LLM provider: none (offline writer), deepseek, openai, openai-compatible, ollama, vllm, lkeap, "
+        "tongyi, zhipu, moonshot, qianfan, hunyuan (ALERTSLEUTH_LLM_PROVIDER, default auto)",
+    )
+    i.add_argument("--llm-base-url", help="OpenAI-compatible endpoint (ALERTSLEUTH_LLM_BASE_URL)")
+    i.add_argument("--llm-model", help="model name (ALERTSLEUTH_LLM_MODEL)")
     i.add_argument("--format", choices=("json", "md", "html"), default="json")
     i.add_argument("--language", choices=("en", "zh"), help="report language (ALERTSLEUTH_LANGUAGE)")
     i.set_defaults(fn=_investigate)

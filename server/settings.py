@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -18,6 +18,7 @@ from pydantic_settings import (
 )
 
 from agent.investigate import InvestigationConfig
+from agent.llm import PROVIDERS, LLMConfig
 
 
 class Settings(BaseSettings):
@@ -59,9 +60,22 @@ class Settings(BaseSettings):
     max_labels: int = Field(8, ge=1, description="labels analysed per investigation")
     max_label_values: int = Field(50, ge=2, description="labels with more values are left out")
 
-    # Report writer. Only `none` (the offline writer) exists in this release; the LangChain agent
-    # adds providers.
-    llm_provider: Literal["none"] = Field("none", description="report writer: none = offline")
+    # Report writer: the LangChain agent with an LLM, or the offline writer (`none`).
+    llm_provider: str = Field(
+        "auto",
+        description="auto (deepseek when DEEPSEEK_API_KEY is set, else none), none, deepseek, openai, "
+        "openai-compatible, ollama, vllm, lkeap, tongyi, zhipu, moonshot, qianfan, hunyuan",
+    )
+    llm_model: str | None = Field(None, description="model name; default per provider (deepseek-chat)")
+    llm_base_url: str | None = Field(None, description="OpenAI-compatible endpoint; default per provider")
+    llm_api_key: SecretStr | None = Field(None, description="API key; else the provider's own variable")
+    llm_timeout: float = Field(60.0, gt=0, description="seconds per model call")
+    llm_max_retries: int = Field(1, ge=0, description="client retries on 429/5xx per call")
+    llm_tools: bool | None = Field(None, description="tool calling; unset: off for reasoner models only")
+    llm_max_model_calls: int = Field(4, ge=1, description="model calls per report")
+    llm_max_tool_calls: int = Field(8, ge=0, description="tool calls per report")
+    llm_max_prompt_chars: int = Field(24_000, ge=2000, description="characters of the first prompt")
+    llm_wall_seconds: float = Field(120.0, gt=0, description="whole LLM phase; then the offline report")
 
     # Logging
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING, ERROR")
@@ -98,9 +112,35 @@ class Settings(BaseSettings):
             query_concurrency=self.query_concurrency,
         )
 
+    @field_validator("llm_provider")
+    @classmethod
+    def _known_provider(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in ("auto", "none", "", *PROVIDERS):
+            raise ValueError(f"unknown LLM provider '{value}'; one of: auto, none, {', '.join(PROVIDERS)}")
+        return value or "none"
+
+    def llm(self) -> LLMConfig:
+        provider = self.llm_provider
+        if provider == "auto":
+            provider = "deepseek" if os.environ.get("DEEPSEEK_API_KEY") else "none"
+        return LLMConfig(
+            provider=provider,
+            model=self.llm_model,
+            base_url=self.llm_base_url,
+            api_key=self.llm_api_key.get_secret_value() if self.llm_api_key else None,
+            timeout=self.llm_timeout,
+            max_retries=self.llm_max_retries,
+            tools=self.llm_tools,
+            max_model_calls=self.llm_max_model_calls,
+            max_tool_calls=self.llm_max_tool_calls,
+            max_prompt_chars=self.llm_max_prompt_chars,
+            wall_seconds=self.llm_wall_seconds,
+        )
+
     @property
     def llm_configured(self) -> bool:
-        return self.llm_provider.lower() not in ("", "none")
+        return self.llm().enabled
 
     @property
     def auth_enabled(self) -> bool:

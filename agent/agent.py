@@ -30,10 +30,10 @@ from pydantic import BaseModel, Field, ValidationError
 from agent.grounding import ungrounded, unknown_citations
 from agent.investigate import Findings, Investigator
 from agent.llm import LLMConfig, build_chat_model
-from agent.models import AlertInfo, Evidence, Grounding, LLMUsage, Report, RootCause
+from agent.models import Evidence, Grounding, LLMUsage, Report, RootCause
 from agent.render import fmt_labels, fmt_num, fmt_pct
 from agent.writer import OfflineWriter
-from tools.lc import Limits, PromToolkit
+from tools.lc import Limits, PromToolkit, Recorder
 
 PROMPTS = Path(__file__).resolve().parent.parent / "prompts"
 
@@ -225,17 +225,7 @@ class AgentWriter:
         human = f"{data}\n\n{instruction}"
         run.prompt_chars = len(system) + len(human)
         evidence = list(f.evidence)  # tools append to it
-        lock = threading.Lock()
-
-        def record(*, kind: str, title: str, promql: str, start: datetime, end: datetime, step: float,
-                   summary: str, error: str | None = None) -> str:  # fmt: skip
-            with lock:
-                ev_id = f"E{len(evidence) + 1}"
-                evidence.append(
-                    Evidence(id=ev_id, kind=kind, title=title, promql=promql, start=start, end=end,
-                             step=step, summary=summary, error=error)
-                )  # fmt: skip
-                return ev_id
+        record = evidence_recorder(evidence, threading.Lock())
 
         if self.config.tool_calling:
             answer, messages = self._agent(model, system, human, f, record)
@@ -269,7 +259,7 @@ class AgentWriter:
             self.investigator.prom,
             record,
             now=self.investigator.clock,
-            localize=self._localizer(record),
+            localize=localizer(self.investigator, record),
             limits=Limits(),
             exclude_alert={**f.alert.labels, "alertname": f.alert.name},
         )
@@ -328,32 +318,47 @@ class AgentWriter:
         out += [f"unknown evidence id {i}" for i in dict.fromkeys(ids)]
         return out
 
-    def _localizer(self, record: Any) -> Callable[[str, datetime, datetime], str]:
-        def localize(expr: str, start: datetime, end: datetime) -> str:
-            from urllib.parse import quote
 
-            alert = AlertInfo(
-                name="breakdown",
-                starts_at=start,
-                generator_url=f"http://prometheus/graph?g0.expr={quote(expr)}",
-            )
-            sub = Investigator(self.investigator.prom, self.investigator.config, clock=lambda: end)
-            findings = sub.collect(alert)
-            text = breakdown_text(findings)
-            assert findings.windows is not None or findings.notes
-            w = findings.windows
-            ev = record(
-                kind="localization",
-                title=f"Breakdown of {expr}",
-                promql=expr,
-                start=w.baseline.start if w else start,
-                end=w.incident.end if w else end,
-                step=findings.step,
-                summary=text,
-            )
-            return f"[{ev}] {text}"
+def evidence_recorder(
+    evidence: list[Evidence], lock: threading.Lock, emit: Callable[[str, dict[str, Any]], None] | None = None
+) -> Recorder:
+    """A Recorder that appends each tool call to `evidence` with the next id (and tells `emit`)."""
 
-        return localize
+    def record(*, kind: str, title: str, promql: str, start: datetime, end: datetime, step: float,
+               summary: str, error: str | None = None) -> str:  # fmt: skip
+        with lock:
+            ev_id = f"E{len(evidence) + 1}"
+            evidence.append(
+                Evidence(id=ev_id, kind=kind, title=title, promql=promql, start=start, end=end,
+                         step=step, summary=summary, error=error)
+            )  # fmt: skip
+        if emit is not None:
+            emit("evidence", {"id": ev_id, "title": title, "promql": promql, "error": error})
+        return ev_id
+
+    return record
+
+
+def localizer(investigator: Investigator, record: Recorder) -> Callable[[str, datetime, datetime], str]:
+    """The `breakdown` tool's work: the investigation's own localization of an ad-hoc expression, filed as
+    one evidence item."""
+
+    def localize(expr: str, start: datetime, end: datetime) -> str:
+        findings = investigator.breakdown(expr, start, end)
+        text = breakdown_text(findings)
+        w = findings.windows
+        ev = record(
+            kind="localization",
+            title=f"Breakdown of {expr}",
+            promql=expr,
+            start=w.baseline.start if w else start,
+            end=w.incident.end if w else end,
+            step=findings.step,
+            summary=text,
+        )
+        return f"[{ev}] {text}"
+
+    return localize
 
 
 def breakdown_text(f: Findings) -> str:

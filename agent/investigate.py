@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
+from urllib.parse import quote
 
 from agent.llm import LLMConfig
 from agent.models import AlertInfo, Evidence, Report, SegmentStat, Windows
@@ -122,6 +123,14 @@ class Investigator:
         report = writer.write(findings)
         report.timings["write_seconds"] = round(time.perf_counter() - t0, 4)
         return report
+
+    def breakdown(self, expr: str, start: datetime, end: datetime) -> Findings:
+        """The investigation of an ad-hoc expression, as if it had alerted at `start`, seen at `end`:
+        its signal, breakdowns and localization (for the `breakdown` tool and `ask`)."""
+        alert = AlertInfo(
+            name="breakdown", starts_at=start, generator_url=f"http://prometheus/graph?g0.expr={quote(expr)}"
+        )
+        return Investigator(self.prom, self.config, clock=lambda: end).collect(alert)
 
     def collect(self, alert: AlertInfo) -> Findings:
         t_start = time.perf_counter()

@@ -11,10 +11,11 @@ from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from agent.ask import Asker
 from agent.investigate import make_investigator
 from server.context import AppContext
 from server.metrics import Metrics
-from server.routes import alerts, health, incidents
+from server.routes import alerts, ask, health, incidents
 from server.security import BodyLimitMiddleware
 from server.settings import Settings
 from server.store import Store
@@ -55,7 +56,9 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
             lease_seconds=settings.lease_seconds,
             poll_interval=settings.poll_interval,
         )
-        ctx = AppContext(settings, store, prom, investigator, metrics, pool)
+        ctx = AppContext(
+            settings, store, prom, investigator, metrics, pool, Asker(investigator, settings.llm())
+        )
         holder["ctx"] = app.state.ctx = ctx
         if start_workers:
             pool.start()
@@ -95,5 +98,6 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
 
     app.include_router(alerts.router)
     app.include_router(incidents.router)
+    app.include_router(ask.router)
     app.include_router(health.router)
     return app

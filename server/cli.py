@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -82,6 +82,71 @@ def _investigate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ask(args: argparse.Namespace) -> int:
+    from agent.ask import Asker
+    from agent.investigate import make_investigator
+    from server.settings import Settings
+    from tools.errors import LLMUnavailable
+    from tools.lc import ToolInputError, parse_time
+    from tools.prom import Prometheus
+
+    overrides = {
+        k: v
+        for k, v in (
+            ("language", args.language),
+            ("llm_provider", args.llm),
+            ("llm_base_url", args.llm_base_url),
+            ("llm_model", args.llm_model),
+        )
+        if v
+    }
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        print(f"error: {exc.errors()[0]['msg']}", file=sys.stderr)
+        return 2
+    prom = Prometheus(args.prometheus_url or settings.prometheus_url, timeout=settings.prometheus_timeout)
+    inv = make_investigator(prom, settings.investigation(), settings.llm())
+    now = datetime.now(UTC)
+    try:
+        end = parse_time(args.end, now, now)
+        start = parse_time(args.start, now, end - timedelta(hours=1))
+    except ToolInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    def emit(kind: str, data: dict[str, object]) -> None:
+        if kind == "evidence" and args.format == "text":
+            print(f"  [{data['id']}] {data['promql']}", file=sys.stderr)
+
+    try:
+        answer = Asker(inv, settings.llm()).ask(args.question, start=start, end=end, emit=emit)
+    except LLMUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    except Exception as exc:  # noqa: BLE001 - an LLM client error: say it, don't trace it
+        print(f"error: the LLM call failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 4
+    if args.format == "json":
+        print(
+            json.dumps(
+                {
+                    "answer": answer.answer,
+                    "mode": answer.mode,
+                    "queries": [q.model_dump(mode="json") for q in answer.queries],
+                    "llm": answer.llm.model_dump(mode="json") if answer.llm else None,
+                },
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
+    else:
+        print(answer.answer)
+        for q in answer.queries:
+            print(f"[{q.id}] {q.promql}")
+    return 0
+
+
 def _exporter(args: argparse.Namespace) -> int:
     from exporter.app import run
 
@@ -121,6 +186,18 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--format", choices=("json", "md", "html"), default="json")
     i.add_argument("--language", choices=("en", "zh"), help="report language (ALERTSLEUTH_LANGUAGE)")
     i.set_defaults(fn=_investigate)
+
+    a = sub.add_parser("ask", help="answer a question with the investigation's tools")
+    a.add_argument("question", help="a question, a PromQL expression, or an alert rule's name")
+    a.add_argument("--start", help="window start: RFC 3339, Unix seconds or now-1h (default: end - 1h)")
+    a.add_argument("--end", help="window end (default: now)")
+    a.add_argument("--prometheus-url", help="Prometheus base URL (ALERTSLEUTH_PROMETHEUS_URL)")
+    a.add_argument("--llm", help="LLM provider, as for investigate (ALERTSLEUTH_LLM_PROVIDER)")
+    a.add_argument("--llm-base-url", help="OpenAI-compatible endpoint (ALERTSLEUTH_LLM_BASE_URL)")
+    a.add_argument("--llm-model", help="model name (ALERTSLEUTH_LLM_MODEL)")
+    a.add_argument("--language", choices=("en", "zh"), help="answer language (ALERTSLEUTH_LANGUAGE)")
+    a.add_argument("--format", choices=("text", "json"), default="text")
+    a.set_defaults(fn=_ask)
 
     e = sub.add_parser("exporter", help="run the demo login exporter with its anomaly control API")
     e.add_argument("--host", default="127.0.0.1")

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from agent.ask import Asker
 from agent.investigate import Investigator
 from server.metrics import Metrics
 from server.settings import Settings
@@ -23,6 +24,7 @@ class AppContext:
     investigator: Investigator
     metrics: Metrics
     workers: WorkerPool
+    asker: Asker
 
 
 def get_context(request: Request) -> AppContext:

@@ -132,6 +132,26 @@ class ReportRow(Base):
     paths: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
 
 
+class AskSession(Base):
+    """A multi-turn `ask` conversation."""
+
+    __tablename__ = "ask_sessions"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class AskMessage(Base):
+    __tablename__ = "ask_messages"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("ask_sessions.id"), index=True)
+    role: Mapped[str] = mapped_column(String(16))  # user | assistant
+    content: Mapped[str] = mapped_column(Text)
+    queries: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)  # evidence of an answer
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 @dataclass
 class IngestResult:
     notification_id: int
@@ -383,3 +403,48 @@ class Store:
     def get_report(self, report_id: str) -> ReportRow | None:
         with self.session() as s:
             return s.get(ReportRow, report_id)
+
+    # ------------------------------------------------------------------ ask sessions
+
+    def ask_session(self, session_id: str) -> tuple[AskSession, list[AskMessage]] | None:
+        with self.session() as s:
+            sess = s.get(AskSession, session_id)
+            if sess is None:
+                return None
+            msgs = list(
+                s.scalars(
+                    select(AskMessage).where(AskMessage.session_id == session_id).order_by(AskMessage.id)
+                )
+            )
+            return sess, msgs
+
+    def ask_record(
+        self,
+        session_id: str | None,
+        incident_id: int | None,
+        question: str,
+        answer: str,
+        queries: list[dict[str, Any]],
+    ) -> str:
+        """Append one question and its answer to a session (created when `session_id` is None)."""
+        import uuid
+
+        with self.session() as s:
+            if session_id is None or s.get(AskSession, session_id) is None:
+                session_id = session_id or uuid.uuid4().hex
+                s.add(AskSession(id=session_id, incident_id=incident_id))
+                s.flush()
+            s.add(AskMessage(session_id=session_id, role="user", content=question, queries=[]))
+            s.add(AskMessage(session_id=session_id, role="assistant", content=answer, queries=queries))
+            sess = s.get(AskSession, session_id)
+            assert sess is not None
+            sess.updated_at = utcnow()
+        return session_id
+
+    def latest_report(self, incident_id: int) -> Report | None:
+        with self.session() as s:
+            inc = s.get(Incident, incident_id)
+            if inc is None or not inc.report_id:
+                return None
+            body = s.scalar(select(ReportRow.body).where(ReportRow.id == inc.report_id))
+        return Report.model_validate_json(body) if body else None

@@ -1,0 +1,159 @@
+"""`ask`: questions answered with the investigation's tools, as JSON or as server-sent events."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from agent.ask import Answer, Turn
+from agent.models import Evidence, LLMUsage, Report
+from server.context import AppContext, Ctx
+from server.security import require_auth
+from tools.errors import AlertsleuthError, LLMUnavailable
+
+router = APIRouter(prefix="/api/v1/ask", tags=["ask"], dependencies=[Depends(require_auth)])
+
+
+class AskIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    question: str = Field(min_length=1, max_length=4000)
+    incident_id: int | None = Field(None, description="answer in the context of this incident's report")
+    start: datetime | None = Field(None, description="window start (default: an hour before `end`)")
+    end: datetime | None = Field(None, description="window end (default: now)")
+    session_id: str | None = Field(None, max_length=32, description="continue this conversation")
+
+
+class AskOut(BaseModel):
+    session_id: str
+    answer: str
+    mode: str = Field(description="llm, or breakdown (no LLM: the deterministic breakdown)")
+    queries: list[Evidence] = Field(description="the queries run to answer, as evidence")
+    llm: LLMUsage | None = None
+
+
+class MessageOut(BaseModel):
+    role: str
+    content: str
+    queries: list[dict[str, Any]]
+    created_at: datetime
+
+
+class SessionOut(BaseModel):
+    id: str
+    incident_id: int | None
+    messages: list[MessageOut]
+
+
+def _prepare(ctx: AppContext, body: AskIn) -> tuple[list[Turn], Report | None]:
+    """The session's history and the incident's report; 404 for an unknown session or incident."""
+    history: list[Turn] = []
+    if body.session_id is not None:
+        found = ctx.store.ask_session(body.session_id)
+        if found is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no ask session {body.session_id}")
+        history = [Turn(m.role, m.content) for m in found[1]]
+    report = None
+    if body.incident_id is not None:
+        if ctx.store.get_incident(body.incident_id) is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no incident {body.incident_id}")
+        report = ctx.store.latest_report(body.incident_id)
+    if body.start and body.end and body.end <= body.start:
+        raise HTTPException(422, "end must be after start")
+    return history, report
+
+
+def _answer(
+    ctx: AppContext, body: AskIn, history: list[Turn], report: Report | None, emit: Any = None
+) -> AskOut:
+    result: Answer = ctx.asker.ask(
+        body.question, history=history, report=report, start=body.start, end=body.end, emit=emit
+    )
+    queries = [q.model_dump(mode="json") for q in result.queries]
+    session_id = ctx.store.ask_record(
+        body.session_id, body.incident_id, body.question, result.answer, queries
+    )
+    return AskOut(
+        session_id=session_id, answer=result.answer, mode=result.mode, queries=result.queries, llm=result.llm
+    )
+
+
+def _http_error(exc: Exception) -> HTTPException:
+    if isinstance(exc, LLMUnavailable):
+        return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc))
+    if isinstance(exc, AlertsleuthError):
+        return HTTPException(status.HTTP_502_BAD_GATEWAY, str(exc))
+    name = type(exc).__name__
+    if "Timeout" in name:
+        return HTTPException(status.HTTP_504_GATEWAY_TIMEOUT, f"the LLM did not answer in time ({name})")
+    return HTTPException(status.HTTP_502_BAD_GATEWAY, f"the LLM call failed: {name}: {str(exc)[:300]}")
+
+
+@router.post("", response_model=AskOut)
+async def ask(body: AskIn, ctx: Ctx) -> AskOut:
+    """Answer a question with the investigation's tools; the answer and the queries it ran."""
+    history, report = await run_in_threadpool(_prepare, ctx, body)
+    try:
+        return await run_in_threadpool(_answer, ctx, body, history, report)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    except Exception as exc:
+        raise _http_error(exc) from exc
+
+
+@router.post("/stream")
+async def ask_stream(body: AskIn, ctx: Ctx) -> StreamingResponse:
+    """The same, as server-sent events: `evidence` per query, `token` per piece of the answer, then
+    `answer` (the AskOut JSON) or `error` ({status, detail})."""
+    history, report = await run_in_threadpool(_prepare, ctx, body)
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+
+    def emit(kind: str, data: dict[str, Any]) -> None:
+        loop.call_soon_threadsafe(queue.put_nowait, (kind, data))
+
+    def work() -> None:
+        try:
+            out = _answer(ctx, body, history, report, emit)
+            emit("answer", out.model_dump(mode="json"))
+        except Exception as exc:  # noqa: BLE001 - every failure becomes an error event
+            err = _http_error(exc) if not isinstance(exc, ValueError) else HTTPException(422, str(exc))
+            emit("error", {"status": err.status_code, "detail": err.detail})
+        finally:
+            loop.call_soon_threadsafe(queue.put_nowait, ("done", None))
+
+    threading.Thread(target=work, name="ask-stream", daemon=True).start()
+
+    async def events() -> AsyncIterator[str]:
+        while True:
+            kind, data = await queue.get()
+            if kind == "done":
+                return
+            yield f"event: {kind}\ndata: {json.dumps(data, ensure_ascii=False, default=str)}\n\n"
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/sessions/{session_id}", response_model=SessionOut)
+async def session(session_id: str, ctx: Ctx) -> SessionOut:
+    found = await run_in_threadpool(ctx.store.ask_session, session_id)
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no ask session {session_id}")
+    sess, msgs = found
+    return SessionOut(
+        id=sess.id,
+        incident_id=sess.incident_id,
+        messages=[
+            MessageOut(role=m.role, content=m.content, queries=m.queries, created_at=m.created_at)
+            for m in msgs
+        ],
+    )

@@ -139,6 +139,15 @@ def run_demo(keep: bool = False, timeout: float = 120.0, reports_dir: str = "ale
         files = incident.get("report_files") or {}
         _say(t0, f"report written: {files.get('md')}")
         print(f"\nreport:   {files.get('md')}\n          {files.get('html')}\n          {files.get('json')}")
+        llm = body_json.get("llm")
+        if llm is None:
+            writer = "the offline writer (set DEEPSEEK_API_KEY for an LLM-written report)"
+        elif llm.get("fallback_reason"):
+            writer = f"the offline writer: {llm['provider']} was not used ({llm['fallback_reason']})"
+        else:
+            calls = f"{llm['calls']} model calls, {llm['tool_calls']} tool calls"
+            writer = f"{llm['provider']} {llm['model']} ({calls})"
+        print(f"written by: {writer}")
         print(f"summary:  {body_json['summary']}")
         top = body_json["root_causes"][0] if body_json["root_causes"] else None
         if top is None:

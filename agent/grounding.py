@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Sequence
+from decimal import ROUND_HALF_UP, Decimal
 
 from agent.models import Evidence
 
@@ -48,27 +49,33 @@ def figures(text: str) -> list[tuple[str, float, bool]]:
     return out
 
 
-def _decimals(raw: str) -> int:
-    digits = raw.rstrip("%kKMG ").replace(",", "")
+def _resolution(raw: str, percent: bool) -> float:
+    """Half a unit of the last digit written, in the figure's own scale: "0.05" -> 0.005, "2.5k" ->
+    50, "31%" -> 0.005 (as a ratio)."""
+    text = raw.strip()
+    suffix = text[-1] if text and text[-1] in _MAGNITUDE else ""
+    digits = text.rstrip("%kKMG ").replace(",", "")
     if "e" in digits.lower():
-        return 12
-    return len(digits.split(".", 1)[1]) if "." in digits else 0
+        return 0.0
+    decimals = len(digits.split(".", 1)[1]) if "." in digits else 0
+    unit = 10.0**-decimals * _MAGNITUDE.get(suffix, 1.0) / (100 if percent else 1)
+    return unit / 2
 
 
 def evidence_numbers(evidence: Sequence[Evidence], extra: Iterable[float] = ()) -> list[float]:
     """Every number the evidence holds: stats, the numbers quoted in summaries, and each stat's relative
     change (baseline to incident or peak), so "+250%" is grounded by the row it comes from."""
-    nums: set[float] = set(extra)
+    nums: set[float] = {x for x in extra if math.isfinite(x)}
     for ev in evidence:
         for st in ev.stats:
             vals = [v for v in (st.baseline, st.incident, st.peak) if v is not None and math.isfinite(v)]
             nums.update(vals)
-            if st.baseline:
+            if st.baseline and math.isfinite(st.baseline):
                 nums.update((v - st.baseline) / abs(st.baseline) for v in vals[1:])
         for _raw, value, percent in figures(ev.summary):
             nums.add(value / 100 if percent else value)
         nums.update(v for _r, v, _p in _all_numbers(ev.summary))
-    return sorted(nums)
+    return sorted(x for x in nums if math.isfinite(x))
 
 
 def _all_numbers(text: str) -> list[tuple[str, float, bool]]:
@@ -81,29 +88,31 @@ def _all_numbers(text: str) -> list[tuple[str, float, bool]]:
     return out
 
 
-def _matches(written: float, decimals: int, target: float) -> bool:
+def _round_half_up(x: float, digits: int) -> float:
+    q = Decimal(1).scaleb(-digits)
+    return float(Decimal(repr(x)).quantize(q, rounding=ROUND_HALF_UP))
+
+
+def _matches(written: float, half_unit: float, target: float) -> bool:
+    """Is `written` what `target` looks like rounded to the digits written (or to 1-3 significant
+    figures), within 0.5 % for figures written with more digits than they deserve?"""
     if target == 0:
-        return abs(written) <= 0.5 * 10**-decimals
-    tolerance = max(0.5 * 10**-decimals, abs(target) * 0.005)
-    if abs(written - target) <= tolerance * 1.0001:
+        return abs(written) <= half_unit
+    if abs(written - target) <= max(half_unit, abs(target) * 0.005) * 1.0001:
         return True
-    # significant-figure rounding (0.0523 written as 0.05, 1234.5 as 1200)
-    for sig in (1, 2, 3):
+    for sig in (1, 2, 3):  # 0.0523 written as 0.05, 1234.5 as 1200, 2450 as 2.5k
         digits = sig - 1 - math.floor(math.log10(abs(target)))
-        if abs(round(target, digits) - written) <= 1e-12 * max(1.0, abs(written)):
+        if abs(_round_half_up(target, digits) - written) <= 1e-9 * max(1.0, abs(written)):
             return True
     return False
 
 
 def grounded(raw: str, value: float, percent: bool, numbers: Sequence[float]) -> bool:
-    decimals = _decimals(raw)
-    candidates = [value / 100, value] if percent else [value]
-    for target in numbers:
-        for c in candidates:
-            scale_dec = decimals + (2 if percent and c is candidates[0] else 0)
-            if _matches(c, scale_dec, target):
-                return True
-    return False
+    """Does some evidence number, rounded as written, give this figure? A percentage is compared as a
+    ratio (31% with 0.31; a change of +250% with 2.5)."""
+    written = value / 100 if percent else value
+    half_unit = _resolution(raw, percent)
+    return any(_matches(written, half_unit, target) for target in numbers)
 
 
 def ungrounded(texts: Iterable[str], evidence: Sequence[Evidence], extra: Iterable[float] = ()) -> list[str]:

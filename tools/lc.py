@@ -65,6 +65,13 @@ def parse_time(text: str | float | None, now: datetime, default: datetime) -> da
     """RFC 3339, Unix seconds, 'now', or 'now-15m' / 'now-2h' / 'now-1d'."""
     if text is None or text == "":
         return default
+    try:
+        return _parse_time(text, now)
+    except (OverflowError, OSError) as exc:
+        raise ToolInputError(f"time '{text}' is out of range") from exc
+
+
+def _parse_time(text: str | float, now: datetime) -> datetime:
     if isinstance(text, int | float):
         return datetime.fromtimestamp(float(text), UTC)
     s = str(text).strip()
@@ -143,10 +150,10 @@ def describe_series(series: Sequence[Series], limits: Limits, points: int = 6) -
 def bound(text: str, limits: Limits, hint: str) -> str:
     if len(text) <= limits.max_chars:
         return text
-    return (
-        text[: limits.max_chars - 200].rsplit("\n", 1)[0]
-        + f"\n[truncated at {limits.max_chars} characters; {hint}]"
-    )
+    note = f"\n[truncated at {limits.max_chars} characters; {hint}]"
+    keep = max(0, limits.max_chars - len(note))
+    cut = text[:keep].rsplit("\n", 1)[0] if "\n" in text[:keep] else text[:keep]
+    return cut + note
 
 
 NARROW = "narrow it: add label matchers, aggregate with sum by (label), or shorten the range"
@@ -247,6 +254,8 @@ class PromToolkit:
         seconds = (e - s).total_seconds()
         if step is None:
             step = choose_step(seconds, self.limits.max_points)
+        elif not math.isfinite(step):
+            raise ToolInputError(f"step {step}: give a number of seconds")
         elif step <= 0 or seconds / step + 1 > self.limits.max_points:
             raise ToolInputError(
                 f"step {step}s gives {int(seconds / max(step, 1e-9)) + 1} points; at most "
@@ -281,9 +290,15 @@ class PromToolkit:
         expr = check_query(promql)
         now = self.now()
         at = parse_time(time, now, now)
+        q = QueryResult(expr, at, at, 0.0)
         t0 = _perf()
-        series = self.prom.instant_query(expr, at)
-        q = QueryResult(expr, at, at, 0.0, series, _perf() - t0)
+        try:
+            q.series = self.prom.instant_query(expr, at)
+        except PrometheusUnavailable:
+            raise
+        except AlertsleuthError as exc:
+            q.error, q.error_type = str(exc), type(exc).__name__
+        q.seconds = _perf() - t0
         return self._answer("query", f"Instant query {expr}", q, NARROW)
 
     def list_metrics(self, contains: str = "") -> str:
@@ -341,6 +356,8 @@ class PromToolkit:
         step = choose_step((e - s).total_seconds(), self.limits.max_points)
         expr = 'ALERTS{alertstate="firing"}'
         q = run_range(self.prom, expr, s, e, step)
+        if q.error_type == PrometheusUnavailable.__name__:
+            raise PrometheusUnavailable(q.error or "unavailable")
         if q.error:
             return self._answer("related", "Alerts firing", q, NARROW)
         found = firing_alerts(q.series, self.exclude_alert, QueryRange(s.timestamp(), e.timestamp(), step))

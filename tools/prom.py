@@ -137,10 +137,14 @@ class Prometheus:
     def instant_query(self, expr: str, at: datetime | None = None) -> list[Series]:
         params = {"time": f"{at.timestamp():.3f}"} if at else None
         result = self._call(self._client.custom_query, expr, params)
-        if isinstance(result, dict):  # scalar or string result
-            return [
-                Series({}, (float(result.get("value", [0, 0])[0]),), (float(result.get("value", [0, 0])[1]),))
-            ]
+        # scalar and string results come as one [time, "value"] pair, vectors as a list of series
+        if isinstance(result, dict):
+            result = result.get("value", [])
+        if isinstance(result, list) and len(result) == 2 and not isinstance(result[0], dict):
+            try:
+                return [Series({}, (float(result[0]),), (float(result[1]),))]
+            except (TypeError, ValueError):
+                return [Series({"value": str(result[1])}, (float(result[0]),), (math.nan,))]
         return _parse_series(result)
 
     def series(

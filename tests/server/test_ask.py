@@ -86,16 +86,7 @@ def with_llm(
     make_settings: Callable[..., Settings], prom: PromEnv
 ) -> Iterator[tuple[ServerEnv, ScriptedOpenAI]]:
     with ScriptedOpenAI(api_key=KEY) as srv:
-        settings = make_settings(
-            prometheus_url=prom.url,
-            llm_provider="openai-compatible",
-            llm_base_url=srv.base_url,
-            llm_model="deepseek-chat",
-            llm_api_key=KEY,
-            llm_max_retries=0,
-            llm_timeout=5,
-        )
-        env, stop = serve(settings, start_workers=False)
+        env, stop = serve(_llm_settings(make_settings, prom, srv), start_workers=False)
         try:
             yield env, srv
         finally:
@@ -176,3 +167,71 @@ def test_cli_ask_without_llm(prom: PromEnv) -> None:
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert free.returncode == 3 and "ALERTSLEUTH_LLM_PROVIDER" in free.stderr
+
+
+def _llm_settings(make_settings: Callable[..., Settings], prom: PromEnv, srv: ScriptedOpenAI) -> Settings:
+    return make_settings(
+        prometheus_url=prom.url,
+        llm_provider="openai-compatible",
+        llm_base_url=srv.base_url,
+        llm_model="deepseek-chat",
+        llm_api_key=KEY,
+        llm_max_retries=0,
+        llm_timeout=5,
+    )
+
+
+def _report_answer(body: dict[str, Any]) -> Any:
+    """A scripted model that quotes the first root cause of the evidence it was sent."""
+    user = next(m for m in body["messages"] if m["role"] == "user")["content"]
+    findings = json.loads(user.split('<data kind="findings">', 1)[1].split("</data>", 1)[0])
+    rc = findings["root_causes"][0]
+    ev = rc["evidence_ids"][0]
+    return ToolCalls(
+        [
+            (
+                "LLMReport",
+                {
+                    "summary": f"Failures concentrate in {rc['labels']['ip_region']} admins [{ev}].",
+                    "root_causes": [
+                        {
+                            "labels": rc["labels"],
+                            "statement": f"The segment broke [{ev}].",
+                            "evidence_ids": [ev],
+                        }
+                    ],
+                    "impact": "Admins in one region cannot log in.",
+                    "remediation": ["Check that region's identity provider."],
+                    "prevention": [],
+                },
+            )
+        ]
+    )
+
+
+def test_webhook_report_written_by_the_llm_and_fallback_over_http(
+    make_settings: Callable[..., Settings], prom: PromEnv
+) -> None:
+    from tests.fakes import Error
+    from tests.server.test_api import wait_report, webhook
+
+    with ScriptedOpenAI([_report_answer, Error(500)], api_key=KEY) as srv:
+        env, stop = serve(_llm_settings(make_settings, prom, srv))
+        try:
+            with httpx.Client(base_url=env.url, timeout=10) as c:
+                first = c.post("/api/v1/webhook/alertmanager", json=webhook(prom, fingerprint="11"))
+                inc = wait_report(c, first.json()["incidents_created"][0])
+                report = c.get(inc["report_url"]).json()
+                assert inc["investigation"] == "done"
+                assert report["llm"]["model"] == "deepseek-chat" and report["llm"]["fallback_reason"] is None
+                assert report["summary"].startswith("Failures concentrate in shanghai admins")
+                assert report["grounding"] == {"checked": True, "ungrounded": []}
+                # the LLM fails on the next alert: the offline report, with the reason, never a failure
+                second = c.post("/api/v1/webhook/alertmanager", json=webhook(prom, fingerprint="22"))
+                inc2 = wait_report(c, second.json()["incidents_created"][0])
+                report2 = c.get(inc2["report_url"]).json()
+                assert inc2["investigation"] == "done"
+                assert "500" in report2["llm"]["fallback_reason"]
+                assert report2["root_causes"][0]["labels"] == {"ip_region": "shanghai", "user_type": "admin"}
+        finally:
+            stop()

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -146,7 +146,6 @@ class _Run:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     prompt_chars: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def count(self, messages: Sequence[BaseMessage]) -> None:
         for m in messages:
@@ -182,7 +181,7 @@ class AgentWriter:
         run = _Run()
         t0 = time.perf_counter()
         try:
-            report = self._with_deadline(lambda: self._write(f, offline, run, usage))
+            report = self._with_deadline(lambda: self._write(f, offline, run))
         except LLMFailure as exc:
             report = offline
             usage.fallback_reason = str(exc)
@@ -215,7 +214,7 @@ class AgentWriter:
 
     # ------------------------------------------------------------------ the run
 
-    def _write(self, f: Findings, offline: Report, run: _Run, usage: LLMUsage) -> Report:
+    def _write(self, f: Findings, offline: Report, run: _Run) -> Report:
         model = self.model_factory(self.config)
         system = load_prompt("system", f.language)
         instruction = load_prompt("report", f.language)
@@ -249,7 +248,6 @@ class AgentWriter:
             problems = self._problems(answer, evidence, extra)
         report = _merge(offline, answer, evidence)
         report.grounding = Grounding(checked=True, ungrounded=problems)
-        usage.fallback_reason = None
         return report
 
     def _agent(

@@ -266,10 +266,7 @@ class AgentWriter:
             toolkit.tools(),
             system_prompt=system,
             response_format=ToolStrategy(LLMReport, handle_errors=True),
-            middleware=[
-                ModelCallLimitMiddleware(run_limit=self.config.max_model_calls, exit_behavior="end"),  # type: ignore[list-item]
-                ToolCallLimitMiddleware(run_limit=self.config.max_tool_calls, exit_behavior="continue"),  # type: ignore[list-item]
-            ],
+            middleware=budget_middleware(self.config),
         )
         state = agent.invoke(
             {"messages": [HumanMessage(human)]},
@@ -315,6 +312,15 @@ class AgentWriter:
         ids += [i for rc in answer.root_causes for i in rc.evidence_ids if i not in {e.id for e in evidence}]
         out += [f"unknown evidence id {i}" for i in dict.fromkeys(ids)]
         return out
+
+
+def budget_middleware(config: LLMConfig) -> list[Any]:
+    """The run's budgets: past `max_model_calls` the run ends (no answer: the caller falls back); past
+    `max_tool_calls` tools answer that the budget is spent, and the model must answer with what it has."""
+    return [
+        ModelCallLimitMiddleware(run_limit=config.max_model_calls, exit_behavior="end"),
+        ToolCallLimitMiddleware(run_limit=config.max_tool_calls, exit_behavior="continue"),
+    ]
 
 
 def evidence_recorder(

@@ -122,10 +122,9 @@ class Asker:
         emit: Emit | None,
     ) -> Answer:
         from langchain.agents import create_agent
-        from langchain.agents.middleware import ModelCallLimitMiddleware, ToolCallLimitMiddleware
         from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
 
-        from agent.agent import _Run, data_block, evidence_recorder, load_prompt
+        from agent.agent import _Run, budget_middleware, data_block, evidence_recorder, load_prompt
         from tools.lc import PromToolkit
 
         t0 = time.perf_counter()
@@ -144,10 +143,7 @@ class Asker:
             model,
             toolkit.tools() if self.config.tool_calling else [],
             system_prompt=load_prompt("ask", self.investigator.config.language),
-            middleware=[
-                ModelCallLimitMiddleware(run_limit=self.config.max_model_calls, exit_behavior="end"),  # type: ignore[list-item]
-                ToolCallLimitMiddleware(run_limit=self.config.max_tool_calls, exit_behavior="continue"),  # type: ignore[list-item]
-            ],
+            middleware=budget_middleware(self.config),
         )
         context = {"now": end.isoformat(), "window": {"start": start.isoformat(), "end": end.isoformat()}}
         if report is not None:

@@ -8,8 +8,13 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
+
+if TYPE_CHECKING:
+    from agent.investigate import Investigator
+    from server.settings import Settings
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -28,12 +33,35 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _investigate(args: argparse.Namespace) -> int:
+def _investigator(args: argparse.Namespace) -> tuple[Settings, Investigator] | None:
+    """Settings with the command's --language/--llm* flags over the environment, and the Investigator
+    (with the agent writer when an LLM is configured); None after printing a settings error."""
     from agent.investigate import make_investigator
-    from agent.render import render_html, render_markdown
-    from server.payloads import AlertmanagerWebhook, PostableAlert
     from server.settings import Settings
     from tools.prom import Prometheus
+
+    overrides = {
+        k: v
+        for k, v in (
+            ("language", args.language),
+            ("llm_provider", args.llm),
+            ("llm_base_url", args.llm_base_url),
+            ("llm_model", args.llm_model),
+        )
+        if v
+    }
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        print(f"error: {exc.errors()[0]['msg']}", file=sys.stderr)
+        return None
+    prom = Prometheus(args.prometheus_url or settings.prometheus_url, timeout=settings.prometheus_timeout)
+    return settings, make_investigator(prom, settings.investigation(), settings.llm())
+
+
+def _investigate(args: argparse.Namespace) -> int:
+    from agent.render import render_html, render_markdown
+    from server.payloads import AlertmanagerWebhook, PostableAlert
 
     try:
         raw = json.loads(
@@ -54,23 +82,10 @@ def _investigate(args: argparse.Namespace) -> int:
     if not firing:
         print("error: the payload has no firing alert", file=sys.stderr)
         return 2
-    overrides = {
-        k: v
-        for k, v in (
-            ("language", args.language),
-            ("llm_provider", args.llm),
-            ("llm_base_url", args.llm_base_url),
-            ("llm_model", args.llm_model),
-        )
-        if v
-    }
-    try:
-        settings = Settings(**overrides)
-    except ValidationError as exc:
-        print(f"error: {exc.errors()[0]['msg']}", file=sys.stderr)
+    built = _investigator(args)
+    if built is None:
         return 2
-    prom = Prometheus(args.prometheus_url or settings.prometheus_url, timeout=settings.prometheus_timeout)
-    report = make_investigator(prom, settings.investigation(), settings.llm()).investigate(firing[0])
+    report = built[1].investigate(firing[0])
     if report.llm is not None and report.llm.fallback_reason:
         print(f"note: the LLM was not used: {report.llm.fallback_reason}", file=sys.stderr)
     if args.format == "json":
@@ -84,29 +99,13 @@ def _investigate(args: argparse.Namespace) -> int:
 
 def _ask(args: argparse.Namespace) -> int:
     from agent.ask import Asker
-    from agent.investigate import make_investigator
-    from server.settings import Settings
     from tools.errors import LLMUnavailable
     from tools.lc import ToolInputError, parse_time
-    from tools.prom import Prometheus
 
-    overrides = {
-        k: v
-        for k, v in (
-            ("language", args.language),
-            ("llm_provider", args.llm),
-            ("llm_base_url", args.llm_base_url),
-            ("llm_model", args.llm_model),
-        )
-        if v
-    }
-    try:
-        settings = Settings(**overrides)
-    except ValidationError as exc:
-        print(f"error: {exc.errors()[0]['msg']}", file=sys.stderr)
+    built = _investigator(args)
+    if built is None:
         return 2
-    prom = Prometheus(args.prometheus_url or settings.prometheus_url, timeout=settings.prometheus_timeout)
-    inv = make_investigator(prom, settings.investigation(), settings.llm())
+    settings, inv = built
     now = datetime.now(UTC)
     try:
         end = parse_time(args.end, now, now)

@@ -8,10 +8,10 @@ tools know nothing of reports or HTTP: the recorder and the localizer are suppli
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from time import perf_counter
 from typing import Any, Protocol
 
 from langchain_core.tools import BaseTool, StructuredTool
@@ -291,14 +291,14 @@ class PromToolkit:
         now = self.now()
         at = parse_time(time, now, now)
         q = QueryResult(expr, at, at, 0.0)
-        t0 = _perf()
+        t0 = perf_counter()
         try:
             q.series = self.prom.instant_query(expr, at)
         except PrometheusUnavailable:
             raise
         except AlertsleuthError as exc:
             q.error, q.error_type = str(exc), type(exc).__name__
-        q.seconds = _perf() - t0
+        q.seconds = perf_counter() - t0
         return self._answer("query", f"Instant query {expr}", q, NARROW)
 
     def list_metrics(self, contains: str = "") -> str:
@@ -399,7 +399,3 @@ class PromToolkit:
             )  # fmt: skip
         out = [make(*d) for d in described]
         return out
-
-
-def _perf() -> float:
-    return time.perf_counter()

@@ -137,15 +137,18 @@ def test_compare_windows() -> None:
 
 
 def test_a_label_implied_by_another_does_not_stop_the_specialisation() -> None:
-    # every route belongs to one service: {route, service} covers the same leaves as {route}, and must
-    # not stand in the way of {route="/pay", version="v2"}
-    rnd = random.Random(3)
+    # every route belongs to one service: {route, service} covers the same leaves as {route}. Healthy
+    # leaves fail a little less during the incident, so that child explains marginally more than the
+    # true {route="/pay", version="v2"}; it must not end the specialisation at {route="/pay"}.
+    rnd = random.Random(0)
+    routes = (("/pay", "checkout"), ("/cart", "checkout"), ("/search", "catalog"), ("/items", "catalog"))
     leaves = []
-    for route, service in (("/pay", "checkout"), ("/cart", "checkout"), ("/search", "catalog")):
+    for route, service in (*routes, ("/user", "account")):
         for version in ("v1", "v2"):
-            den = 100 * rnd.uniform(0.8, 1.2)
+            den = 100 * rnd.uniform(0.9, 1.1)
             broken = (route, version) == ("/pay", "v2")
+            inc = den * (0.5 if broken else 0.01 * rnd.uniform(0.85, 1.0))
             labels = label_key({"route": route, "service": service, "version": version})
-            leaves.append(Leaf(labels, den * 0.01, den * (0.5 if broken else 0.01), den, den))
+            leaves.append(Leaf(labels, den * 0.01, inc, den, den))
     res = localize(leaves, ratio=True)
     assert causes(res) == [{"route": "/pay", "version": "v2"}]

@@ -1,0 +1,132 @@
+"""What every sink gets and returns: the Notice, the ticket it may hold, the outcome, its errors.
+
+A sink is a thin adapter: it turns a `Notice` into one platform's API calls and nothing else. Routing,
+persistence, retries and backoff live in the outbox (`server/delivery/outbox.py`).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+Event = Literal["firing", "update", "resolved", "test"]
+
+
+class DeliveryError(Exception):
+    """A delivery attempt failed. `retryable` failures are retried with backoff; others fail at once.
+
+    The message must never contain a secret (tokens, webhook URLs with keys, passwords): it is stored,
+    logged and shown by the API.
+    """
+
+    def __init__(self, message: str, *, retryable: bool = True, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class TicketRef:
+    """A ticket in a tracker: `id` is what the API addresses (Redmine 42, Jira 10001, GitHub 7),
+    `key` what people read (#42, OPS-12, owner/repo#7), `url` its page."""
+
+    id: str
+    key: str
+    url: str
+
+
+@dataclass(frozen=True)
+class RootCause:
+    labels: dict[str, str]
+    statement: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One thing to tell a sink about one incident. Built by the outbox from the stored report."""
+
+    event: Event
+    incident_id: int
+    marker: str  # stable and unique per incident, e.g. "alertsleuth-3f9a1c2b7d4e-1763700000"
+    alertname: str
+    status: str  # firing | resolved
+    severity: str | None
+    labels: dict[str, str]
+    title: str  # "[FIRING] LoginFailureRatio: ip_region=shanghai, user_type=admin"
+    summary: str  # the report's summary paragraph (or a line saying there is no report yet)
+    root_causes: list[RootCause] = field(default_factory=list)
+    localized: bool = False
+    degraded: bool = False
+    starts_at: str = ""  # RFC 3339
+    ends_at: str | None = None
+    duration_seconds: float | None = None  # resolved notices
+    report_id: str | None = None
+    markdown: str | None = None  # the full report, as archived
+    html: str | None = None
+    report_json: str | None = None
+    report_url: str | None = (
+        None  # the full report's HTML page on alertsleuth (needs ALERTSLEUTH_EXTERNAL_URL)
+    )
+    incident_url: str | None = None
+    change: str | None = None  # update notices: what changed since the last one sent
+
+
+class TicketSlot:
+    """The ticket a sink holds for this incident, and how to save one the moment it exists.
+
+    `save` persists immediately (before the rest of the attempt), so a retry after a later failure
+    comments on the ticket instead of creating a second one.
+    """
+
+    def __init__(self, ref: TicketRef | None, save: Callable[[TicketRef], None]) -> None:
+        self.ref = ref
+        self._save = save
+
+    def set(self, ref: TicketRef) -> None:
+        self.ref = ref
+        self._save(ref)
+
+
+@dataclass
+class Outcome:
+    detail: str  # what happened, for people: "created OPS-12 with 2 attachments", "sent (1.2 kB)"
+    ticket: TicketRef | None = None
+    skipped: bool = False
+
+
+class SinkConfig(BaseModel):
+    """Base of every sink's YAML settings; unknown keys are refused, naming the key."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    type: str
+    timeout: float = 10.0
+
+
+class Sink(ABC):
+    """One configured destination. Subclasses set `kind` (the YAML `type`) and `config_model`."""
+
+    kind: ClassVar[str]
+    config_model: ClassVar[type[SinkConfig]]
+    tickets: ClassVar[bool] = False  # True: keeps one ticket per incident (create, comment, close)
+
+    def __init__(self, name: str, config: Any, http: Any) -> None:
+        """`http` is an `httpx.Client` owned by the outbox (None for sinks that do not use HTTP)."""
+        self.name = name
+        self.config = config
+        self.http = http
+
+    @abstractmethod
+    def send(self, notice: Notice, ticket: TicketSlot) -> Outcome:
+        """Deliver one notice; raise `DeliveryError` on failure. Ticket sinks:
+
+        - firing/update: no ticket yet → find one by `notice.marker` (a crash after an earlier create)
+          or create it, `ticket.set(...)` at once; with a ticket → comment (`update`: the new analysis).
+        - resolved: comment with the duration, then close or transition as configured; no ticket → skip.
+        - test: a test message (ticket sinks may create and immediately close a test ticket, or only
+          check credentials: say which in `Outcome.detail`).
+        """

@@ -1,0 +1,102 @@
+"""Pure text helpers shared by sinks: the brief message, duration wording, and fitting a size limit.
+
+Platforms limit message size (WeCom robot markdown 4096 bytes, Slack section 3000 characters, Jira
+description 32767 characters...). `fit` shortens at a line boundary and ends with a link to the full
+report on alertsleuth, so nothing is cut silently.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from server.delivery.base import Notice
+
+Unit = Literal["bytes", "chars"]
+Style = Literal["markdown", "slack", "text"]
+
+NO_LINK = "set ALERTSLEUTH_EXTERNAL_URL to link the full report"
+
+
+def size(text: str, unit: Unit) -> int:
+    return len(text.encode("utf-8")) if unit == "bytes" else len(text)
+
+
+def _cut(text: str, budget: int, unit: Unit) -> str:
+    """The longest prefix of `text` within `budget`, never splitting a UTF-8 character."""
+    if unit == "chars":
+        return text[: max(0, budget)]
+    raw = text.encode("utf-8")[: max(0, budget)]
+    return raw.decode("utf-8", errors="ignore")
+
+
+def fit(text: str, limit: int, *, link: str | None, unit: Unit = "bytes", style: Style = "markdown") -> str:
+    """`text` if it fits in `limit`, else a prefix cut at a line break plus a "shortened" line with the
+    link to the full report. The result always fits (the tail itself is cut on absurdly small limits)."""
+    if size(text, unit) <= limit:
+        return text
+    where = link_to(link, "full report", style) if link else NO_LINK
+    tail = f"\n\n… shortened to fit; {where}"
+    budget = limit - size(tail, unit)
+    if budget <= 0:
+        return _cut(tail.strip(), limit, unit)
+    head = _cut(text, budget, unit)
+    cut = head.rfind("\n")
+    if cut > len(head) // 2:  # prefer a line boundary unless it throws away most of the text
+        head = head[:cut]
+    return head.rstrip() + tail
+
+
+def link_to(url: str, text: str, style: Style) -> str:
+    if style == "slack":
+        return f"<{url}|{text}>"
+    if style == "markdown":
+        return f"[{text}]({url})"
+    return f"{text}: {url}"
+
+
+def bold(text: str, style: Style) -> str:
+    if style == "slack":
+        return f"*{text}*"
+    if style == "markdown":
+        return f"**{text}**"
+    return text
+
+
+def duration(seconds: float) -> str:
+    """12s, 4m 05s, 2h 03m, 3d 4h."""
+    s = max(0, int(round(seconds)))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h {s % 3600 // 60:02d}m"
+    return f"{s // 86400}d {s % 86400 // 3600}h"
+
+
+def label_set(labels: dict[str, str]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in labels.items()) or "(all series)"
+
+
+def brief(notice: Notice, style: Style = "markdown", *, causes: int = 3) -> str:
+    """The short message chat sinks send: title, summary, top root causes, timing, link."""
+    lines = [bold(notice.title, style)]
+    if notice.severity:
+        lines.append(f"severity: {notice.severity}")
+    if notice.event == "resolved":
+        lasted = f", lasted {duration(notice.duration_seconds)}" if notice.duration_seconds else ""
+        lines.append(f"Resolved at {notice.ends_at or 'now'}{lasted}.")
+    if notice.change:
+        lines.append(f"Changed: {notice.change}")
+    lines += ["", notice.summary]
+    if notice.root_causes and notice.event != "resolved":
+        lines += ["", bold("Root causes", style)]
+        for rc in notice.root_causes[:causes]:
+            lines.append(f"- {label_set(rc.labels)}: {rc.statement}")
+        if len(notice.root_causes) > causes:
+            lines.append(f"- … {len(notice.root_causes) - causes} more in the report")
+    lines.append("")
+    if notice.report_url:
+        lines.append(link_to(notice.report_url, "Full report", style))
+    lines.append(f"Incident {notice.incident_id}, started {notice.starts_at}")
+    return "\n".join(lines).strip()

@@ -96,6 +96,14 @@ class Grounding(BaseModel):
     ungrounded: list[str] = Field(default_factory=list)
 
 
+class TicketLink(BaseModel):
+    """A ticket opened for the incident by a ticket sink (filled in after delivery)."""
+
+    sink: str
+    key: str
+    url: str
+
+
 class Report(BaseModel):
     id: str
     alert: AlertInfo
@@ -118,4 +126,5 @@ class Report(BaseModel):
     llm: LLMUsage | None = None
     grounding: Grounding = Field(default_factory=Grounding)
     timings: dict[str, float] = Field(default_factory=dict, description="seconds per phase, and query counts")
+    tickets: list[TicketLink] = Field(default_factory=list, description="tickets opened for the incident")
     created_at: datetime = Field(default_factory=utcnow)

@@ -89,6 +89,7 @@ _LABELS: dict[str, dict[str, str]] = {
         "cited": "Evidence",
         "impact": "Impact",
         "related": "Related context",
+        "tickets": "Tickets",
         "remediation": "Remediation",
         "prevention": "Prevention",
         "none": "None.",
@@ -164,6 +165,7 @@ _LABELS: dict[str, dict[str, str]] = {
         "cited": "证据",
         "impact": "影响",
         "related": "相关情况",
+        "tickets": "工单",
         "remediation": "处置步骤",
         "prevention": "预防措施",
         "none": "无。",
@@ -752,6 +754,7 @@ def _context(report: Report) -> dict[str, Any]:
         "llm": llm,
         "timings": _timing_rows(report.timings, lang),
         "created_at": fmt_time(report.created_at),
+        "tickets": [{"sink": tk.sink, "key": tk.key, "href": _safe_url(tk.url)} for tk in report.tickets],
     }
 
 

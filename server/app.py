@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from agent.ask import Asker
 from agent.investigate import make_investigator
 from server.context import AppContext
+from server.delivery.outbox import Outbox
 from server.metrics import Metrics
 from server.routes import alerts, ask, health, incidents
 from server.security import BodyLimitMiddleware
@@ -38,13 +39,28 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
     def queue_depth() -> dict[str, int]:
         return holder["ctx"].store.queue_depth() if "ctx" in holder else {}
 
-    metrics = Metrics(queue_depth)
+    def delivery_counts() -> dict[tuple[str, str], int]:
+        return holder["ctx"].store.delivery_counts() if "ctx" in holder else {}
+
+    metrics = Metrics(queue_depth, delivery_counts)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = Store(settings.database_url)
         prom = Prometheus(settings.prometheus_url, timeout=settings.prometheus_timeout)
         investigator = make_investigator(prom, settings.investigation(), settings.llm())
+        outbox = Outbox(
+            store,
+            settings.delivery,
+            metrics,
+            external_url=settings.external_url,
+            reports_dir=settings.reports_dir,
+            workers=settings.delivery_workers,
+            max_attempts=settings.delivery_max_attempts,
+            backoff_seconds=settings.delivery_backoff_seconds,
+            backoff_max_seconds=settings.delivery_backoff_max_seconds,
+            poll_interval=settings.poll_interval,
+        )
         pool = WorkerPool(
             store,
             investigator,
@@ -55,18 +71,21 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
             retry_backoff=settings.retry_backoff_seconds,
             lease_seconds=settings.lease_seconds,
             poll_interval=settings.poll_interval,
+            outbox=outbox,
         )
         ctx = AppContext(
-            settings, store, prom, investigator, metrics, pool, Asker(investigator, settings.llm())
+            settings, store, prom, investigator, metrics, pool, Asker(investigator, settings.llm()), outbox
         )
         holder["ctx"] = app.state.ctx = ctx
         if start_workers:
             pool.start()
+            outbox.start()
         log.info(
             "alertsleuth ready",
             extra={
                 "prometheus": settings.prometheus_url,
                 "workers": settings.workers,
+                "sinks": ",".join(outbox.sinks) or "none",
                 "database": settings.database_url.split("@")[-1],
             },
         )
@@ -74,6 +93,7 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
             yield
         finally:
             pool.stop()
+            outbox.stop()
             prom.close()
             store.engine.dispose()
 

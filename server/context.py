@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 
 from agent.ask import Asker
 from agent.investigate import Investigator
+from server.delivery.outbox import Outbox
 from server.metrics import Metrics
 from server.settings import Settings
 from server.store import Store
@@ -25,6 +26,7 @@ class AppContext:
     metrics: Metrics
     workers: WorkerPool
     asker: Asker
+    outbox: Outbox
 
 
 def get_context(request: Request) -> AppContext:

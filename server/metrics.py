@@ -29,8 +29,31 @@ class _QueueCollector(Collector):
         )
 
 
+class _OutboxCollector(Collector):
+    def __init__(self, counts: Callable[[], dict[tuple[str, str], int]]) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        g = GaugeMetricFamily(
+            "alertsleuth_deliveries",
+            "Deliveries in the outbox by sink and state (pending, sending, done, failed)",
+            labels=["sink", "state"],
+        )
+        try:
+            counts = self._counts()
+        except Exception:  # the database is down: report nothing rather than fail the scrape
+            counts = {}
+        for (sink, state), n in sorted(counts.items()):
+            g.add_metric([sink, state], n)
+        yield g
+
+
 class Metrics:
-    def __init__(self, queue_depth: Callable[[], dict[str, int]]) -> None:
+    def __init__(
+        self,
+        queue_depth: Callable[[], dict[str, int]],
+        delivery_counts: Callable[[], dict[tuple[str, str], int]] | None = None,
+    ) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
         self.alerts_received = Counter(
@@ -56,4 +79,12 @@ class Metrics:
             buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300),
             registry=r,
         )
+        self.deliveries = Counter(
+            "alertsleuth_delivery_attempts",
+            "Delivery attempts by sink and outcome (sent, skipped, retried, failed)",
+            ["sink", "outcome"],
+            registry=r,
+        )
         r.register(_QueueCollector(queue_depth))
+        if delivery_counts is not None:
+            r.register(_OutboxCollector(delivery_counts))

@@ -19,6 +19,7 @@ from pydantic_settings import (
 
 from agent.investigate import InvestigationConfig
 from agent.llm import PROVIDERS, LLMConfig
+from server.delivery.config import DeliveryConfig
 
 
 class Settings(BaseSettings):
@@ -76,6 +77,21 @@ class Settings(BaseSettings):
     llm_max_tool_calls: int = Field(8, ge=0, description="tool calls per report")
     llm_max_prompt_chars: int = Field(24_000, ge=2000, description="characters of the first prompt")
     llm_wall_seconds: float = Field(120.0, gt=0, description="whole LLM phase; then the offline report")
+
+    # Delivery to tickets and chat (the sinks and routes are the `delivery:` section of the YAML file)
+    delivery: DeliveryConfig = Field(
+        default_factory=DeliveryConfig, description="sinks and routes; see README, Delivery"
+    )
+    external_url: str | None = Field(
+        None, description="alertsleuth's URL as people reach it; messages link the full report there"
+    )
+    refresh_seconds: float = Field(
+        1800.0, ge=0, description="a repeat notification re-investigates when the report is older; 0: never"
+    )
+    delivery_workers: int = Field(2, ge=1, le=32, description="deliveries attempted at once")
+    delivery_max_attempts: int = Field(8, ge=1, description="tries per delivery before it is marked failed")
+    delivery_backoff_seconds: float = Field(5.0, ge=0, description="first retry delay; doubles per attempt")
+    delivery_backoff_max_seconds: float = Field(900.0, ge=0, description="longest delay between retries")
 
     # Logging
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING, ERROR")

@@ -6,7 +6,7 @@ threads (FastAPI's threadpool or the worker pool), never on the event loop.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -152,12 +152,62 @@ class AskMessage(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class Delivery(Base):
+    """The outbox: one notice to one sink, persisted before it is attempted."""
+
+    __tablename__ = "deliveries"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), index=True)
+    sink: Mapped[str] = mapped_column(String(64))
+    event: Mapped[str] = mapped_column(String(16))  # firing | update | resolved
+    report_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    analysis: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    change: Mapped[str | None] = mapped_column(Text, nullable=True)
+    state: Mapped[str] = mapped_column(
+        String(16), default="pending", index=True
+    )  # pending|sending|done|failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    not_before: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    detail: Mapped[str | None] = mapped_column(Text, nullable=True)  # what happened, on success
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Ticket(Base):
+    """The one ticket a ticket sink keeps for an incident."""
+
+    __tablename__ = "tickets"
+    __table_args__ = (UniqueConstraint("incident_id", "sink", name="uq_ticket_incident_sink"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), index=True)
+    sink: Mapped[str] = mapped_column(String(64))
+    ext_id: Mapped[str] = mapped_column(String(255))
+    key: Mapped[str] = mapped_column(String(255))
+    url: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+@dataclass
+class ClaimedDelivery:
+    id: int
+    incident_id: int
+    sink: str
+    event: str
+    report_id: str | None
+    change: str | None
+    attempts: int
+
+
 @dataclass
 class IngestResult:
     notification_id: int
     created: list[int] = field(default_factory=list)  # new incidents, investigation queued
     deduplicated: list[int] = field(default_factory=list)  # repeats of known firing incidents
     resolved: list[int] = field(default_factory=list)  # incidents marked resolved
+    refreshed: list[int] = field(default_factory=list)  # repeats that queued a new investigation
 
 
 @dataclass
@@ -201,21 +251,42 @@ class Store:
 
     # ------------------------------------------------------------------ ingest
 
-    def ingest(self, source: str, body: str, group_key: str, alerts: list[AlertInfo]) -> IngestResult:
+    def ingest(
+        self,
+        source: str,
+        body: str,
+        group_key: str,
+        alerts: list[AlertInfo],
+        *,
+        resolved_sinks: Callable[[AlertInfo], list[str]] | None = None,
+        refresh_after: float = 0.0,
+    ) -> IngestResult:
         """Persist a notification and its alerts in one transaction; dedup by (fingerprint, startsAt).
+
+        `resolved_sinks` names the sinks to tell about a resolution (the routes with send_resolved);
+        their deliveries are queued in the same transaction, so a resolution is never lost. A repeat of
+        a firing incident whose report is older than `refresh_after` seconds (> 0) is re-investigated.
 
         Two replicas delivering the same group at once race on the unique key: the loser retries and
         finds the winner's incident.
         """
         for attempt in range(3):
             try:
-                return self._ingest(source, body, group_key, alerts)
+                return self._ingest(source, body, group_key, alerts, resolved_sinks, refresh_after)
             except IntegrityError:
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")
 
-    def _ingest(self, source: str, body: str, group_key: str, alerts: list[AlertInfo]) -> IngestResult:
+    def _ingest(
+        self,
+        source: str,
+        body: str,
+        group_key: str,
+        alerts: list[AlertInfo],
+        resolved_sinks: Callable[[AlertInfo], list[str]] | None,
+        refresh_after: float,
+    ) -> IngestResult:
         with self.session() as s:
             note = Notification(source=source, group_key=group_key, alerts=len(alerts), body=body)
             s.add(note)
@@ -255,11 +326,45 @@ class Store:
                         inc.status = "resolved"
                         inc.resolved_at = alert.ends_at or utcnow()
                         result.resolved.append(inc.id)
+                        if resolved_sinks is not None:
+                            self._queue_resolved(s, inc, resolved_sinks(alert))
                     else:
                         result.deduplicated.append(inc.id)
+                elif refresh_after > 0 and self._stale(s, inc, refresh_after):
+                    s.add(Job(incident_id=inc.id))
+                    inc.investigation = "queued"
+                    result.refreshed.append(inc.id)
                 else:
                     result.deduplicated.append(inc.id)
             return result
+
+    @staticmethod
+    def _stale(s: Session, inc: Incident, seconds: float) -> bool:
+        """A finished investigation whose report is older than `seconds`."""
+        if inc.investigation not in ("done", "degraded", "failed"):
+            return False
+        made = (
+            s.scalar(select(ReportRow.created_at).where(ReportRow.id == inc.report_id))
+            if inc.report_id
+            else None
+        )
+        since = made or inc.updated_at
+        return since is None or utcnow() - since > timedelta(seconds=seconds)
+
+    @staticmethod
+    def _queue_resolved(s: Session, inc: Incident, sinks: list[str]) -> None:
+        """Queue resolved notices for sinks that heard about the incident, or will (investigation pending)."""
+        told = set(
+            s.scalars(
+                select(Delivery.sink).where(
+                    Delivery.incident_id == inc.id, Delivery.event.in_(("firing", "update"))
+                )
+            )
+        )
+        pending = inc.investigation in ("queued", "running")
+        for sink in sinks:
+            if sink in told or pending:
+                s.add(Delivery(incident_id=inc.id, sink=sink, event="resolved"))
 
     # ------------------------------------------------------------------ queue
 
@@ -305,7 +410,20 @@ class Store:
                 return ClaimedJob(job_id, inc.id, attempts + 1, inc.alert())
         return None
 
-    def complete(self, job_id: int, report: Report, markdown: str, html: str, paths: dict[str, str]) -> None:
+    def complete(
+        self,
+        job_id: int,
+        report: Report,
+        markdown: str,
+        html: str,
+        paths: dict[str, str],
+        *,
+        notify: Sequence[str] = (),
+        analysis: dict[str, Any] | None = None,
+    ) -> list[int]:
+        """Store the report and, in the same transaction, queue its deliveries to the `notify` sinks:
+        `firing` for a sink not told yet, `update` when `analysis` differs from what it was last told,
+        nothing otherwise. Returns the ids of the queued deliveries."""
         with self.session() as s:
             job = s.get(Job, job_id)
             assert job is not None
@@ -326,6 +444,41 @@ class Store:
             inc.report_id = report.id
             inc.investigation = "degraded" if report.degraded else "done"
             inc.error = None
+            queued = [self._queue_report(s, inc.id, sink, report.id, analysis or {}) for sink in notify]
+            s.flush()
+            return [d.id for d in queued if d is not None]
+
+    @staticmethod
+    def _queue_report(
+        s: Session, incident_id: int, sink: str, report_id: str, analysis: dict[str, Any]
+    ) -> Delivery | None:
+        from server.delivery.change import describe_change
+
+        last = s.scalars(
+            select(Delivery)
+            .where(
+                Delivery.incident_id == incident_id,
+                Delivery.sink == sink,
+                Delivery.event.in_(("firing", "update")),
+            )
+            .order_by(Delivery.id.desc())
+            .limit(1)
+        ).first()
+        change = None
+        if last is not None:
+            change = describe_change(last.analysis, analysis)
+            if change is None:
+                return None
+        d = Delivery(
+            incident_id=incident_id,
+            sink=sink,
+            event="firing" if last is None else "update",
+            report_id=report_id,
+            analysis=analysis,
+            change=change,
+        )
+        s.add(d)
+        return d
 
     def retry_later(self, job_id: int, error: str, delay_seconds: float) -> None:
         with self.session() as s:
@@ -370,6 +523,158 @@ class Store:
         with self.session() as s:
             rows = s.execute(select(Job.state, func.count()).group_by(Job.state)).all()
             return {state: int(n) for state, n in rows}
+
+    # ------------------------------------------------------------------ outbox
+
+    def recover_deliveries(self) -> int:
+        """Deliveries left `sending` by a previous process go back to pending (call once at start)."""
+        with self.session() as s:
+            res = s.execute(
+                update(Delivery).where(Delivery.state == "sending").values(state="pending", lease_until=None)
+            )
+            return int(res.rowcount or 0)  # type: ignore[attr-defined]
+
+    @staticmethod
+    def _blocked(s: Session, d: Delivery) -> bool:
+        """Per incident and sink, notices go out in order, resolved last; a resolution also waits for a
+        running investigation, whose report would otherwise arrive after the ticket was closed."""
+
+        def rank(x: Delivery) -> tuple[int, int]:
+            return (1 if x.event == "resolved" else 0, x.id)
+
+        others = s.scalars(
+            select(Delivery).where(
+                Delivery.incident_id == d.incident_id,
+                Delivery.sink == d.sink,
+                Delivery.id != d.id,
+                Delivery.state.in_(("pending", "sending")),
+            )
+        )
+        if any(rank(o) < rank(d) for o in others):
+            return True
+        if d.event == "resolved":
+            inc = s.get(Incident, d.incident_id)
+            return inc is not None and inc.investigation in ("queued", "running")
+        return False
+
+    def claim_delivery(self, lease_seconds: float) -> ClaimedDelivery | None:
+        """Take the oldest due delivery that is not waiting on an earlier one for the same sink."""
+        now = utcnow()
+        due = ((Delivery.state == "pending") & (Delivery.not_before <= now)) | (
+            (Delivery.state == "sending") & (Delivery.lease_until < now)
+        )
+        with self.session() as s:
+            for d in s.scalars(select(Delivery).where(due).order_by(Delivery.id).limit(100)).all():
+                if self._blocked(s, d):
+                    continue
+                res = s.execute(
+                    update(Delivery)
+                    .where(Delivery.id == d.id, Delivery.state == d.state, Delivery.attempts == d.attempts)
+                    .values(
+                        state="sending",
+                        attempts=d.attempts + 1,
+                        lease_until=now + timedelta(seconds=lease_seconds),
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+                if (res.rowcount or 0) != 1:  # type: ignore[attr-defined]
+                    continue  # another dispatcher took it
+                return ClaimedDelivery(
+                    d.id, d.incident_id, d.sink, d.event, d.report_id, d.change, d.attempts + 1
+                )
+        return None
+
+    def next_delivery_due(self) -> datetime | None:
+        with self.session() as s:
+            return s.scalar(select(func.min(Delivery.not_before)).where(Delivery.state == "pending"))
+
+    def _finish_delivery(self, delivery_id: int, **values: Any) -> None:
+        with self.session() as s:
+            s.execute(
+                update(Delivery)
+                .where(Delivery.id == delivery_id)
+                .values(lease_until=None, updated_at=utcnow(), **values)
+                .execution_options(synchronize_session=False)
+            )
+
+    def delivery_done(self, delivery_id: int, detail: str) -> None:
+        self._finish_delivery(delivery_id, state="done", detail=detail, last_error=None, sent_at=utcnow())
+
+    def delivery_later(self, delivery_id: int, error: str, delay_seconds: float) -> None:
+        self._finish_delivery(
+            delivery_id,
+            state="pending",
+            last_error=error,
+            not_before=utcnow() + timedelta(seconds=delay_seconds),
+        )
+
+    def delivery_failed(self, delivery_id: int, error: str) -> None:
+        self._finish_delivery(delivery_id, state="failed", last_error=error)
+
+    def retry_delivery(self, incident_id: int, delivery_id: int) -> Delivery | None:
+        """A failed delivery goes back to pending with a fresh set of attempts. None: no such delivery;
+        a delivery that is not failed is returned unchanged (the caller answers 409)."""
+        with self.session() as s:
+            d = s.get(Delivery, delivery_id)
+            if d is None or d.incident_id != incident_id:
+                return None
+            if d.state == "failed":
+                d.state, d.attempts, d.not_before = "pending", 0, utcnow()
+            s.flush()
+            return d
+
+    def deliveries(self, incident_id: int) -> list[Delivery]:
+        with self.session() as s:
+            return list(
+                s.scalars(select(Delivery).where(Delivery.incident_id == incident_id).order_by(Delivery.id))
+            )
+
+    def delivery_counts(self) -> dict[tuple[str, str], int]:
+        """(sink, state) -> count, for /metrics."""
+        with self.session() as s:
+            rows = s.execute(
+                select(Delivery.sink, Delivery.state, func.count()).group_by(Delivery.sink, Delivery.state)
+            ).all()
+            return {(sink, state): int(n) for sink, state, n in rows}
+
+    def tickets(self, incident_id: int) -> list[Ticket]:
+        with self.session() as s:
+            return list(
+                s.scalars(select(Ticket).where(Ticket.incident_id == incident_id).order_by(Ticket.id))
+            )
+
+    def ticket(self, incident_id: int, sink: str) -> Ticket | None:
+        with self.session() as s:
+            return s.scalars(
+                select(Ticket).where(Ticket.incident_id == incident_id, Ticket.sink == sink)
+            ).first()
+
+    def save_ticket(self, incident_id: int, sink: str, ext_id: str, key: str, url: str) -> None:
+        with self.session() as s:
+            row = s.scalars(
+                select(Ticket).where(Ticket.incident_id == incident_id, Ticket.sink == sink)
+            ).first()
+            if row is None:
+                s.add(Ticket(incident_id=incident_id, sink=sink, ext_id=ext_id, key=key, url=url))
+            else:
+                row.ext_id, row.key, row.url = ext_id, key, url
+
+    def replace_report_files(self, report: Report, markdown: str, html: str, paths: dict[str, str]) -> None:
+        """Store a re-rendered report (the same id, e.g. now showing its tickets)."""
+        with self.session() as s:
+            row = s.get(ReportRow, report.id)
+            if row is not None:
+                row.body, row.markdown, row.html, row.paths = report.model_dump_json(), markdown, html, paths
+
+    def incident_and_report(
+        self, incident_id: int, report_id: str | None
+    ) -> tuple[Incident, ReportRow | None]:
+        """The incident and the given report (else its latest), for building a notice."""
+        with self.session() as s:
+            inc = s.get(Incident, incident_id)
+            assert inc is not None
+            rid = report_id or inc.report_id
+            return inc, (s.get(ReportRow, rid) if rid else None)
 
     # ------------------------------------------------------------------ reads
 

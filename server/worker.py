@@ -9,6 +9,8 @@ import uuid
 
 from agent.investigate import Investigator
 from server.archive import archive_report
+from server.delivery.change import analysis_of
+from server.delivery.outbox import Outbox
 from server.metrics import Metrics
 from server.store import ClaimedJob, Store
 
@@ -28,7 +30,9 @@ class WorkerPool:
         retry_backoff: float,
         lease_seconds: float,
         poll_interval: float,
+        outbox: Outbox | None = None,
     ) -> None:
+        self.outbox = outbox
         self.store = store
         self.investigator = investigator
         self.metrics = metrics
@@ -106,11 +110,16 @@ class WorkerPool:
         seconds = time.perf_counter() - t0
         try:
             markdown, html, paths = archive_report(report, self.reports_dir)
-            self.store.complete(job.id, report, markdown, html, paths)
+            notify = self.outbox.notify_sinks(job.alert.labels) if self.outbox else []
+            queued = self.store.complete(
+                job.id, report, markdown, html, paths, notify=notify, analysis=analysis_of(report)
+            )
         except Exception as exc:
             log.exception("cannot store the report", extra=ctx)
             self._retry_or_fail(job, f"storing the report failed: {exc}", ctx)
             return
+        if queued and self.outbox:
+            self.outbox.wake()
         outcome = "degraded" if report.degraded else "ok"
         self.metrics.investigations.labels(outcome).inc()
         self.metrics.investigation_seconds.observe(seconds)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 
 from fastapi import APIRouter, Depends, Request, status
@@ -22,6 +23,7 @@ class Accepted(BaseModel):
     incidents_created: list[int]
     deduplicated: list[int]
     resolved: list[int]
+    reinvestigating: list[int] = []  # repeats whose report was older than ALERTSLEUTH_REFRESH_SECONDS
 
 
 async def _accept(
@@ -31,11 +33,21 @@ async def _accept(
         ctx.metrics.alerts_received.labels(source, a.status).inc()
     # Persisted (with its queue job) before we answer: an accepted alert is never lost.
     result = await run_in_threadpool(
-        ctx.store.ingest, source, body.decode("utf-8", "replace"), group_key, alerts
+        functools.partial(
+            ctx.store.ingest,
+            source,
+            body.decode("utf-8", "replace"),
+            group_key,
+            alerts,
+            resolved_sinks=lambda a: ctx.outbox.resolved_sinks(a.labels),
+            refresh_after=ctx.settings.refresh_seconds,
+        )
     )
     ctx.metrics.alerts_deduplicated.inc(len(result.deduplicated))
-    if result.created:
+    if result.created or result.refreshed:
         ctx.workers.notify()
+    if result.resolved:
+        ctx.outbox.wake()
     log.info(
         "notification accepted",
         extra={
@@ -44,6 +56,7 @@ async def _accept(
             "created": result.created,
             "deduplicated": result.deduplicated,
             "resolved": result.resolved,
+            "refreshed": result.refreshed,
         },
     )
     return Accepted(
@@ -51,6 +64,7 @@ async def _accept(
         incidents_created=result.created,
         deduplicated=result.deduplicated,
         resolved=result.resolved,
+        reinvestigating=result.refreshed,
     )
 
 

@@ -1,0 +1,12 @@
+"""Every sink type by its YAML `type`, and the union of their settings models for validation."""
+
+from __future__ import annotations
+
+from typing import Union
+
+from server.delivery.base import Sink
+from server.delivery.sinks.redmine import RedmineConfig, RedmineSink
+
+SINKS: dict[str, type[Sink]] = {cls.kind: cls for cls in (RedmineSink,)}
+
+SinkSettings = Union[RedmineConfig]  # noqa: UP007 (a runtime union of the classes above)

@@ -1,0 +1,131 @@
+"""Which sinks hear about an alert: an Alertmanager-style route tree, evaluated by pure functions.
+
+    route:
+      sinks: [ops-redmine]            # the root matches every alert
+      send_resolved: true
+      routes:
+        - matchers: ['severity="critical"']
+          sinks: [oncall-wecom]
+          continue: true              # keep looking at the next sibling
+        - matchers: ['team=~"db|storage"', 'env!="dev"']
+          sinks: [db-jira]
+
+Semantics follow Alertmanager: a route matches when all its matchers match; its children are tried in
+order and the first matching child wins unless it has `continue: true`; when no child matches, the
+route itself delivers. Children inherit `sinks` and `send_resolved` from their parent when unset.
+Regex matchers are anchored (`=~"db|net"` means `^(?:db|net)$`), and a missing label is "".
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+_MATCHER = re.compile(
+    r"""^\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*|"(?:[^"\\]|\\.)*")\s*(?P<op>=~|!~|!=|=)\s*(?P<value>"(?:[^"\\]|\\.)*"|[^"\s]*)\s*$"""
+)
+
+
+def _unquote(text: str) -> str:
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), text[1:-1])
+    return text
+
+
+@dataclass(frozen=True)
+class Matcher:
+    name: str
+    op: Literal["=", "!=", "=~", "!~"]
+    value: str
+
+    @classmethod
+    def parse(cls, text: str) -> Matcher:
+        """`name="value"`, `name!=value`, `name=~"re"`, `name!~"re"` (quotes optional for simple values)."""
+        m = _MATCHER.match(text)
+        if m is None:
+            raise ValueError(f'bad matcher {text!r}: expected name="value", name!=, name=~ or name!~')
+        op = m.group("op")
+        matcher = cls(_unquote(m.group("name")), op, _unquote(m.group("value")))  # type: ignore[arg-type]
+        if op in ("=~", "!~"):
+            try:
+                re.compile(matcher.value)
+            except re.error as exc:
+                raise ValueError(f"bad regex in matcher {text!r}: {exc}") from None
+        return matcher
+
+    def matches(self, labels: dict[str, str]) -> bool:
+        value = labels.get(self.name, "")
+        if self.op == "=":
+            return value == self.value
+        if self.op == "!=":
+            return value != self.value
+        hit = re.fullmatch(f"(?:{self.value})", value) is not None
+        return hit if self.op == "=~" else not hit
+
+    def __str__(self) -> str:
+        return f'{self.name}{self.op}"{self.value}"'
+
+
+class Route(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    matchers: list[Matcher] = Field(default_factory=list)
+    sinks: list[str] | None = None  # None: the parent's
+    send_resolved: bool | None = None  # None: the parent's (the root's default is true)
+    continue_: bool = Field(False, alias="continue")
+    routes: list[Route] = Field(default_factory=list)
+
+    @field_validator("matchers", mode="before")
+    @classmethod
+    def _parse(cls, value: Any) -> Any:
+        if not isinstance(value, list):
+            raise ValueError("a list of matchers like 'severity=\"critical\"'")
+        return [Matcher.parse(v) if isinstance(v, str) else v for v in value]
+
+    def matches(self, labels: dict[str, str]) -> bool:
+        return all(m.matches(labels) for m in self.matchers)
+
+    def sink_names(self) -> set[str]:
+        names = set(self.sinks or [])
+        for child in self.routes:
+            names |= child.sink_names()
+        return names
+
+
+@dataclass(frozen=True)
+class Target:
+    sink: str
+    send_resolved: bool
+
+
+def route(tree: Route, labels: dict[str, str]) -> list[Target]:
+    """The sinks an alert with these labels goes to, in route order, each once."""
+    found: list[Target] = []
+    _walk(tree, labels, tree.sinks or [], True if tree.send_resolved is None else tree.send_resolved, found)
+    seen: set[str] = set()
+    unique = []
+    for t in found:
+        if t.sink not in seen:
+            seen.add(t.sink)
+            unique.append(t)
+    return unique
+
+
+def _walk(node: Route, labels: dict[str, str], sinks: list[str], resolved: bool, out: list[Target]) -> bool:
+    """Deliver through `node` if it matches; True when it matched (so the parent stops unless continue)."""
+    if not node.matches(labels):
+        return False
+    matched_child = False
+    for child in node.routes:
+        child_sinks = child.sinks if child.sinks is not None else sinks
+        child_resolved = child.send_resolved if child.send_resolved is not None else resolved
+        if _walk(child, labels, child_sinks, child_resolved, out):
+            matched_child = True
+            if not child.continue_:
+                break
+    if not matched_child:
+        out.extend(Target(s, resolved) for s in sinks)
+    return True

@@ -1,0 +1,152 @@
+"""A loopback WeCom (企业微信): gettoken, application messages and group robot webhooks.
+
+Answers as WeCom does: HTTP 200 with {"errcode": ..., "errmsg": ...}, errmsg carrying a hint and a
+"more info" link. What it checks (a wrong request gets WeCom's errcode, so sink tests fail):
+
+- GET /cgi-bin/gettoken: corpid (40013) and corpsecret (40001, "invalid credential"); issues a token
+  valid for `expires_in` seconds (after that, 42001 "access_token expired").
+- POST /cgi-bin/message/send: access_token present (41001), known (40014), not expired (42001); body
+  JSON (47001) without \\uXXXX escapes (40033); agentid (40056); a recipient (40031); msgtype
+  text/markdown (40008); content at most 2048 bytes (40058 "markdown.content exceed max length 2048").
+- POST /cgi-bin/webhook/send?key=: the key (93000 "invalid webhook url"); markdown content at most 4096
+  bytes, text at most 2048 (40058).
+
+`expire_tokens()` makes every issued token answer 42001; `rate_limit()` queues 45009 answers.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from typing import Any
+
+from tests.fakes.api import Answer, FakeAPI, Handler, Request
+
+APP_LIMIT = 2048
+ROBOT_MARKDOWN_LIMIT = 4096
+TEXT_LIMIT = 2048
+NON_ASCII_ESCAPE = re.compile(rb"\\u(?!00[0-7][0-9a-fA-F])[0-9a-fA-F]{4}")
+
+
+def error(code: int, message: str) -> dict[str, Any]:
+    hint = f"{message}, hint: [1700000000000000{code:06d}], from ip: 127.0.0.1, more info at "
+    return {"errcode": code, "errmsg": hint + f"https://open.work.weixin.qq.com/devtool/query?e={code}"}
+
+
+OK = {"errcode": 0, "errmsg": "ok"}
+
+
+class FakeWeCom(FakeAPI):
+    def __init__(
+        self,
+        *,
+        corp_id: str = "ww0123456789abcdef",
+        corp_secret: str = "app-secret-0123456789",
+        agent_id: int = 1000002,
+        robot_key: str = "693a91f6-7xxx-4bc4-97a0-0ec2sifa5aaa",
+        expires_in: int = 7200,
+    ) -> None:
+        self.corp_id = corp_id
+        self.corp_secret = corp_secret
+        self.agent_id = agent_id
+        self.robot_key = robot_key
+        self.expires_in = expires_in
+        self.tokens: dict[str, float] = {}  # token -> time.monotonic() it expires
+        self.token_fetches = 0
+        self.messages: list[dict[str, Any]] = []  # accepted application messages
+        self.robot_messages: list[dict[str, Any]] = []  # accepted robot messages
+        super().__init__()
+
+    def routes(self) -> list[tuple[str, str, Handler]]:
+        return [
+            ("GET", r"/cgi-bin/gettoken", self.gettoken),
+            ("POST", r"/cgi-bin/message/send", self.message_send),
+            ("POST", r"/cgi-bin/webhook/send", self.webhook_send),
+        ]
+
+    # ---------------------------------------------------------------- test controls
+
+    def expire_tokens(self) -> None:
+        """Every token issued so far answers 42001 from now on (WeCom may expire tokens early)."""
+        with self.lock:
+            for token in self.tokens:
+                self.tokens[token] = 0.0
+
+    def rate_limit(self, path: str = r"/cgi-bin/(message|webhook)/send", times: int = 1) -> None:
+        self.fail_next(Answer(200, error(45009, "api freq out of limit")), path=path, times=times)
+
+    @property
+    def robot_url(self) -> str:
+        return f"{self.url}/cgi-bin/webhook/send?key={self.robot_key}"
+
+    # ---------------------------------------------------------------- handlers
+
+    def gettoken(self, req: Request) -> Answer:
+        if req.arg("corpid") != self.corp_id:
+            return Answer(200, error(40013, "invalid corpid"))
+        if req.arg("corpsecret") != self.corp_secret:
+            return Answer(200, error(40001, "invalid credential"))
+        self.token_fetches += 1
+        token = f"token-{self.token_fetches}-{'x' * 40}"
+        self.tokens[token] = time.monotonic() + self.expires_in
+        return Answer(200, {**OK, "access_token": token, "expires_in": self.expires_in})
+
+    def _body(self, req: Request) -> dict[str, Any] | Answer:
+        try:
+            body = json.loads(req.body)
+        except ValueError:
+            return Answer(200, error(47001, "data format error"))
+        if not isinstance(body, dict):
+            return Answer(200, error(47001, "data format error"))
+        if NON_ASCII_ESCAPE.search(req.body):
+            return Answer(200, error(40033, "invalid charset. please check your request, if include \\uxxxx"))
+        return body
+
+    def _content(self, body: dict[str, Any], limits: dict[str, int]) -> str | Answer:
+        msgtype = body.get("msgtype")
+        if msgtype not in limits:
+            return Answer(200, error(40008, "invalid message type"))
+        part = body.get(msgtype)
+        content = part.get("content") if isinstance(part, dict) else None
+        if not isinstance(content, str) or not content:
+            return Answer(200, error(41016, f"missing {msgtype}.content"))
+        limit = limits[msgtype]
+        if len(content.encode("utf-8")) > limit:
+            return Answer(
+                200, error(40058, f"{msgtype}.content exceed max length {limit}. invalid Request Parameter")
+            )
+        return content
+
+    def message_send(self, req: Request) -> Answer:
+        token = req.arg("access_token")
+        if not token:
+            return Answer(200, error(41001, "access_token missing"))
+        if token not in self.tokens:
+            return Answer(200, error(40014, "invalid access_token"))
+        if time.monotonic() >= self.tokens[token]:
+            return Answer(200, error(42001, "access_token expired"))
+        body = self._body(req)
+        if isinstance(body, Answer):
+            return body
+        if body.get("agentid") != self.agent_id:
+            return Answer(200, error(40056, "invalid agentid"))
+        if not any(body.get(k) for k in ("touser", "toparty", "totag")):
+            return Answer(200, error(40031, "invalid userid list"))
+        content = self._content(body, {"text": TEXT_LIMIT, "markdown": APP_LIMIT})
+        if isinstance(content, Answer):
+            return content
+        self.messages.append(body)
+        return Answer(200, {**OK, "invaliduser": "", "msgid": f"msg-{len(self.messages)}"})
+
+    def webhook_send(self, req: Request) -> Answer:
+        if req.arg("key") != self.robot_key:
+            return Answer(200, error(93000, "invalid webhook url"))
+        body = self._body(req)
+        if isinstance(body, Answer):
+            return body
+        content = self._content(body, {"text": TEXT_LIMIT, "markdown": ROBOT_MARKDOWN_LIMIT})
+        if isinstance(content, Answer):
+            return content
+        self.robot_messages.append(body)
+        return Answer(200, OK)

@@ -1,14 +1,14 @@
 # alertsleuth: `make demo` runs the whole flow for real, `make test` runs the test suite.
-# Both install what they need: uv (from PyPI) when missing, and Debian's prometheus and
+# Both install what they need: uv (from PyPI) when missing, Debian's prometheus and
 # prometheus-alertmanager packages when those binaries are not on PATH (or named by PROMETHEUS_BIN,
-# PROMTOOL_BIN, ALERTMANAGER_BIN).
+# PROMTOOL_BIN, ALERTMANAGER_BIN), and Debian's redmine and redmine-sqlite (or REDMINE_ROOT).
 
 SHELL := /bin/bash
 export PATH := $(HOME)/.local/bin:$(PATH)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null 2>&1 && [ "$$(id -u)" != 0 ] && echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: help deps uv binaries sync demo test lint typecheck check bench serve exporter clean
+.PHONY: help deps uv binaries redmine sync demo test lint typecheck check bench serve exporter clean
 
 help:
 	@echo "make demo   - run Prometheus, Alertmanager, the exporter and alertsleuth; inject a fault; print the report"
@@ -17,7 +17,18 @@ help:
 	@echo "make bench  - run the benchmarks in bench/"
 	@echo "make serve  - run the server with the settings from the environment / .env"
 
-deps: uv binaries sync
+deps: uv binaries redmine sync
+
+# Redmine 5 for the ticket tests and the demo: Debian's packages, SQLite, no questions asked.
+redmine:
+	@if [ -n "$${REDMINE_ROOT:-}" ] || [ -f /usr/share/redmine/config/application.rb ]; then :; else \
+	  echo "installing Debian's redmine and redmine-sqlite"; \
+	  printf '%s\n' \
+	    'redmine redmine/instances/default/dbconfig-install boolean true' \
+	    'redmine redmine/instances/default/database-type select sqlite3' \
+	    | $(SUDO) debconf-set-selections && \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+	    --no-install-recommends redmine redmine-sqlite >/dev/null; fi
 
 uv:
 	@command -v uv >/dev/null 2>&1 || { \

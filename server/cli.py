@@ -1,4 +1,4 @@
-"""The `alertsleuth` command: serve, investigate, exporter, demo."""
+"""The `alertsleuth` command: serve, investigate, ask, sinks, exporter, demo."""
 
 from __future__ import annotations
 
@@ -17,15 +17,32 @@ if TYPE_CHECKING:
     from server.settings import Settings
 
 
+def _settings(**overrides: object) -> Settings | None:
+    """The settings, or None after printing every problem with the key it is at (exit code 2)."""
+    from server.settings import Settings
+
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except (ValidationError, ValueError) as exc:
+        problems = (
+            [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+            if isinstance(exc, ValidationError)
+            else [str(exc)]
+        )
+        print("error: invalid settings\n" + "\n".join(f"  {p}" for p in problems), file=sys.stderr)
+        return None
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from server.app import create_app
     from server.logs import setup_logging
-    from server.settings import Settings
 
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
-    settings = Settings(**overrides)
+    settings = _settings(**overrides)
+    if settings is None:
+        return 2
     setup_logging(settings.log_level, settings.log_format)
     uvicorn.run(
         create_app(settings), host=settings.host, port=settings.port, log_level="warning", access_log=False
@@ -37,7 +54,6 @@ def _investigator(args: argparse.Namespace) -> tuple[Settings, Investigator] | N
     """Settings with the command's --language/--llm* flags over the environment, and the Investigator
     (with the agent writer when an LLM is configured); None after printing a settings error."""
     from agent.investigate import make_investigator
-    from server.settings import Settings
     from tools.prom import Prometheus
 
     overrides = {
@@ -50,10 +66,8 @@ def _investigator(args: argparse.Namespace) -> tuple[Settings, Investigator] | N
         )
         if v
     }
-    try:
-        settings = Settings(**overrides)
-    except ValidationError as exc:
-        print(f"error: {exc.errors()[0]['msg']}", file=sys.stderr)
+    settings = _settings(**overrides)
+    if settings is None:
         return None
     prom = Prometheus(args.prometheus_url or settings.prometheus_url, timeout=settings.prometheus_timeout)
     return settings, make_investigator(prom, settings.investigation(), settings.llm())
@@ -159,6 +173,39 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(keep=args.keep, timeout=args.timeout)
 
 
+def _sinks(args: argparse.Namespace) -> int:
+    """`sinks list`: the configured sinks; `sinks test NAME`: send one a test message, say what happened."""
+    import httpx
+
+    from server.delivery.base import DeliveryError, TicketSlot
+    from server.delivery.outbox import build_sinks, probe_notice
+
+    settings = _settings()
+    if settings is None:
+        return 2
+    config = settings.delivery
+    if args.action == "list":
+        if not config.sinks:
+            print("no sinks configured (the `delivery:` section of ALERTSLEUTH_CONFIG)")
+        for name, cfg in config.sinks.items():
+            print(f"{name}\t{cfg.type}")
+        return 0
+    if args.name not in config.sinks:
+        known = ", ".join(config.sinks) or "none configured"
+        print(f"error: no sink named {args.name!r} ({known})", file=sys.stderr)
+        return 2
+    with httpx.Client(headers={"User-Agent": "alertsleuth/0.1"}) as http:
+        sink = build_sinks(config, http)[args.name]
+        try:
+            outcome = sink.send(probe_notice(args.name), TicketSlot(None, lambda ref: None))
+        except DeliveryError as exc:
+            hint = "retryable: try again later" if exc.retryable else "check the sink's settings"
+            print(f"{args.name} ({sink.kind}): FAILED: {exc} ({hint})", file=sys.stderr)
+            return 1
+    print(f"{args.name} ({sink.kind}): OK: {outcome.detail}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="alertsleuth", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -207,6 +254,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     e.add_argument("--seed", type=int, default=None)
     e.set_defaults(fn=_exporter)
+
+    k = sub.add_parser("sinks", help="list the configured delivery sinks, or send one a test message")
+    ks = k.add_subparsers(dest="action", required=True)
+    ks.add_parser("list", help="the configured sinks and their types")
+    kt = ks.add_parser("test", help="send a test message to one sink and print what happened")
+    kt.add_argument("name", help="the sink's name in the delivery configuration")
+    k.set_defaults(fn=_sinks)
 
     d = sub.add_parser(
         "demo", help="run Prometheus, Alertmanager, the exporter and alertsleuth; inject a fault"

@@ -169,6 +169,92 @@ def start_alertmanager(workdir: Path, config_yaml: str, port: int | None = None)
     return _launch("alertmanager", argv, workdir, port)
 
 
+REDMINE_SETUP = """
+Redmine::DefaultData::Loader.load('en') unless IssueStatus.any?
+Setting.rest_api_enabled = '1'
+Setting.text_formatting = 'common_mark'
+project = Project.find_by_identifier(ENV['PROJECT']) || Project.create!(
+  name: ENV['PROJECT'].capitalize, identifier: ENV['PROJECT'], is_public: true,
+  tracker_ids: Tracker.pluck(:id), enabled_module_names: ['issue_tracking'])
+File.write(ENV['KEY_FILE'], User.find_by_login('admin').api_key)
+"""
+
+
+def find_redmine() -> Path:
+    """Debian's Redmine (package `redmine`, under /usr/share/redmine) or REDMINE_ROOT."""
+    root = Path(os.environ.get("REDMINE_ROOT", "/usr/share/redmine"))
+    if not (root / "config" / "application.rb").is_file() or not shutil.which("bundle"):
+        raise BinaryNotFound(
+            f"redmine not found at {root}: install Debian's redmine and redmine-sqlite ('make deps') "
+            "or set REDMINE_ROOT"
+        )
+    return root
+
+
+def start_redmine(workdir: Path, project: str = "ops", port: int | None = None) -> Process:
+    """A private Redmine instance: its own SQLite database, files and logs under `workdir`, the REST API
+    on, CommonMark formatting, one public project. `extra["api_key"]` is the admin's API key.
+
+    Debian's Redmine is multi-tenant: REDMINE_INSTANCE names a directory under its `instances/`, which
+    a relative path can point at our workdir. A wrapper Gemfile adds webrick for `rails server`.
+    """
+    root = find_redmine()
+    workdir.mkdir(parents=True, exist_ok=True)
+    for sub in ("config", "log", "tmp", "files"):
+        (workdir / sub).mkdir(exist_ok=True)
+    (workdir / "config" / "database.yml").write_text(
+        f"production:\n  adapter: sqlite3\n  database: {workdir / 'redmine.sqlite3'}\n  encoding: utf8\n"
+    )
+    (workdir / "config" / "configuration.yml").write_text(
+        f"production:\n  attachments_storage_path: {workdir / 'files'}\n"
+    )
+    (workdir / "config" / "secret_key.txt").write_text(os.urandom(32).hex())
+    (workdir / "Gemfile").write_text(f"eval_gemfile '{root / 'Gemfile'}'\ngem 'webrick'\n")
+    (workdir / "setup.rb").write_text(REDMINE_SETUP)
+    env = {
+        **os.environ,
+        "REDMINE_INSTANCE": os.path.relpath(workdir, root / "instances"),
+        "BUNDLE_GEMFILE": str(workdir / "Gemfile"),
+        "RAILS_ENV": "production",
+        "REDMINE_LANG": "en",
+        "PROJECT": project,
+        "KEY_FILE": str(workdir / "api_key"),
+    }
+    log = workdir / "redmine.log"
+    with log.open("ab") as out:
+        for argv in (
+            ["bundle", "exec", "rake", "db:migrate"],
+            ["bundle", "exec", "rails", "runner", "setup.rb"],
+        ):
+            argv = [*argv[:-1], str(workdir / "setup.rb")] if argv[-1] == "setup.rb" else argv
+            done = subprocess.run(argv, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=300)
+            if done.returncode != 0:
+                raise RuntimeError(f"redmine setup failed ({' '.join(argv)}); see {log}")
+    port = port or free_port()
+    argv = [
+        "bundle",
+        "exec",
+        "rails",
+        "server",
+        "-b",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-P",
+        str(workdir / "tmp" / "server.pid"),
+    ]
+    proc = subprocess.Popen(argv, cwd=root, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    p = Process("redmine", f"http://127.0.0.1:{port}", port, workdir, proc, log)
+    p.extra["api_key"] = (workdir / "api_key").read_text().strip()
+    p.extra["project"] = project
+    try:
+        wait_http(f"{p.url}/projects.json", 90, proc)
+    except Exception as exc:
+        p.stop()
+        raise RuntimeError(f"redmine did not start: {exc}\n{p.log_tail()}") from exc
+    return p
+
+
 class _ThreadServer(uvicorn.Server):
     def install_signal_handlers(self) -> None:  # runs in a thread: leave signals to the main program
         pass

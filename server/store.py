@@ -611,17 +611,18 @@ class Store:
     def delivery_failed(self, delivery_id: int, error: str) -> None:
         self._finish_delivery(delivery_id, state="failed", last_error=error)
 
-    def retry_delivery(self, incident_id: int, delivery_id: int) -> Delivery | None:
-        """A failed delivery goes back to pending with a fresh set of attempts. None: no such delivery;
-        a delivery that is not failed is returned unchanged (the caller answers 409)."""
+    def retry_delivery(self, incident_id: int, delivery_id: int) -> tuple[Delivery | None, bool]:
+        """A failed delivery goes back to pending with a fresh set of attempts. Returns the delivery
+        (None: no such delivery of this incident) and whether it was failed and is now pending."""
         with self.session() as s:
             d = s.get(Delivery, delivery_id)
             if d is None or d.incident_id != incident_id:
-                return None
-            if d.state == "failed":
-                d.state, d.attempts, d.not_before = "pending", 0, utcnow()
+                return None, False
+            if d.state != "failed":
+                return d, False
+            d.state, d.attempts, d.not_before = "pending", 0, utcnow()
             s.flush()
-            return d
+            return d, True
 
     def deliveries(self, incident_id: int) -> list[Delivery]:
         with self.session() as s:

@@ -17,3 +17,13 @@ def require_binary(kind: str) -> str:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"{exc} (CI=true: missing binaries fail, never skip)")
         pytest.skip(str(exc))
+
+
+def require_redmine() -> None:
+    """Debian's Redmine; skip without it, fail under CI=true."""
+    try:
+        procs.find_redmine()
+    except procs.BinaryNotFound as exc:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{exc} (CI=true: missing binaries fail, never skip)")
+        pytest.skip(str(exc))

@@ -13,7 +13,7 @@ import pytest
 from server import procs
 from server.app import create_app
 from server.settings import Settings
-from tests.binaries import require_binary
+from tests.binaries import require_binary, require_redmine
 from tests.scenarios import Scenario, burst, everywhere, login_scenario, openmetrics
 
 STEP = 15
@@ -62,6 +62,16 @@ def prom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PromEnv]:
     config = "global:\n  scrape_interval: 15s\n  evaluation_interval: 1s\nrule_files: [rules.yml]\n"
     process = procs.start_prometheus(work, config, {"rules.yml": rules}, data_dir=work / "data")
     yield PromEnv(process.url, now, scenarios, process)
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def redmine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[procs.Process]:
+    """A private Redmine 5 (Debian's) with its own SQLite file, the REST API on and a project `ops`;
+    `extra["api_key"]` is the admin's key."""
+    require_redmine()
+    process = procs.start_redmine(tmp_path_factory.mktemp("redmine"))
+    yield process
     process.stop()
 
 

@@ -20,7 +20,8 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from server.delivery.registry import SinkSettings
 from server.delivery.routing import Route
@@ -34,29 +35,51 @@ class DeliveryConfig(BaseModel):
     sinks: dict[str, Annotated[SinkSettings, Field(discriminator="type")]] = Field(default_factory=dict)
     route: Route | None = None  # None: every sink, resolved notifications included
 
+    @model_validator(mode="before")
+    @classmethod
+    def _empty(cls, data: Any) -> Any:
+        return {} if data is None else data  # `delivery:` with nothing under it
+
     @model_validator(mode="after")
     def _check(self) -> DeliveryConfig:
-        for name in self.sinks:
-            if not _NAME.match(name):
-                raise ValueError(
-                    f"sinks.{name}: a sink name is 1-64 letters, digits, '_', '.' or '-' (starting alnum)"
-                )
+        # raised as a ValidationError so each problem's `loc` is its key (sinks.NAME, route.routes.0.sinks)
+        problems: list[InitErrorDetails] = [
+            _problem(
+                ("sinks", name),
+                "sink_name",
+                "a sink name is 1-64 letters, digits, '_', '.' or '-' (starting alnum)",
+                name,
+            )
+            for name in self.sinks
+            if not _NAME.fullmatch(name)
+        ]
         if self.route is not None:
-            _check_route(self.route, set(self.sinks), "route")
+            _check_route(self.route, set(self.sinks), ("route",), problems)
+        if problems:
+            raise ValidationError.from_exception_data(type(self).__name__, problems)
         return self
 
     def tree(self) -> Route:
         return self.route if self.route is not None else Route(sinks=sorted(self.sinks))
 
 
-def _check_route(node: Route, known: set[str], where: str) -> None:
+def _problem(loc: tuple[str | int, ...], kind: str, message: str, value: Any) -> InitErrorDetails:
+    return InitErrorDetails(type=PydanticCustomError(kind, message), loc=loc, input=value)
+
+
+def _check_route(
+    node: Route, known: set[str], where: tuple[str | int, ...], problems: list[InitErrorDetails]
+) -> None:
+    defined = ", ".join(sorted(known)) or "none"
     for sink in node.sinks or []:
         if sink not in known:
-            raise ValueError(
-                f"{where}.sinks: unknown sink {sink!r} (defined: {', '.join(sorted(known)) or 'none'})"
+            problems.append(
+                _problem(
+                    (*where, "sinks"), "unknown_sink", f"unknown sink {sink!r} (defined: {defined})", sink
+                )
             )
     for i, child in enumerate(node.routes):
-        _check_route(child, known, f"{where}.routes.{i}")
+        _check_route(child, known, (*where, "routes", i), problems)
 
 
 def parse(data: Any) -> DeliveryConfig:

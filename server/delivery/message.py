@@ -98,5 +98,7 @@ def brief(notice: Notice, style: Style = "markdown", *, causes: int = 3) -> str:
     lines.append("")
     if notice.report_url:
         lines.append(link_to(notice.report_url, "Full report", style))
-    lines.append(f"Incident {notice.incident_id}, started {notice.starts_at}")
+    if notice.incident_id:
+        started = f", started {notice.starts_at}" if notice.starts_at else ""
+        lines.append(f"Incident {notice.incident_id}{started}")
     return "\n".join(lines).strip()

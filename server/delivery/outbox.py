@@ -37,7 +37,7 @@ def backoff(attempts: int, base: float, cap: float, retry_after: float | None, r
     """Seconds before attempt `attempts + 1`: base·2^(attempts-1) capped, with "equal jitter" (half
     fixed, half random, so retries of many deliveries spread out), and never before the server's
     Retry-After. `rand` is uniform in [0, 1)."""
-    delay = min(cap, base * 2 ** max(0, attempts - 1))
+    delay = min(cap, base * 2.0 ** min(max(0, attempts - 1), 64))  # 2**1024 would overflow a float
     delay = delay / 2 + delay / 2 * rand
     return max(delay, min(cap, retry_after or 0.0))
 

@@ -29,9 +29,14 @@ _MATCHER = re.compile(
 )
 
 
+_ESCAPES = {"n": "\n", "t": "\t", '"': '"', "\\": "\\"}
+
+
 def _unquote(text: str) -> str:
+    """Strip the quotes and undo `\\"`, `\\\\`, `\\n`, `\\t`; any other backslash is kept, as Alertmanager
+    does, so a regex like `code=~"5\\d\\d"` keeps its `\\d`."""
     if len(text) >= 2 and text[0] == text[-1] == '"':
-        return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), text[1:-1])
+        return re.sub(r"\\(.)", lambda m: _ESCAPES.get(m.group(1), m.group(0)), text[1:-1], flags=re.S)
     return text
 
 
@@ -47,14 +52,18 @@ class Matcher:
         m = _MATCHER.match(text)
         if m is None:
             raise ValueError(f'bad matcher {text!r}: expected name="value", name!=, name=~ or name!~')
-        op = m.group("op")
-        matcher = cls(_unquote(m.group("name")), op, _unquote(m.group("value")))  # type: ignore[arg-type]
-        if op in ("=~", "!~"):
+        try:
+            return cls(_unquote(m.group("name")), m.group("op"), _unquote(m.group("value")))  # type: ignore[arg-type]
+        except ValueError as exc:
+            raise ValueError(f"bad matcher {text!r}: {exc}") from None
+
+    def __post_init__(self) -> None:
+        # here rather than in parse, so a matcher given as a mapping ({name, op, value}) is checked too
+        if self.op in ("=~", "!~"):
             try:
-                re.compile(matcher.value)
+                re.compile(self.value)
             except re.error as exc:
-                raise ValueError(f"bad regex in matcher {text!r}: {exc}") from None
-        return matcher
+                raise ValueError(f"bad regex {self.value!r}: {exc}") from None
 
     def matches(self, labels: dict[str, str]) -> bool:
         value = labels.get(self.name, "")

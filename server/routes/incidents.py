@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from server.context import Ctx
 from server.security import require_auth
-from server.store import Incident, Job
+from server.store import Delivery, Incident, Job
 
 router = APIRouter(tags=["incidents"], dependencies=[Depends(require_auth)])
 
@@ -24,6 +24,27 @@ class JobOut(BaseModel):
     last_error: str | None
     created_at: datetime
     updated_at: datetime
+
+
+class TicketOut(BaseModel):
+    sink: str
+    key: str
+    url: str
+
+
+class DeliveryOut(BaseModel):
+    id: int
+    sink: str
+    event: str  # firing | update | resolved
+    state: str  # pending | sending | done | failed
+    attempts: int
+    not_before: datetime
+    detail: str | None  # what happened, when done ("created #12 with 2 attachments")
+    last_error: str | None
+    change: str | None
+    report_id: str | None
+    created_at: datetime
+    sent_at: datetime | None
 
 
 class IncidentOut(BaseModel):
@@ -48,6 +69,8 @@ class IncidentOut(BaseModel):
 class IncidentDetail(IncidentOut):
     jobs: list[JobOut]
     report_files: dict[str, str]
+    tickets: list[TicketOut]
+    deliveries: list[DeliveryOut]
 
 
 class IncidentPage(BaseModel):
@@ -63,6 +86,10 @@ def _out(inc: Incident) -> dict[str, Any]:
 
 def _job(job: Job) -> JobOut:
     return JobOut(**{k: getattr(job, k) for k in JobOut.model_fields})
+
+
+def _delivery(d: Delivery) -> DeliveryOut:
+    return DeliveryOut(**{k: getattr(d, k) for k in DeliveryOut.model_fields})
 
 
 @router.get("/api/v1/incidents", response_model=IncidentPage)
@@ -83,7 +110,15 @@ async def get_incident(incident_id: int, ctx: Ctx) -> IncidentDetail:
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no incident {incident_id}")
     inc, jobs, paths = found
-    return IncidentDetail(**_out(inc), jobs=[_job(j) for j in jobs], report_files=paths)
+    tickets = await run_in_threadpool(ctx.store.tickets, incident_id)
+    deliveries = await run_in_threadpool(ctx.store.deliveries, incident_id)
+    return IncidentDetail(
+        **_out(inc),
+        jobs=[_job(j) for j in jobs],
+        report_files=paths,
+        tickets=[TicketOut(sink=t.sink, key=t.key, url=t.url) for t in tickets],
+        deliveries=[_delivery(d) for d in deliveries],
+    )
 
 
 @router.post(
@@ -97,6 +132,26 @@ async def reinvestigate(incident_id: int, ctx: Ctx) -> IncidentDetail:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no incident {incident_id}")
     ctx.workers.notify()
     return await get_incident(incident_id, ctx)
+
+
+@router.post(
+    "/api/v1/incidents/{incident_id}/deliveries/{delivery_id}/retry",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=DeliveryOut,
+    responses={404: {"description": "no such delivery"}, 409: {"description": "the delivery has not failed"}},
+)
+async def retry_delivery(incident_id: int, delivery_id: int, ctx: Ctx) -> DeliveryOut:
+    """Send a failed delivery again, with a fresh set of attempts. Ticket sinks comment on or close the
+    ticket they already opened: a retry never opens a second one."""
+    d, requeued = await run_in_threadpool(ctx.store.retry_delivery, incident_id, delivery_id)
+    if d is None:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f"no delivery {delivery_id} for incident {incident_id}"
+        )
+    if not requeued:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"delivery {delivery_id} is {d.state}, not failed")
+    ctx.outbox.wake()
+    return _delivery(d)
 
 
 @router.get(

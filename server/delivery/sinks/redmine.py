@@ -73,15 +73,13 @@ class RedmineSink(Sink):
         issues = (found or {}).get("issues") or []
         return self._ref(issues[0]["id"]) if issues else None
 
-    def _named_id(self, path: str, key: str, name: str) -> int:
+    def _named_id(self, path: str, key: str, name: str, noun: str) -> int:
         items = (self._req("GET", path) or {}).get(key) or []
         for item in items:
             if str(item.get("name", "")).casefold() == name.casefold():
                 return int(item["id"])
         known = ", ".join(str(i.get("name")) for i in items)
-        raise DeliveryError(
-            f"Redmine has no {key[:-1].replace('_', ' ')} named {name!r} (has: {known})", retryable=False
-        )
+        raise DeliveryError(f"Redmine has no {noun} named {name!r} (has: {known})", retryable=False)
 
     def _uploads(self, notice: Notice) -> list[dict[str, str]]:
         if not self.config.attach or not notice.report_id:
@@ -117,7 +115,7 @@ class RedmineSink(Sink):
             "description": self._description(notice),
         }
         if self.config.tracker:
-            issue["tracker_id"] = self._named_id("/trackers.json", "trackers", self.config.tracker)
+            issue["tracker_id"] = self._named_id("/trackers.json", "trackers", self.config.tracker, "tracker")
         uploads = self._uploads(notice)  # uploads are unattached until referenced: safe to redo
         if uploads:
             issue["uploads"] = uploads
@@ -136,7 +134,9 @@ class RedmineSink(Sink):
             user = (self._req("GET", "/users/current.json") or {}).get("user", {})
             project = (self._req("GET", f"/projects/{self.config.project}.json") or {}).get("project", {})
             if self.config.close_status:
-                self._named_id("/issue_statuses.json", "issue_statuses", self.config.close_status)
+                self._named_id(
+                    "/issue_statuses.json", "issue_statuses", self.config.close_status, "issue status"
+                )
             return Outcome(
                 f"credentials ok: user {user.get('login', '?')}, project {project.get('name', '?')}"
                 " (nothing created)"
@@ -152,7 +152,7 @@ class RedmineSink(Sink):
             fields: dict[str, Any] = {}
             if self.config.close_status:
                 fields["status_id"] = self._named_id(
-                    "/issue_statuses.json", "issue_statuses", self.config.close_status
+                    "/issue_statuses.json", "issue_statuses", self.config.close_status, "issue status"
                 )
             self._note(ticket.ref, self._text(f"Resolved{lasted} (at {notice.ends_at or 'now'})."), **fields)
             done = f"set to {self.config.close_status}" if self.config.close_status else "noted"

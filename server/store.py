@@ -418,12 +418,12 @@ class Store:
         html: str,
         paths: dict[str, str],
         *,
-        notify: Sequence[str] = (),
+        notify: Sequence[tuple[str, bool]] = (),
         analysis: dict[str, Any] | None = None,
     ) -> list[int]:
-        """Store the report and, in the same transaction, queue its deliveries to the `notify` sinks:
-        `firing` for a sink not told yet, `update` when `analysis` differs from what it was last told,
-        nothing otherwise. Returns the ids of the queued deliveries."""
+        """Store the report and, in the same transaction, queue its deliveries to the `notify` sinks
+        (name, send_updates): `firing` for a sink not told yet, `update` when `analysis` differs from
+        what it was last told and the route wants updates, nothing otherwise. Returns the ids queued."""
         with self.session() as s:
             job = s.get(Job, job_id)
             assert job is not None
@@ -444,13 +444,16 @@ class Store:
             inc.report_id = report.id
             inc.investigation = "degraded" if report.degraded else "done"
             inc.error = None
-            queued = [self._queue_report(s, inc.id, sink, report.id, analysis or {}) for sink in notify]
+            queued = [
+                self._queue_report(s, inc.id, sink, report.id, analysis or {}, updates)
+                for sink, updates in notify
+            ]
             s.flush()
             return [d.id for d in queued if d is not None]
 
     @staticmethod
     def _queue_report(
-        s: Session, incident_id: int, sink: str, report_id: str, analysis: dict[str, Any]
+        s: Session, incident_id: int, sink: str, report_id: str, analysis: dict[str, Any], updates: bool
     ) -> Delivery | None:
         from server.delivery.change import describe_change
 
@@ -467,7 +470,7 @@ class Store:
         change = None
         if last is not None:
             change = describe_change(last.analysis, analysis)
-            if change is None:
+            if change is None or not updates:
                 return None
         d = Delivery(
             incident_id=incident_id,

@@ -145,8 +145,9 @@ class Outbox:
 
     # ------------------------------------------------------------- routing (pure)
 
-    def notify_sinks(self, labels: dict[str, str]) -> list[str]:
-        return [t.sink for t in route(self.tree, labels)] if self.sinks else []
+    def notify_sinks(self, labels: dict[str, str]) -> list[tuple[str, bool]]:
+        """(sink, whether it hears about a changed analysis) for a new report."""
+        return [(t.sink, t.send_updates) for t in route(self.tree, labels)] if self.sinks else []
 
     def resolved_sinks(self, labels: dict[str, str]) -> list[str]:
         return [t.sink for t in route(self.tree, labels) if t.send_resolved] if self.sinks else []

@@ -5,9 +5,33 @@ from __future__ import annotations
 from typing import Union
 
 from server.delivery.base import Sink
+from server.delivery.sinks.dingtalk import DingTalkConfig, DingTalkSink
 from server.delivery.sinks.email import EmailConfig, EmailSink
+from server.delivery.sinks.feishu import FeishuConfig, FeishuSink
 from server.delivery.sinks.redmine import RedmineConfig, RedmineSink
+from server.delivery.sinks.slack import SlackConfig, SlackSink
+from server.delivery.sinks.wecom import WeComAppConfig, WeComAppSink, WeComRobotConfig, WeComRobotSink
 
-SINKS: dict[str, type[Sink]] = {cls.kind: cls for cls in (RedmineSink, EmailSink)}
+SINKS: dict[str, type[Sink]] = {
+    cls.kind: cls
+    for cls in (
+        RedmineSink,
+        EmailSink,
+        WeComAppSink,
+        WeComRobotSink,
+        FeishuSink,
+        DingTalkSink,
+        SlackSink,
+    )
+}
 
-SinkSettings = Union[RedmineConfig, EmailConfig]  # noqa: UP007 (a runtime union of the classes above)
+# A runtime union of the settings classes above, discriminated by `type` in config.py.
+SinkSettings = Union[  # noqa: UP007
+    RedmineConfig,
+    EmailConfig,
+    WeComAppConfig,
+    WeComRobotConfig,
+    FeishuConfig,
+    DingTalkConfig,
+    SlackConfig,
+]

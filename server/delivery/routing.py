@@ -71,7 +71,7 @@ class Matcher:
             return value == self.value
         if self.op == "!=":
             return value != self.value
-        hit = re.fullmatch(f"(?:{self.value})", value) is not None
+        hit = re.fullmatch(self.value, value) is not None  # anchored: the whole value, like ^(?:re)$
         return hit if self.op == "=~" else not hit
 
     def __str__(self) -> str:
@@ -84,6 +84,7 @@ class Route(BaseModel):
     matchers: list[Matcher] = Field(default_factory=list)
     sinks: list[str] | None = None  # None: the parent's
     send_resolved: bool | None = None  # None: the parent's (the root's default is true)
+    send_updates: bool | None = None  # a changed analysis of a firing incident; None: the parent's (true)
     continue_: bool = Field(False, alias="continue")
     routes: list[Route] = Field(default_factory=list)
 
@@ -107,13 +108,19 @@ class Route(BaseModel):
 @dataclass(frozen=True)
 class Target:
     sink: str
-    send_resolved: bool
+    send_resolved: bool = True
+    send_updates: bool = True
 
 
 def route(tree: Route, labels: dict[str, str]) -> list[Target]:
-    """The sinks an alert with these labels goes to, in route order, each once."""
+    """The sinks an alert with these labels goes to, in route order, each once (first route wins)."""
     found: list[Target] = []
-    _walk(tree, labels, tree.sinks or [], True if tree.send_resolved is None else tree.send_resolved, found)
+    root = Target(
+        "",
+        True if tree.send_resolved is None else tree.send_resolved,
+        True if tree.send_updates is None else tree.send_updates,
+    )
+    _walk(tree, labels, tree.sinks or [], root, found)
     seen: set[str] = set()
     unique = []
     for t in found:
@@ -123,18 +130,23 @@ def route(tree: Route, labels: dict[str, str]) -> list[Target]:
     return unique
 
 
-def _walk(node: Route, labels: dict[str, str], sinks: list[str], resolved: bool, out: list[Target]) -> bool:
-    """Deliver through `node` if it matches; True when it matched (so the parent stops unless continue)."""
+def _walk(node: Route, labels: dict[str, str], sinks: list[str], opts: Target, out: list[Target]) -> bool:
+    """Deliver through `node` if it matches; True when it matched (so the parent stops unless continue).
+    `opts` carries the inherited send_resolved/send_updates."""
     if not node.matches(labels):
         return False
     matched_child = False
     for child in node.routes:
         child_sinks = child.sinks if child.sinks is not None else sinks
-        child_resolved = child.send_resolved if child.send_resolved is not None else resolved
-        if _walk(child, labels, child_sinks, child_resolved, out):
+        child_opts = Target(
+            "",
+            opts.send_resolved if child.send_resolved is None else child.send_resolved,
+            opts.send_updates if child.send_updates is None else child.send_updates,
+        )
+        if _walk(child, labels, child_sinks, child_opts, out):
             matched_child = True
             if not child.continue_:
                 break
     if not matched_child:
-        out.extend(Target(s, resolved) for s in sinks)
+        out.extend(Target(s, opts.send_resolved, opts.send_updates) for s in sinks)
     return True

@@ -143,7 +143,7 @@ class FakeAPI:
         server = _Server(("127.0.0.1", 0), _RequestHandler)
         server.fake = self
         self._server = server
-        threading.Thread(target=server.serve_forever, name=type(self).__name__, daemon=True).start()
+        threading.Thread(target=lambda: server.serve_forever(poll_interval=0.05), name=type(self).__name__, daemon=True).start()
         return self
 
     def stop(self) -> None:

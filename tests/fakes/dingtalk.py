@@ -54,6 +54,14 @@ class FakeDingTalk(FakeAPI):
     def webhook_url(self) -> str:
         return f"{self.url}/robot/send?access_token={self.access_token}"
 
+    def reset(self) -> None:
+        """Forget requests, queued failures and state, for a fake shared by several tests."""
+        with self.lock:
+            self.requests.clear()
+            self._failures.clear()
+            self.messages.clear()
+            self.clock_skew = 0.0
+
     def rate_limit(self, times: int = 1) -> None:
         self.fail_next(
             error(130101, "send too fast, exceed 20 times per minute"), path=r"/robot/send", times=times

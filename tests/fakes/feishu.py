@@ -62,6 +62,14 @@ class FakeFeishu(FakeAPI):
     def webhook_url(self) -> str:
         return f"{self.url}/open-apis/bot/v2/hook/{self.token}"
 
+    def reset(self) -> None:
+        """Forget requests, queued failures and state, for a fake shared by several tests."""
+        with self.lock:
+            self.requests.clear()
+            self._failures.clear()
+            self.cards.clear()
+            self.clock_skew = 0.0
+
     def rate_limit(self, times: int = 1) -> None:
         body = {
             "code": 11232,

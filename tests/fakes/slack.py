@@ -36,6 +36,14 @@ class FakeSlack(FakeAPI):
     def webhook_url(self) -> str:
         return f"{self.url}/services/{self.path}"
 
+    def reset(self) -> None:
+        """Forget requests, queued failures and state, for a fake shared by several tests."""
+        with self.lock:
+            self.requests.clear()
+            self._failures.clear()
+            self.messages.clear()
+            self.archived = False
+
     def rate_limit(self, retry_after: int = 30, times: int = 1) -> None:
         answer = text_answer(429, "rate_limited", {"Retry-After": str(retry_after)})
         self.fail_next(answer, path=r"/services/", times=times)

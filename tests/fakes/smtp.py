@@ -64,7 +64,7 @@ class Received:
         """The first non-attachment part of that type (e.g. "text/plain", "text/html")."""
         for part in self.message.walk():
             if part.get_content_type() == content_type and not part.is_attachment():
-                return part  # type: ignore[return-value]
+                return part
         return None
 
     def text(self, content_type: str = "text/plain") -> str:
@@ -75,10 +75,7 @@ class Received:
 
     def attachments(self) -> dict[str, EmailMessage]:
         """Attachments by file name."""
-        return {
-            str(part.get_filename()): part  # type: ignore[misc]
-            for part in self.message.iter_attachments()
-        }
+        return {str(part.get_filename()): part for part in self.message.iter_attachments()}
 
 
 @dataclass(frozen=True)
@@ -147,7 +144,7 @@ class _Handler:
         received = Received(
             mail_from=str(envelope.mail_from),
             rcpt_tos=list(envelope.rcpt_tos),
-            message=message,  # type: ignore[arg-type]
+            message=message,
             raw=raw,
             tls=_tls_now(server),
             authenticated=bool(session.authenticated),

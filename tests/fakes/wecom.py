@@ -67,6 +67,16 @@ class FakeWeCom(FakeAPI):
 
     # ---------------------------------------------------------------- test controls
 
+    def reset(self) -> None:
+        """Forget requests, queued failures and state, for a fake shared by several tests."""
+        with self.lock:
+            self.requests.clear()
+            self._failures.clear()
+            self.tokens.clear()
+            self.token_fetches = 0
+            self.messages.clear()
+            self.robot_messages.clear()
+
     def expire_tokens(self) -> None:
         """Every token issued so far answers 42001 from now on (WeCom may expire tokens early)."""
         with self.lock:

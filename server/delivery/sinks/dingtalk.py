@@ -116,7 +116,7 @@ class DingTalkSink(Sink):
         token = parse_qs(urlsplit(url).query)["access_token"][0]
         if self.config.secret is None:
             return url, token
-        timestamp = str(int(time.time()))
+        timestamp = str(round(time.time() * 1000))
         signature = sign(timestamp, self.config.secret.get_secret_value())
         # copy_merge_params keeps access_token (a `params=` argument would replace the whole query)
         return str(httpx.URL(url).copy_merge_params({"timestamp": timestamp, "sign": signature})), token

@@ -80,6 +80,7 @@ def slot() -> TicketSlot:
 
 @contextmanager
 def running(fake: F) -> Iterator[F]:
+    """A started fake; stopping one takes half a second (serve_forever's poll), so most are shared."""
     fake.start()
     try:
         yield fake
@@ -93,28 +94,52 @@ def http() -> Iterator[httpx.Client]:
         yield client
 
 
-@pytest.fixture
-def wecom() -> Iterator[FakeWeCom]:
+@pytest.fixture(scope="module")
+def wecom_server() -> Iterator[FakeWeCom]:
     with running(FakeWeCom()) as fake:
         yield fake
 
 
 @pytest.fixture
-def feishu() -> Iterator[FakeFeishu]:
+def wecom(wecom_server: FakeWeCom) -> FakeWeCom:
+    wecom_server.reset()
+    return wecom_server
+
+
+@pytest.fixture(scope="module")
+def feishu_server() -> Iterator[FakeFeishu]:
     with running(FakeFeishu(secret=FEISHU_SECRET)) as fake:
         yield fake
 
 
 @pytest.fixture
-def dingtalk() -> Iterator[FakeDingTalk]:
+def feishu(feishu_server: FakeFeishu) -> FakeFeishu:
+    feishu_server.reset()
+    return feishu_server
+
+
+@pytest.fixture(scope="module")
+def dingtalk_server() -> Iterator[FakeDingTalk]:
     with running(FakeDingTalk(secret=DINGTALK_SECRET)) as fake:
         yield fake
 
 
 @pytest.fixture
-def slack() -> Iterator[FakeSlack]:
+def dingtalk(dingtalk_server: FakeDingTalk) -> FakeDingTalk:
+    dingtalk_server.reset()
+    return dingtalk_server
+
+
+@pytest.fixture(scope="module")
+def slack_server() -> Iterator[FakeSlack]:
     with running(FakeSlack()) as fake:
         yield fake
+
+
+@pytest.fixture
+def slack(slack_server: FakeSlack) -> FakeSlack:
+    slack_server.reset()
+    return slack_server
 
 
 def app_sink(fake: FakeWeCom, http: httpx.Client, **extra: Any) -> WeComAppSink:

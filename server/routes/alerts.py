@@ -53,7 +53,7 @@ async def _accept(
         extra={
             "source": source,
             "notification": result.notification_id,
-            "created": result.created,
+            "incidents_created": result.created,
             "deduplicated": result.deduplicated,
             "resolved": result.resolved,
             "refreshed": result.refreshed,

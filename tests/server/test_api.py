@@ -323,3 +323,25 @@ def test_health_ready_metrics_and_docs(server: ServerEnv) -> None:
         ):
             assert path in spec["paths"]
         assert c.get("/docs").status_code == 200
+
+
+def test_every_log_line_on_the_alert_path_can_be_written(
+    server: ServerEnv, prom: PromEnv, caplog: pytest.LogCaptureFixture
+) -> None:
+    """At INFO (as `alertsleuth serve` logs), no `extra` key may collide with LogRecord's own fields:
+    one did ("created"), and every webhook answered 500 after its alerts were stored."""
+    import logging
+
+    from server.logs import JSONFormatter, TextFormatter
+
+    caplog.set_level(logging.DEBUG)
+    with httpx.Client(base_url=server.url, timeout=10) as c:
+        created = c.post("/api/v1/webhook/alertmanager", json=webhook(prom, fingerprint="logs"))
+        assert created.status_code == 202, created.text
+        wait_report(c, created.json()["incidents_created"][0])
+        resolved = c.post("/api/v1/webhook/alertmanager", json=webhook(prom, "burst", "resolved", "logs"))
+        assert resolved.status_code == 202, resolved.text
+    accepted = [r for r in caplog.records if r.getMessage() == "notification accepted"]
+    assert len(accepted) == 2
+    for record in caplog.records:
+        assert TextFormatter().format(record) and JSONFormatter().format(record)

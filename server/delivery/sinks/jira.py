@@ -268,7 +268,7 @@ class JiraSink(Sink):
             return self._resolve(ref, notice)
         if ref is None:
             ref = self._create(notice)
-            ticket.set(ref)  # before anything else can fail: a retry comments instead of creating again
+            ticket.set(ref)  # before anything else can fail: a retry finds it instead of creating again
             n = self._attach(ref, notice, skip_present=False)
             return Outcome(detail=f"created {ref.key} with {n} attachments", ticket=ref)
         if notice.event == "firing":  # a retry that finds the issue it already opened: finish attaching

@@ -113,7 +113,9 @@ class Target:
 
 
 def route(tree: Route, labels: dict[str, str]) -> list[Target]:
-    """The sinks an alert with these labels goes to, in route order, each once (first route wins)."""
+    """The sinks an alert with these labels goes to, in route order, each once. A sink reached through
+    several routes (`continue`) gets resolved notices or updates if any of them asks for them, as
+    Alertmanager would send through each route."""
     found: list[Target] = []
     root = Target(
         "",
@@ -121,13 +123,15 @@ def route(tree: Route, labels: dict[str, str]) -> list[Target]:
         True if tree.send_updates is None else tree.send_updates,
     )
     _walk(tree, labels, tree.sinks or [], root, found)
-    seen: set[str] = set()
-    unique = []
+    merged: dict[str, Target] = {}  # a sink reached by several routes: once, with either's options
     for t in found:
-        if t.sink not in seen:
-            seen.add(t.sink)
-            unique.append(t)
-    return unique
+        had = merged.get(t.sink)
+        merged[t.sink] = (
+            t
+            if had is None
+            else Target(t.sink, had.send_resolved or t.send_resolved, had.send_updates or t.send_updates)
+        )
+    return list(merged.values())
 
 
 def _walk(node: Route, labels: dict[str, str], sinks: list[str], opts: Target, out: list[Target]) -> bool:

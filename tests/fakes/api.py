@@ -75,6 +75,7 @@ class _Server(ThreadingHTTPServer):
 class _RequestHandler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # else each answer waits ~40 ms for a delayed ACK
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -143,7 +144,9 @@ class FakeAPI:
         server = _Server(("127.0.0.1", 0), _RequestHandler)
         server.fake = self
         self._server = server
-        threading.Thread(target=lambda: server.serve_forever(poll_interval=0.05), name=type(self).__name__, daemon=True).start()
+        threading.Thread(
+            target=lambda: server.serve_forever(poll_interval=0.05), name=type(self).__name__, daemon=True
+        ).start()
         return self
 
     def stop(self) -> None:

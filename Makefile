@@ -11,7 +11,8 @@ PYTEST_ARGS ?=
 .PHONY: help deps uv binaries redmine sync demo test lint typecheck check bench serve exporter clean
 
 help:
-	@echo "make demo   - run Prometheus, Alertmanager, the exporter and alertsleuth; inject a fault; print the report"
+	@echo "make demo   - run Prometheus, Alertmanager, the exporter, Redmine and alertsleuth; inject a fault;"
+	@echo "              print the report; follow the ticket from opened to updated to closed"
 	@echo "make test   - install what is missing and run the test suite"
 	@echo "make check  - lint (ruff) and type-check (mypy)"
 	@echo "make bench  - run the benchmarks in bench/"
@@ -49,7 +50,7 @@ sync: uv
 	@uv sync --frozen --quiet
 
 demo: deps
-	uv run alertsleuth demo
+	uv run alertsleuth demo --redmine
 
 test: deps
 	uv run pytest $(PYTEST_ARGS)

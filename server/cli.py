@@ -170,7 +170,7 @@ def _exporter(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from server.demo import run_demo
 
-    return run_demo(keep=args.keep, timeout=args.timeout)
+    return run_demo(keep=args.keep, timeout=args.timeout, redmine=args.redmine)
 
 
 def _sinks(args: argparse.Namespace) -> int:
@@ -267,6 +267,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--keep", action="store_true", help="keep the temporary directory")
     d.add_argument("--timeout", type=float, default=120.0, help="give up after this many seconds")
+    d.add_argument(
+        "--redmine",
+        action="store_true",
+        help="also start a private Redmine and follow the incident: ticket opened, updated, closed",
+    )
     d.set_defaults(fn=_demo)
     return p
 

@@ -1,8 +1,13 @@
-"""`alertsleuth demo`: the whole flow for real, on this machine, in well under a minute.
+"""`alertsleuth demo`: the whole flow for real, on this machine.
 
 exporter -> Prometheus (rules from deploy/) -> Alertmanager -> alertsleuth -> archived report.
 It injects a brute-force burst of failing admin logins in one region and prints the report's path,
-summary and top root cause. Everything it starts, it stops.
+summary and top root cause (well under a minute).
+
+With delivery (`--redmine`, or a `delivery` section given by a test) it goes on through the incident's
+life: the report goes to the configured sinks (a private Redmine started here gets a ticket with the
+report attached), the fault spreads to a second region (the changed analysis is added to the ticket),
+then the fault is cleared and the resolution closes the ticket. Everything it starts, it stops.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from tools import promql
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 REGION, USER_TYPE = "shanghai", "admin"
+SPREAD_REGION = "beijing"
 ALERT = "HighLoginFailureRate"
 # Logins per second. High enough that the short demo baseline holds real counts in every segment
 # (shanghai admins see ~2.5/s), so the baseline is not mostly zeros.
@@ -45,7 +51,8 @@ def demo_configs(exporter: int, server: int, alertmanager: int) -> tuple[str, st
             rule["for"] = "3s"
             rule["expr"] = _shorten_ranges(rule["expr"])
     am: dict[str, Any] = yaml.safe_load((DEPLOY / "alertmanager.yml").read_text())
-    am["route"].update(group_wait="1s", group_interval="2s")
+    # Repeats every few seconds, so a changed analysis is noticed (with ALERTSLEUTH_REFRESH_SECONDS).
+    am["route"].update(group_wait="1s", group_interval="2s", repeat_interval="4s")
     for receiver in am["receivers"]:
         for hook in receiver.get("webhook_configs", []):
             hook["url"] = f"http://127.0.0.1:{server}/api/v1/webhook/alertmanager"
@@ -78,12 +85,44 @@ def _say(t0: float, text: str) -> None:
     print(f"[{time.monotonic() - t0:5.1f}s] {text}", flush=True)
 
 
-def run_demo(keep: bool = False, timeout: float = 120.0, reports_dir: str = "alert_reports") -> int:
+def demo_delivery(redmine: Process) -> dict[str, Any]:
+    """The `delivery:` section the demo uses with its private Redmine: the login alert gets a ticket."""
+    return {
+        "sinks": {
+            "demo-redmine": {
+                "type": "redmine",
+                "url": redmine.url,
+                "api_key": redmine.extra["api_key"],
+                "project": redmine.extra["project"],
+            }
+        },
+        "route": {"sinks": [], "routes": [{"matchers": [f'alertname="{ALERT}"'], "sinks": ["demo-redmine"]}]},
+    }
+
+
+def run_demo(
+    keep: bool = False,
+    timeout: float = 120.0,
+    reports_dir: str = "alert_reports",
+    *,
+    redmine: bool = False,
+    delivery: dict[str, Any] | None = None,
+) -> int:
+    """0 when the report localizes the injected fault (and, with delivery, the incident's deliveries
+    went through firing, update and resolved)."""
     t0 = time.monotonic()
     tmp = Path(tempfile.mkdtemp(prefix="alertsleuth-demo-"))
     procs: list[subprocess.Popen[bytes]] = []
     services: list[Process] = []
     try:
+        if redmine:
+            from server.procs import start_redmine
+
+            _say(t0, "starting a private Redmine (SQLite, REST API on)")
+            rm = start_redmine(tmp / "redmine", project="demo")
+            services.append(rm)
+            _say(t0, f"Redmine {rm.url} (admin API key in {tmp / 'redmine' / 'api_key'})")
+            delivery = demo_delivery(rm)
         ports = {"exporter": free_port(), "server": free_port(), "alertmanager": free_port()}
         prom_yml, rules_yml, am_yml = demo_configs(ports["exporter"], ports["server"], ports["alertmanager"])
         exporter_url = f"http://127.0.0.1:{ports['exporter']}"
@@ -107,6 +146,15 @@ def run_demo(keep: bool = False, timeout: float = 120.0, reports_dir: str = "ale
             "ALERTSLEUTH_MIN_INCIDENT_SECONDS": "5",
             "ALERTSLEUTH_PORT": str(ports["server"]),
         }
+        if delivery:
+            config = tmp / "alertsleuth.yaml"
+            config.write_text(yaml.safe_dump({"delivery": delivery}), encoding="utf-8")
+            env |= {
+                "ALERTSLEUTH_CONFIG": str(config),
+                "ALERTSLEUTH_EXTERNAL_URL": server_url,
+                "ALERTSLEUTH_REFRESH_SECONDS": "4",
+                "ALERTSLEUTH_DELIVERY_BACKOFF_SECONDS": "1",
+            }
         procs.append(_spawn(["serve"], tmp / "alertsleuth.log", env))
         wait_http(f"{exporter_url}/healthz", 30, procs[0])
         wait_http(f"{server_url}/healthz", 30, procs[1])
@@ -156,6 +204,11 @@ def run_demo(keep: bool = False, timeout: float = 120.0, reports_dir: str = "ale
         print(f"top root cause: {top['labels']} (score {top['score']}): {top['statement']}")
         ok = top["labels"].get("ip_region") == REGION and top["labels"].get("user_type") == USER_TYPE
         print(f"\ndemo {'OK' if ok else 'FAILED'}: {time.monotonic() - t0:.1f}s from start to report")
+        if ok and delivery:
+            ok = _lifecycle(server_url, exporter_url, incident["id"], t0, timeout)
+            print(f"\ndelivery {'OK' if ok else 'FAILED'}: {time.monotonic() - t0:.1f}s from start")
+        if not ok:
+            keep = True
         return 0 if ok else 1
     finally:
         for p in procs:
@@ -174,6 +227,63 @@ def run_demo(keep: bool = False, timeout: float = 120.0, reports_dir: str = "ale
             import shutil
 
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _wait_deliveries(
+    client: httpx.Client, incident_id: int, done: Any, t0: float, timeout: float, printed: set[int]
+) -> dict[str, Any] | None:
+    """Poll the incident until `done(incident)`; print each delivery once it is done or failed."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        inc: dict[str, Any] = client.get(f"/api/v1/incidents/{incident_id}").json()
+        for d in inc["deliveries"]:
+            if d["id"] not in printed and d["state"] in ("done", "failed"):
+                printed.add(d["id"])
+                what = d["detail"] if d["state"] == "done" else f"FAILED: {d['last_error']}"
+                _say(t0, f"delivery to {d['sink']} ({d['event']}): {what}")
+        if done(inc):
+            return inc
+        time.sleep(0.5)
+    return None
+
+
+def _lifecycle(server_url: str, exporter_url: str, incident_id: int, t0: float, timeout: float) -> bool:
+    """Firing delivered, the fault spreads (update), the fault is cleared (resolved)."""
+
+    def finished(event: str) -> Any:
+        return lambda inc: (
+            any(d["event"] == event and d["state"] == "done" for d in inc["deliveries"])
+            and all(d["state"] in ("done", "failed") for d in inc["deliveries"])
+        )
+
+    printed: set[int] = set()
+    with httpx.Client(base_url=server_url, timeout=5) as client:
+        inc = _wait_deliveries(client, incident_id, finished("firing"), t0, timeout, printed)
+        if inc is None:
+            print("demo: the report was not delivered in time", file=sys.stderr)
+            return False
+        for t in inc["tickets"]:
+            _say(t0, f"ticket {t['key']} ({t['sink']}): {t['url']}")
+        body = {
+            "ip_region": SPREAD_REGION,
+            "user_type": USER_TYPE,
+            "failure_ratio": 0.9,
+            "extra_rate": 2 * RATE,
+            "duration_seconds": 300,
+        }
+        httpx.post(f"{exporter_url}/api/v1/anomalies", json=body, timeout=5).raise_for_status()
+        _say(t0, f"the fault spreads: {USER_TYPE} logins from {SPREAD_REGION} fail too")
+        if _wait_deliveries(client, incident_id, finished("update"), t0, timeout, printed) is None:
+            print("demo: the changed analysis was not delivered in time", file=sys.stderr)
+            return False
+        httpx.delete(f"{exporter_url}/api/v1/anomalies", timeout=5).raise_for_status()
+        _say(t0, "fault cleared; waiting for the alert to resolve")
+        inc = _wait_deliveries(client, incident_id, finished("resolved"), t0, timeout, printed)
+        if inc is None:
+            print("demo: the resolution was not delivered in time", file=sys.stderr)
+            return False
+        _say(t0, f"incident {incident_id} resolved at {inc['resolved_at']}")
+        return all(d["state"] == "done" for d in inc["deliveries"])
 
 
 def _wait_for_report(

@@ -144,10 +144,48 @@ def test_cli_investigate_prints_the_json_contract(prom: PromEnv, tmp_path: Path)
     assert bad.returncode == 2 and "cannot read payload" in bad.stderr
 
 
-def test_demo_runs_the_whole_flow(tmp_path: Path, alertmanager_bin: str) -> None:
-    """exporter -> Prometheus rules -> Alertmanager -> server -> archived report, as `make demo` runs it."""
-    from server.demo import run_demo
+def test_demo_runs_the_whole_flow(tmp_path: Path, alertmanager_bin: str, redmine: procs.Process) -> None:
+    """exporter -> Prometheus rules -> Alertmanager -> server -> archived report -> a Redmine ticket
+    opened, updated and closed, and one email, as `make demo` runs it (plus the mail)."""
+    from server.demo import ALERT, demo_delivery, run_demo
+    from tests.fakes.smtp import FakeSMTP
 
-    assert run_demo(timeout=90, reports_dir=str(tmp_path / "reports")) == 0
-    files = sorted(p.suffix for p in (tmp_path / "reports").glob("HighLoginFailureRate_*"))
-    assert files == [".html", ".json", ".md"]
+    with FakeSMTP() as smtp:
+        delivery = demo_delivery(redmine)
+        delivery["sinks"]["oncall-mail"] = smtp.sink_config(to=["oncall@example.com"])
+        delivery["route"]["routes"].append(
+            {
+                "matchers": [f'alertname="{ALERT}"'],
+                "sinks": ["oncall-mail"],
+                "send_resolved": False,
+                "send_updates": False,
+            }
+        )
+        delivery["route"]["routes"][0]["continue"] = True
+        assert run_demo(timeout=90, reports_dir=str(tmp_path / "reports"), delivery=delivery) == 0
+        [mail] = smtp.wait_for(1)
+        time.sleep(0.5)
+        assert len(smtp.messages) == 1, [m.message["Subject"] for m in smtp.messages]
+
+    # The first report, and the re-investigations of the repeats (the demo refreshes every 4 s).
+    files = [p.suffix for p in (tmp_path / "reports").glob("HighLoginFailureRate_*")]
+    assert set(files) == {".html", ".json", ".md"} and len(files) % 3 == 0
+
+    assert mail.message["Subject"].startswith(f"[alertsleuth] [FIRING] {ALERT}: ")
+    assert "shanghai" in mail.message["Subject"] and "shanghai" in mail.text("text/html")
+
+    key = {"X-Redmine-API-Key": redmine.extra["api_key"]}
+    found = httpx.get(
+        f"{redmine.url}/issues.json",
+        params={"project_id": redmine.extra["project"], "status_id": "*", "subject": f"~{ALERT}"},
+        headers=key,
+    ).json()["issues"]
+    [issue] = [i for i in found if i["subject"] == mail.message["Subject"].removeprefix("[alertsleuth] ")]
+    issue = httpx.get(
+        f"{redmine.url}/issues/{issue['id']}.json", params={"include": "attachments,journals"}, headers=key
+    ).json()["issue"]
+    assert issue["status"]["name"] == "Closed"
+    assert {a["filename"].rsplit(".", 1)[1] for a in issue["attachments"]} == {"html", "json"}
+    notes = [j["notes"] for j in issue["journals"] if j["notes"]]
+    assert notes[0].startswith("Analysis changed: root causes ip_region=shanghai, user_type=admin → ")
+    assert notes[-1].startswith("Resolved after ")

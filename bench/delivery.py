@@ -162,9 +162,7 @@ def main() -> None:
         f"backlog: {args.incidents} delivered in {wall:.2f} s = {args.incidents / wall:.0f}/s, "
         f"failed {failed}"
     )
-    print(
-        f"requests to the receiver: {sum(receiver.seen.values())} for {len(receiver.seen)} notices (both phases)"
-    )
+    print(f"requests to the receiver: {sum(receiver.seen.values())} for {len(receiver.seen)} notices")
     print("queued → delivered (includes the backlog, since all were queued before the outbox started):")
     print(f"  first attempt: {len(first)}, median {statistics.median(first):.3f} s")
     if retried:

@@ -567,7 +567,7 @@ class Store:
             (Delivery.state == "sending") & (Delivery.lease_until < now)
         )
         with self.session() as s:
-            for d in s.scalars(select(Delivery).where(due).order_by(Delivery.id).limit(100)).all():
+            for d in s.scalars(select(Delivery).where(due).order_by(Delivery.id)):
                 if self._blocked(s, d):
                     continue
                 res = s.execute(
@@ -587,9 +587,22 @@ class Store:
                 )
         return None
 
-    def next_delivery_due(self) -> datetime | None:
+    def was_told(self, incident_id: int, sink: str) -> bool:
+        """Whether a firing or update notice of the incident reached the sink."""
         with self.session() as s:
-            return s.scalar(select(func.min(Delivery.not_before)).where(Delivery.state == "pending"))
+            return (
+                s.scalar(
+                    select(Delivery.id)
+                    .where(
+                        Delivery.incident_id == incident_id,
+                        Delivery.sink == sink,
+                        Delivery.event.in_(("firing", "update")),
+                        Delivery.state == "done",
+                    )
+                    .limit(1)
+                )
+                is not None
+            )
 
     def _finish_delivery(self, delivery_id: int, **values: Any) -> None:
         with self.session() as s:

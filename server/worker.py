@@ -8,6 +8,7 @@ import time
 import uuid
 
 from agent.investigate import Investigator
+from agent.models import TicketLink
 from server.archive import archive_report
 from server.delivery.change import analysis_of
 from server.delivery.outbox import Outbox
@@ -109,6 +110,10 @@ class WorkerPool:
             return
         seconds = time.perf_counter() - t0
         try:
+            # Tickets opened for earlier reports of this incident show in this one too.
+            report.tickets = [
+                TicketLink(sink=t.sink, key=t.key, url=t.url) for t in self.store.tickets(job.incident_id)
+            ]
             markdown, html, paths = archive_report(report, self.reports_dir)
             notify = self.outbox.notify_sinks(job.alert.labels) if self.outbox else []
             queued = self.store.complete(

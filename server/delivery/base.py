@@ -102,7 +102,8 @@ class Outcome:
 class SinkConfig(BaseModel):
     """Base of every sink's YAML settings; unknown keys are refused, naming the key."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # hide_input_in_errors: a refused value may be a secret; errors name the key, never echo the value
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
     type: str
     timeout: float = 10.0
 

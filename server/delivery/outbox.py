@@ -205,6 +205,12 @@ class Outbox:
             self.metrics.deliveries.labels(d.sink, "failed").inc()
             log.error("delivery failed: sink not configured", extra=ctx)
             return
+        if d.event == "resolved" and not self.store.was_told(d.incident_id, d.sink):
+            # Its report never reached this sink (the investigation failed, or the firing notice did).
+            self.store.delivery_done(d.id, "skipped: this sink was never told the incident was firing")
+            self.metrics.deliveries.labels(d.sink, "skipped").inc()
+            log.info("resolved notice skipped: sink never told", extra=ctx)
+            return
         try:
             inc, row = self.store.incident_and_report(d.incident_id, d.report_id)
             notice = build_notice(d.event, inc, row, change=d.change, external_url=self.external_url)

@@ -15,6 +15,13 @@ from pydantic import BeforeValidator, SecretStr
 
 
 def resolve_secret(value: Any) -> Any:
+    secret = _resolve(value)
+    if isinstance(secret, SecretStr) and not secret.get_secret_value():
+        raise ValueError("the secret is empty")
+    return secret
+
+
+def _resolve(value: Any) -> Any:
     if isinstance(value, SecretStr):
         return value
     if isinstance(value, dict):

@@ -144,8 +144,9 @@ def test_ticket_and_mail_from_firing_to_resolved(
             while c.get(f"/api/v1/incidents/{incident_id}").json()["report_id"] == inc["report_id"]:
                 assert time.monotonic() < deadline
                 time.sleep(0.05)
-            wait_report(c, incident_id)
-            assert len(c.get(f"/api/v1/incidents/{incident_id}").json()["deliveries"]) == 2
+            refreshed = wait_report(c, incident_id)
+            assert len(refreshed["deliveries"]) == 2
+            assert c.get(refreshed["report_url"]).json()["tickets"] == [ticket]  # shown in later reports too
 
             # Resolution: the ticket gets the duration and is closed; mail's route skips resolved.
             c.post("/api/v1/webhook/alertmanager", json=webhook(prom, status="resolved", fingerprint="d1"))
@@ -225,6 +226,12 @@ def test_failed_delivery_is_visible_retried_by_api_and_resumed_after_restart(
             assert (
                 c.post(f"/api/v1/incidents/{incident_id + 1}/deliveries/{d['id']}/retry").status_code == 404
             )
+
+            # Resolved, while the sink never heard of the incident: nothing to tell it.
+            c.post("/api/v1/webhook/alertmanager", json=webhook(prom, status="resolved", fingerprint="d3"))
+            resolved = wait_deliveries(c, incident_id, 2)["deliveries"][1]
+            assert resolved["event"] == "resolved" and resolved["state"] == "done"
+            assert resolved["detail"] == "skipped: this sink was never told the incident was firing"
     finally:
         stop()
 
@@ -241,7 +248,7 @@ def test_failed_delivery_is_visible_retried_by_api_and_resumed_after_restart(
     env, stop = serve(settings_with(make_settings, prom, fixed))
     try:
         with httpx.Client(base_url=env.url, timeout=10) as c:
-            inc = wait_deliveries(c, incident_id, 1)
+            inc = wait_deliveries(c, incident_id, 2)
             assert inc["deliveries"][0]["state"] == "done", inc["deliveries"]
             [ticket] = inc["tickets"]
             r = c.post(f"/api/v1/incidents/{incident_id}/deliveries/{inc['deliveries'][0]['id']}/retry")

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from pydantic import field_validator
+
 from server.delivery.base import DeliveryError, Notice, Outcome, Sink, SinkConfig, TicketRef, TicketSlot
 from server.delivery.http import call
 from server.delivery.message import brief, duration, fit
@@ -28,6 +30,20 @@ class RedmineConfig(SinkConfig):
     close_status: str | None = "Closed"  # status name set on resolution; None: only add a note
     formatting: Literal["markdown", "textile"] = "markdown"  # Redmine's text formatting setting
     attach: bool = True  # attach the HTML and JSON reports
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("an http(s) URL, e.g. https://redmine.example.com")
+        return value.rstrip("/")
+
+    @field_validator("project")
+    @classmethod
+    def _project(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("a project identifier (e.g. ops) or numeric id")
+        return value.strip()
 
 
 class RedmineSink(Sink):

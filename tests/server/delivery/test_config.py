@@ -296,10 +296,16 @@ def test_missing_env_var_names_the_variable_and_the_key(monkeypatch: pytest.Monk
     assert "TEST_ALERTSLEUTH_MISSING" in errs[0]["msg"] and "not set" in errs[0]["msg"]
 
 
-def test_empty_env_var_is_a_set_but_empty_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_empty_secret_is_refused_naming_the_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """An empty variable or file is a mistake (a secret not mounted yet), not a credential."""
     monkeypatch.setenv("TEST_ALERTSLEUTH_EMPTY", "")
-    config = parse({"sinks": {"ops": redmine(api_key={"env": "TEST_ALERTSLEUTH_EMPTY"})}})
-    assert config.sinks["ops"].api_key.get_secret_value() == ""  # type: ignore[union-attr]
+    empty = tmp_path / "empty.key"
+    empty.write_text("\n")
+    for value in ({"env": "TEST_ALERTSLEUTH_EMPTY"}, {"file": str(empty)}, ""):
+        errs = errors({"sinks": {"ops": redmine(api_key=value)}})
+        assert [(e["loc"], e["msg"]) for e in errs] == [
+            (("sinks", "ops", "redmine", "api_key"), "Value error, the secret is empty")
+        ]
 
 
 def test_unreadable_secret_file_is_named(tmp_path: Path) -> None:

@@ -271,3 +271,44 @@ def test_bad_delivery_config_is_refused_at_start_naming_the_key(
     with pytest.raises(ValidationError) as err:
         make_settings(delivery={"sinks": {}, "route": {"routes": [{"sinks": ["nope"]}]}})
     assert "unknown sink 'nope'" in str(err.value)
+
+
+def test_sinks_test_command_checks_credentials(redmine: procs.Process, tmp_path: Any) -> None:
+    """`alertsleuth sinks test NAME` against the real Redmine: OK with the right key, FAILED (exit 1)
+    with a wrong one, and the key never printed."""
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    def run(api_key: str, name: str = "ops-redmine") -> subprocess.CompletedProcess[str]:
+        config = tmp_path / "alertsleuth.yaml"
+        config.write_text(
+            yaml.safe_dump({"delivery": {"sinks": {"ops-redmine": redmine_sink(redmine, api_key=api_key)}}})
+        )
+        env = {**os.environ, "ALERTSLEUTH_CONFIG": str(config)}
+        return subprocess.run(
+            [sys.executable, "-m", "server.cli", "sinks", "test", name],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+
+    ok = run(redmine.extra["api_key"])
+    assert ok.returncode == 0, ok.stderr
+    assert (
+        ok.stdout.strip()
+        == "ops-redmine (redmine): OK: credentials ok: user admin, project Ops (nothing created)"
+    )
+
+    bad = run("wrong-key-0123456789")
+    assert (
+        bad.returncode == 1
+        and "ops-redmine (redmine): FAILED: GET /users/current.json: HTTP 401" in bad.stderr
+    )
+    assert "check the sink's settings" in bad.stderr and "wrong-key-0123456789" not in bad.stderr + bad.stdout
+
+    unknown = run(redmine.extra["api_key"], name="nope")
+    assert unknown.returncode == 2 and "no sink named 'nope' (ops-redmine)" in unknown.stderr

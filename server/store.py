@@ -540,11 +540,19 @@ class Store:
     @staticmethod
     def _blocked(s: Session, d: Delivery) -> bool:
         """Per incident and sink, notices go out in order, resolved last; a resolution also waits for a
-        running investigation, whose report would otherwise arrive after the ticket was closed."""
+        running investigation, whose report would otherwise arrive after the ticket was closed.
+
+        The investigation is read before the other deliveries: a report and its deliveries commit
+        together, so once the investigation reads as finished its deliveries are visible too (read the
+        other way round, a report committing in between let a resolution overtake its ticket)."""
 
         def rank(x: Delivery) -> tuple[int, int]:
             return (1 if x.event == "resolved" else 0, x.id)
 
+        if d.event == "resolved":
+            state = s.scalar(select(Incident.investigation).where(Incident.id == d.incident_id))
+            if state in ("queued", "running"):
+                return True
         others = s.scalars(
             select(Delivery).where(
                 Delivery.incident_id == d.incident_id,
@@ -553,12 +561,7 @@ class Store:
                 Delivery.state.in_(("pending", "sending")),
             )
         )
-        if any(rank(o) < rank(d) for o in others):
-            return True
-        if d.event == "resolved":
-            inc = s.get(Incident, d.incident_id)
-            return inc is not None and inc.investigation in ("queued", "running")
-        return False
+        return any(rank(o) < rank(d) for o in others)
 
     def claim_delivery(self, lease_seconds: float) -> ClaimedDelivery | None:
         """Take the oldest due delivery that is not waiting on an earlier one for the same sink."""

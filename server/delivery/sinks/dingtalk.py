@@ -19,7 +19,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import time
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
@@ -28,41 +27,21 @@ import httpx
 from pydantic import ConfigDict, Field, field_validator
 
 from server.delivery.base import DeliveryError, Notice, Outcome, Sink, SinkConfig, TicketSlot
+from server.delivery.chat import JSON_HEADERS, encode_json, fit_json_body, redact
 from server.delivery.http import call, excerpt
-from server.delivery.message import brief, fit
+from server.delivery.message import brief
 from server.delivery.secrets import Secret
 
 BODY_LIMIT = 20_000  # bytes of the whole request body
 TITLE_LIMIT = 64  # the title is the chat list preview; DingTalk's error table caps titles at 64
 THROTTLED = {130101: 600.0}  # errcode -> seconds to wait ("限流10分钟")
 RETRYABLE = {-1, 130101}
-JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
 
 
 def sign(timestamp: str, secret: str) -> str:
     """DingTalk's signature before URL encoding: base64(HMAC-SHA256(secret, "timestamp\\nsecret"))."""
     digest = hmac.new(secret.encode(), f"{timestamp}\n{secret}".encode(), hashlib.sha256).digest()
     return base64.b64encode(digest).decode()
-
-
-def _encoded(payload: Any) -> bytes:
-    return json.dumps(payload, ensure_ascii=False).encode("utf-8")
-
-
-def _fit_body(text: str, body: dict[str, Any], place: dict[str, Any], key: str, link: str | None) -> bool:
-    """Put the largest fit of `text` into `place[key]` keeping `body` within BODY_LIMIT bytes (JSON
-    escaping included); return whether it was shortened."""
-    place[key] = ""
-    budget = BODY_LIMIT - len(_encoded(body))
-    limit = budget
-    for _ in range(8):
-        fitted = fit(text, max(0, limit), link=link, unit="bytes")
-        over = len(_encoded(fitted)) - 2 - budget  # minus the quotes already counted
-        if over <= 0:
-            place[key] = fitted
-            return fitted != text
-        limit -= over
-    raise DeliveryError("the message does not fit DingTalk's 20,000-byte body limit", retryable=False)
 
 
 def _check(resp: httpx.Response, what: str, *secrets: str | None) -> None:
@@ -76,9 +55,7 @@ def _check(resp: httpx.Response, what: str, *secrets: str | None) -> None:
     if code in (0, None):
         return
     text = f"{what}: errcode {code} {str(payload.get('errmsg') or '')[:300]}".rstrip()
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
+    text = redact(text, *secrets)
     raise DeliveryError(text, retryable=code in RETRYABLE, retry_after=THROTTLED.get(code))
 
 
@@ -132,8 +109,8 @@ class DingTalkSink(Sink):
         if self.config.at_mobiles or self.config.is_at_all:
             body["at"] = {"atMobiles": list(self.config.at_mobiles), "isAtAll": self.config.is_at_all}
             text = f"{mentions}\n\n{text}" if mentions else text
-        shortened = _fit_body(text, body, markdown, "text", notice.report_url)
-        data = _encoded(body)
+        shortened = fit_json_body(text, body, markdown, "text", notice.report_url, BODY_LIMIT, "DingTalk")
+        data = encode_json(body)
         url, token = self._url()
         what = "POST dingtalk robot webhook"
         resp = call(

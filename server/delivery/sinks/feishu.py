@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import time
 from typing import Any, Literal
 
@@ -29,40 +28,20 @@ import httpx
 from pydantic import ConfigDict, field_validator
 
 from server.delivery.base import DeliveryError, Notice, Outcome, Sink, SinkConfig, TicketSlot
+from server.delivery.chat import JSON_HEADERS, encode_json, fit_json_body, redact
 from server.delivery.http import call, excerpt
-from server.delivery.message import bold, brief, fit
+from server.delivery.message import bold, brief
 from server.delivery.secrets import Secret
 
 BODY_LIMIT = 20_000  # bytes of the whole request body ("不能超过 20 KB")
 RATE_LIMITED = {11232, 99991400}
 TEMPLATES = {"firing": "red", "update": "orange", "resolved": "green", "test": "blue"}
-JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
 
 
 def sign(timestamp: str, secret: str) -> str:
     """Feishu's signature: the HMAC key is "timestamp\\nsecret", the message is empty."""
     key = f"{timestamp}\n{secret}".encode()
     return base64.b64encode(hmac.new(key, b"", hashlib.sha256).digest()).decode()
-
-
-def _encoded(payload: Any) -> bytes:
-    return json.dumps(payload, ensure_ascii=False).encode("utf-8")
-
-
-def _fit_body(text: str, body: dict[str, Any], place: dict[str, Any], link: str | None) -> bool:
-    """Put the largest fit of `text` into `place["content"]` keeping `body` within BODY_LIMIT bytes
-    (JSON escaping included); return whether it was shortened."""
-    place["content"] = ""
-    budget = BODY_LIMIT - len(_encoded(body))
-    limit = budget
-    for _ in range(8):
-        fitted = fit(text, max(0, limit), link=link, unit="bytes")
-        over = len(_encoded(fitted)) - 2 - budget  # minus the quotes already counted
-        if over <= 0:
-            place["content"] = fitted
-            return fitted != text
-        limit -= over
-    raise DeliveryError("the card does not fit Feishu's 20 KB body limit", retryable=False)
 
 
 def _check(resp: httpx.Response, what: str, *secrets: str | None) -> None:
@@ -81,9 +60,7 @@ def _check(resp: httpx.Response, what: str, *secrets: str | None) -> None:
     message = str(payload.get("msg") or payload.get("StatusMessage") or "")[:300]
     limited = code in RATE_LIMITED or (code == 9499 and "too many request" in message.lower())
     text = f"{what}: code {code} {message}".rstrip()
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
+    text = redact(text, *secrets)
     raise DeliveryError(text, retryable=limited)
 
 
@@ -140,8 +117,8 @@ class FeishuSink(Sink):
                 "elements": [element],
             },
         )
-        shortened = _fit_body(text, body, element, notice.report_url)
-        data = _encoded(body)
+        shortened = fit_json_body(text, body, element, "content", notice.report_url, BODY_LIMIT, "Feishu")
+        data = encode_json(body)
         what = "POST feishu bot webhook"
         resp = call(
             self.http, "POST", url, what=what, content=data, headers=JSON_HEADERS, timeout=self.config.timeout

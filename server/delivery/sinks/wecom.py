@@ -22,7 +22,6 @@ and the robot key.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from typing import Any, Literal
@@ -32,6 +31,7 @@ import httpx
 from pydantic import ConfigDict, field_validator, model_validator
 
 from server.delivery.base import DeliveryError, Notice, Outcome, Sink, SinkConfig, TicketSlot
+from server.delivery.chat import JSON_HEADERS, encode_json, redact
 from server.delivery.http import call, excerpt
 from server.delivery.message import brief, fit, size
 from server.delivery.secrets import Secret
@@ -42,14 +42,6 @@ TOKEN_INVALID = {40001, 40014, 42001}
 RETRYABLE = {-1, 45009}
 ROBOT_WINDOW = 60.0  # the robot limit is per minute: waiting one window is always enough
 TOKEN_MARGIN = 300.0  # refresh this long before the documented expiry
-JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
-
-
-def _redact(text: str, *secrets: str | None) -> str:
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-    return text
 
 
 def _payload(resp: httpx.Response, what: str) -> dict[str, Any]:
@@ -69,7 +61,7 @@ def _failure(
     code = payload.get("errcode", 0)
     if code in (0, None):
         return None
-    message = _redact(f"{what}: errcode {code} {str(payload.get('errmsg') or '')[:300]}".rstrip(), *secrets)
+    message = redact(f"{what}: errcode {code} {str(payload.get('errmsg') or '')[:300]}".rstrip(), *secrets)
     return DeliveryError(message, retryable=code in RETRYABLE, retry_after=wait if code == 45009 else None)
 
 
@@ -91,10 +83,6 @@ def _detail(content: str, shortened: bool, limit: int, test: bool) -> str:
         return "sent test message"
     detail = f"sent markdown, {_kb(size(content, 'bytes'))}"
     return detail + (f", shortened to {limit} bytes" if shortened else "")
-
-
-def _body(payload: dict[str, Any]) -> bytes:
-    return json.dumps(payload, ensure_ascii=False).encode("utf-8")
 
 
 def _http_url(value: str, key: str) -> str:
@@ -186,7 +174,7 @@ class WeComAppSink(Sink):
 
     def _post(self, body: dict[str, Any]) -> dict[str, Any]:
         what = "POST /cgi-bin/message/send"
-        data = _body(body)
+        data = encode_json(body)
         for attempt in (1, 2):
             token = self._access_token()
             resp = call(
@@ -205,7 +193,7 @@ class WeComAppSink(Sink):
                 self._forget(token)
                 if attempt == 1:
                     continue
-                message = _redact(str(payload.get("errmsg") or "")[:300], token, self._secret())
+                message = redact(str(payload.get("errmsg") or "")[:300], token, self._secret())
                 raise DeliveryError(f"{what}: errcode {code} {message} (also with a freshly fetched token)")
             failure = _failure(payload, what, token, self._secret())
             if failure is not None:
@@ -264,7 +252,7 @@ class WeComRobotSink(Sink):
             "POST",
             url,
             what=what,
-            content=_body({"msgtype": "markdown", "markdown": {"content": content}}),
+            content=encode_json({"msgtype": "markdown", "markdown": {"content": content}}),
             headers=JSON_HEADERS,
             timeout=self.config.timeout,
         )

@@ -74,6 +74,13 @@ def duration(seconds: float) -> str:
     return f"{s // 86400}d {s % 86400 // 3600}h"
 
 
+def resolved_line(notice: Notice) -> str:
+    """What ticket sinks write on resolution: "Resolved after 12m 05s at 2026-11-21T10:12:05Z."."""
+    lasted = f" after {duration(notice.duration_seconds)}" if notice.duration_seconds is not None else ""
+    at = f" at {notice.ends_at}" if notice.ends_at else ""
+    return f"Resolved{lasted}{at}."
+
+
 def label_set(labels: dict[str, str]) -> str:
     return ", ".join(f"{k}={v}" for k, v in labels.items()) or "(all series)"
 

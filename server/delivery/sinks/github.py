@@ -21,7 +21,7 @@ from pydantic import ConfigDict, Field, field_validator
 
 from server.delivery.base import DeliveryError, Notice, Outcome, Sink, SinkConfig, TicketRef, TicketSlot
 from server.delivery.http import call, retry_after
-from server.delivery.message import NO_LINK, brief, duration, fit
+from server.delivery.message import NO_LINK, brief, fit, resolved_line
 from server.delivery.secrets import Secret
 
 BODY_LIMIT = 65_536  # issue and comment bodies, characters
@@ -191,11 +191,7 @@ class GitHubSink(Sink):
         if notice.event == "resolved":
             if ref is None:
                 return Outcome(detail="no ticket to close", skipped=True)
-            lasted = (
-                f" after {duration(notice.duration_seconds)}" if notice.duration_seconds is not None else ""
-            )
-            at = f" at {notice.ends_at}" if notice.ends_at else ""
-            self._comment(ref, f"Resolved{lasted}{at}. — alertsleuth")
+            self._comment(ref, f"{resolved_line(notice)} — alertsleuth")
             if not self.config.close_on_resolve:
                 return Outcome(detail=f"commented on {ref.key}", ticket=ref)
             self._call(

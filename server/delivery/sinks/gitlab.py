@@ -20,7 +20,7 @@ from pydantic import ConfigDict, Field, field_validator
 
 from server.delivery.base import DeliveryError, Notice, Outcome, Sink, SinkConfig, TicketRef, TicketSlot
 from server.delivery.http import call
-from server.delivery.message import NO_LINK, brief, duration, fit
+from server.delivery.message import NO_LINK, brief, fit, resolved_line
 from server.delivery.secrets import Secret
 
 TEXT_LIMIT = 1_000_000  # note bodies (descriptions allow 1,048,576), characters
@@ -185,11 +185,7 @@ class GitLabSink(Sink):
         if notice.event == "resolved":
             if ref is None:
                 return Outcome(detail="no ticket to close", skipped=True)
-            lasted = (
-                f" after {duration(notice.duration_seconds)}" if notice.duration_seconds is not None else ""
-            )
-            at = f" at {notice.ends_at}" if notice.ends_at else ""
-            self._note(ref, f"Resolved{lasted}{at}. — alertsleuth")
+            self._note(ref, f"{resolved_line(notice)} — alertsleuth")
             if not self.config.close_on_resolve:
                 return Outcome(detail=f"commented on {ref.key}", ticket=ref)
             self._call("PUT", f"{self._project_path}/issues/{ref.id}", json={"state_event": "close"})

@@ -21,7 +21,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from server.delivery.base import DeliveryError, Notice, Outcome, Sink, SinkConfig, TicketRef, TicketSlot
 from server.delivery.http import call
-from server.delivery.message import NO_LINK, brief, duration, fit
+from server.delivery.message import NO_LINK, brief, fit, resolved_line
 from server.delivery.secrets import Secret
 
 TEXT_LIMIT = 32_767  # description and comment body, characters
@@ -281,9 +281,7 @@ class JiraSink(Sink):
         return Outcome(detail=f"commented on {ref.key}, {n} attachments", ticket=ref)
 
     def _resolve(self, ref: TicketRef, notice: Notice) -> Outcome:
-        lasted = f" after {duration(notice.duration_seconds)}" if notice.duration_seconds is not None else ""
-        at = f" at {notice.ends_at}" if notice.ends_at else ""
-        text = f"Resolved{lasted}{at}. — alertsleuth, {_wiki_link(notice.report_url, 'full report')}"
+        text = f"{resolved_line(notice)} — alertsleuth, {_wiki_link(notice.report_url, 'full report')}"
         self._comment(ref, text)
         if self.config.resolve_transition is None:
             return Outcome(detail=f"commented on {ref.key}", ticket=ref)

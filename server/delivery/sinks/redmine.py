@@ -15,7 +15,7 @@ from pydantic import field_validator
 
 from server.delivery.base import DeliveryError, Notice, Outcome, Sink, SinkConfig, TicketRef, TicketSlot
 from server.delivery.http import call
-from server.delivery.message import brief, duration, fit
+from server.delivery.message import brief, duration, fit, resolved_line
 from server.delivery.secrets import Secret
 
 DESCRIPTION_LIMIT = 60_000  # Redmine stores text columns; MySQL's TEXT is 65,535 bytes
@@ -164,14 +164,14 @@ class RedmineSink(Sink):
         if notice.event == "resolved":
             if ticket.ref is None:
                 return Outcome("no ticket to close", skipped=True)
-            lasted = f" after {duration(notice.duration_seconds)}" if notice.duration_seconds else ""
             fields: dict[str, Any] = {}
             if self.config.close_status:
                 fields["status_id"] = self._named_id(
                     "/issue_statuses.json", "issue_statuses", self.config.close_status, "issue status"
                 )
-            self._note(ticket.ref, self._text(f"Resolved{lasted} (at {notice.ends_at or 'now'})."), **fields)
+            self._note(ticket.ref, self._text(resolved_line(notice)), **fields)
             done = f"set to {self.config.close_status}" if self.config.close_status else "noted"
+            lasted = f" after {duration(notice.duration_seconds)}" if notice.duration_seconds else ""
             return Outcome(f"{ticket.ref.key} resolved{lasted}, {done}", ticket.ref)
         if ticket.ref is None:
             return self._create(notice, ticket)

@@ -31,8 +31,9 @@ from agent.grounding import ungrounded, unknown_citations
 from agent.investigate import Findings, Investigator
 from agent.llm import LLMConfig, build_chat_model
 from agent.models import Evidence, Grounding, LLMUsage, Report, RootCause
-from agent.render import fmt_labels, fmt_num, fmt_pct
 from agent.writer import OfflineWriter
+from tools.errors import LLMFailure
+from tools.format import fmt_labels, fmt_num, fmt_pct
 from tools.lc import Limits, PromToolkit, Recorder
 
 PROMPTS = Path(__file__).resolve().parent.parent / "prompts"
@@ -133,10 +134,6 @@ def evidence_prompt(f: Findings, offline: Report, max_chars: int) -> str:
 
 
 # ---------------------------------------------------------------------- the writer
-
-
-class LLMFailure(Exception):
-    """Why the LLM path gave up; becomes llm.fallback_reason."""
 
 
 @dataclass

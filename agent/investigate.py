@@ -15,7 +15,6 @@ from urllib.parse import quote
 from agent.llm import LLMConfig
 from agent.models import AlertInfo, Evidence, Report, SegmentStat, Windows
 from agent.plan import expression_from_generator_url, find_rule, parse_for, plan_windows
-from agent.render import fmt_labels, fmt_num, fmt_pct
 from tools import promql
 from tools.analysis import Localization, WindowStat, choose_step, localize
 from tools.breakdown import (
@@ -28,6 +27,7 @@ from tools.breakdown import (
 )
 from tools.context import ContextResult, collect_context
 from tools.errors import AlertsleuthError, PrometheusUnavailable, UnsupportedQuery
+from tools.format import fmt_labels, fmt_num, fmt_pct
 from tools.prom import Prometheus
 
 MAX_STATS_PER_EVIDENCE = 30

@@ -16,7 +16,6 @@ import functools
 import math
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +24,9 @@ from jinja2.runtime import Context
 from markupsafe import Markup, escape
 
 from agent.models import Evidence, Report, Windows
+from tools.format import fmt_duration, fmt_labels, fmt_num, fmt_pct, fmt_range, fmt_time, to_utc
 
 __all__ = [
-    "fmt_duration",
-    "fmt_labels",
-    "fmt_num",
-    "fmt_pct",
-    "fmt_time",
     "render_html",
     "render_markdown",
     "report_filename_stem",
@@ -249,97 +244,6 @@ def _lang(language: str) -> str:
 # ---------------------------------------------------------------------------------------------------
 
 
-def fmt_num(x: float | None) -> str:
-    """Format a number compactly: 4 significant digits, no scientific notation for ordinary magnitudes.
-
-    None → "–"; NaN → "NaN"; ±inf → "+Inf"/"-Inf"; 0 → "0"; 12345.678 → "12346"; 0.123456 → "0.1235";
-    magnitudes below 1e-4 or from 1e15 up use a short exponent form ("1e-6").
-    """
-    if x is None:
-        return "–"
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return str(x)
-    if math.isnan(v):
-        return "NaN"
-    if math.isinf(v):
-        return "+Inf" if v > 0 else "-Inf"
-    if v == 0:
-        return "0"
-    v = float(f"{v:.12g}")  # drop binary noise (1e-6 * 100 = 9.999999999999999e-05) before choosing a form
-    a = abs(v)
-    if a < 1e-4 or a >= 1e15:
-        mantissa, exponent = f"{v:.3e}".split("e")
-        if "." in mantissa:
-            mantissa = mantissa.rstrip("0").rstrip(".")
-        return f"{mantissa}e{int(exponent)}"
-    s = f"{v:.4g}"
-    if "e" in s:  # 4 significant digits would need an exponent: show the integer instead
-        s = f"{v:.0f}"
-    return "0" if s in ("-0", "0") else s
-
-
-def fmt_pct(x: float | None) -> str:
-    """Format a share (0..1) as a percentage with `fmt_num`'s precision: 0.8734 → "87.34%"."""
-    if x is None:
-        return "–"
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return str(x)
-    if math.isnan(v):
-        return "NaN"
-    return f"{fmt_num(v * 100.0)}%"
-
-
-def fmt_duration(seconds: float | None) -> str:
-    """30 → "30s", 300 → "5m", 5400 → "1h30m", 0.25 → "0.25s"."""
-    if seconds is None:
-        return "–"
-    s = float(seconds)
-    if not math.isfinite(s):
-        return fmt_num(s)
-    if abs(s) < 1:
-        return f"{fmt_num(s)}s"
-    sign = "-" if s < 0 else ""
-    total = round(abs(s))
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        n, total = divmod(total, size)
-        if n:
-            parts.append(f"{n}{unit}")
-    return sign + ("".join(parts) or "0s")
-
-
-def _utc(dt: datetime) -> datetime:
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
-
-
-def fmt_time(dt: datetime | None) -> str:
-    """A datetime in UTC, to the second: "2026-11-21 16:30:00 UTC"; None (or Go's zero time) → "–"."""
-    if dt is None or dt.year <= 1:
-        return "–"
-    return _utc(dt).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _fmt_range(start: datetime, end: datetime) -> str:
-    a, b = _utc(start), _utc(end)
-    if a.date() == b.date():
-        return f"{a:%Y-%m-%d %H:%M:%S} – {b:%H:%M:%S} UTC"
-    return f"{a:%Y-%m-%d %H:%M:%S} – {b:%Y-%m-%d %H:%M:%S} UTC"
-
-
-def _prom_escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def fmt_labels(labels: Mapping[str, Any]) -> str:
-    """A label set the way Prometheus prints it: {ip_region="shanghai", user_type="admin"}."""
-    items = sorted(((str(k), str(v)) for k, v in labels.items()), key=lambda kv: (kv[0] != "__name__", kv[0]))
-    return "{" + ", ".join(f'{k}="{_prom_escape(v)}"' for k, v in items) + "}"
-
-
 # ---------------------------------------------------------------------------------------------------
 # File names
 # ---------------------------------------------------------------------------------------------------
@@ -357,7 +261,7 @@ def report_filename_stem(report: Report) -> str:
     if name.startswith("."):
         name = "_" + name[1:]
     name = name or "alert"
-    stamp = _utc(report.alert.starts_at).strftime("%Y%m%dT%H%M%SZ")
+    stamp = to_utc(report.alert.starts_at).strftime("%Y%m%dT%H%M%SZ")
     rid = _UNSAFE_NAME.sub("_", report.id)[:8] or "report"
     return f"{name}_{stamp}_{rid}"
 
@@ -599,8 +503,8 @@ def _sparklines(ev: Evidence, windows: Windows | None) -> tuple[list[dict[str, A
     more = len(parsed) - len(shown)  # series without a usable point are not counted
     if not shown:
         return [], more
-    x0 = min(_utc(ev.start).timestamp(), min(p[0][0] for _, p in shown))
-    x1 = max(_utc(ev.end).timestamp(), max(p[-1][0] for _, p in shown))
+    x0 = min(to_utc(ev.start).timestamp(), min(p[0][0] for _, p in shown))
+    x1 = max(to_utc(ev.end).timestamp(), max(p[-1][0] for _, p in shown))
     span_x = (x1 - x0) or 1.0
     inner_w = SPARK_WIDTH - 2 * SPARK_PAD
     inner_h = SPARK_HEIGHT - 2 * SPARK_PAD
@@ -610,8 +514,8 @@ def _sparklines(ev: Evidence, windows: Windows | None) -> tuple[list[dict[str, A
 
     shade: dict[str, str] | None = None
     if windows is not None:
-        a = max(x0, _utc(windows.incident.start).timestamp())
-        b = min(x1, _utc(windows.incident.end).timestamp())
+        a = max(x0, to_utc(windows.incident.start).timestamp())
+        b = min(x1, to_utc(windows.incident.end).timestamp())
         if b > a:
             shade = {"x": f"{xpos(a):.1f}", "width": f"{max(xpos(b) - xpos(a), 1.0):.1f}"}
 
@@ -682,7 +586,7 @@ def _context(report: Report) -> dict[str, Any]:
             {
                 "ev": ev,
                 "kind": _KINDS[lang].get(ev.kind, ev.kind),
-                "range": _fmt_range(ev.start, ev.end),
+                "range": fmt_range(ev.start, ev.end),
                 "step": fmt_duration(ev.step),
                 "rows": [
                     {
@@ -727,7 +631,7 @@ def _context(report: Report) -> dict[str, Any]:
     if report.windows is not None:
         w = report.windows
         windows = {
-            name: f"{_fmt_range(tr.start, tr.end)} ({fmt_duration(tr.seconds)})"
+            name: f"{fmt_range(tr.start, tr.end)} ({fmt_duration(tr.seconds)})"
             for name, tr in (("baseline", w.baseline), ("incident", w.incident))
         }
     return {

@@ -13,9 +13,9 @@ import yaml
 
 from agent.investigate import Findings, new_report_id
 from agent.models import Report, RootCause
-from agent.render import fmt_labels, fmt_num, fmt_pct
 from tools import promql
 from tools.analysis import Candidate
+from tools.format import fmt_labels, fmt_num, fmt_pct
 
 TEXT_FILE = Path(__file__).parent / "text" / "offline.yaml"
 HINT_WORDS = {  # metric-name fragments -> hint key

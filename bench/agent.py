@@ -29,7 +29,6 @@ from agent.agent import AgentWriter  # noqa: E402
 from agent.investigate import Findings, InvestigationConfig, Investigator  # noqa: E402
 from agent.llm import LLMConfig  # noqa: E402
 from agent.models import AlertInfo, Report  # noqa: E402
-from agent.render import fmt_num, fmt_pct  # noqa: E402
 from agent.writer import OfflineWriter  # noqa: E402
 from bench.rca_rs import DEFAULT_DATA  # noqa: E402
 from server import procs  # noqa: E402
@@ -37,6 +36,7 @@ from tests.fakes import ScriptedOpenAI, ToolCalls  # noqa: E402
 from tests.rs import PROMETHEUS_ARGS, PROMETHEUS_CONFIG, alert_for, load, openmetrics  # noqa: E402
 from tests.scenarios import burst, login_scenario  # noqa: E402
 from tests.scenarios import openmetrics as login_openmetrics  # noqa: E402
+from tools.format import fmt_num, fmt_pct  # noqa: E402
 from tools.prom import Prometheus  # noqa: E402
 
 

@@ -21,15 +21,13 @@ from typing import Any
 import httpx
 import uvicorn
 
+from tools.errors import BinaryNotFound
+
 BINARIES = {
     "prometheus": ("PROMETHEUS_BIN", ("prometheus",)),
     "promtool": ("PROMTOOL_BIN", ("promtool",)),
     "alertmanager": ("ALERTMANAGER_BIN", ("prometheus-alertmanager", "alertmanager")),
 }
-
-
-class BinaryNotFound(RuntimeError):
-    pass
 
 
 def find_binary(kind: str) -> str:

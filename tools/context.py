@@ -6,9 +6,7 @@ through the Prometheus adapter and keeps each one (PromQL, range, error) for the
 
 from __future__ import annotations
 
-import json
 import math
-import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +16,7 @@ from typing import Any, Generic, TypeVar
 
 from tools.breakdown import QueryResult, run_range
 from tools.errors import PrometheusUnavailable
+from tools.format import fmt_label_value, fmt_labels, rfc3339
 from tools.prom import Prometheus, Series
 from tools.promql import Matcher, Selector
 
@@ -28,7 +27,6 @@ MAX_CONCURRENCY = 4
 
 # Labels that name the series or the target, not the build: never part of a version.
 _NOT_VERSION = frozenset({"__name__", "job", "instance"})
-_PLAIN_VALUE = re.compile(r"[\w.:/@+\-]+")
 # The metacharacters of RE2 syntax (Go's regexp.QuoteMeta escapes exactly these).
 _RE2_SPECIAL = frozenset("\\.+*?()|[]{}^$")
 
@@ -36,26 +34,13 @@ _RE2_SPECIAL = frozenset("\\.+*?()|[]{}^$")
 # ---------------------------------------------------------------------- formatting
 
 
-def iso(ts: float) -> str:
-    """Unix seconds as ISO 8601 UTC to the second, e.g. 2024-05-01T12:03:15Z."""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _value(text: str) -> str:
-    """A label value for a one-line summary: bare when plain, else JSON-quoted (no raw newlines)."""
-    return text if _PLAIN_VALUE.fullmatch(text) else json.dumps(text, ensure_ascii=False)
+def _stamp(value: datetime | float) -> str:
+    return rfc3339(value, seconds=True)
 
 
 def _labels_text(labels: dict[str, str]) -> str:
     """`job=a instance=b k=v ...`: job and instance first, then the rest sorted, at most a few."""
-    pairs = list(labels.items())
-    first = [p for p in pairs if p[0] in ("job", "instance")]
-    rest = sorted(p for p in pairs if p[0] not in ("job", "instance"))
-    shown = (sorted(first, key=lambda p: p[0] != "job") + rest)[:MAX_SUMMARY_LABELS]
-    text = " ".join(f"{k}={_value(v)}" for k, v in shown)
-    if len(pairs) > len(shown):
-        text += f" (+{len(pairs) - len(shown)} more labels)"
-    return text
+    return fmt_labels(labels, plain=True, sep=" ", first=("job", "instance"), limit=MAX_SUMMARY_LABELS)
 
 
 # ---------------------------------------------------------------------- findings
@@ -113,10 +98,10 @@ def _intervals(ts: Sequence[float], hits: Sequence[bool], rng: QueryRange) -> tu
 def _when(intervals: Sequence[Interval], verb: str) -> str:
     """'since T', 'from T1 to T2' or 'N times from T1 to T2'; 'before T1' when the range cut the start."""
     first, last = intervals[0], intervals[-1]
-    since = f"before {iso(first.start)}" if first.open_start else iso(first.start)
+    since = f"before {_stamp(first.start)}" if first.open_start else _stamp(first.start)
     if len(intervals) == 1:
-        return f"since {since}" if last.open_end else f"from {since} to {iso(last.end)}"
-    text = f"{len(intervals)} times from {since} to {iso(last.end)}"
+        return f"since {since}" if last.open_end else f"from {since} to {_stamp(last.end)}"
+    text = f"{len(intervals)} times from {since} to {_stamp(last.end)}"
     return text + (f", still {verb} at the end" if last.open_end else "")
 
 
@@ -130,7 +115,7 @@ class FiringAlert:
 
     @property
     def summary(self) -> str:
-        text = f"{_value(self.alertname)} firing {_when(self.intervals, 'firing')}"
+        text = f"{fmt_label_value(self.alertname)} firing {_when(self.intervals, 'firing')}"
         return text + (f" ({_labels_text(self.labels)})" if self.labels else "")
 
 
@@ -163,8 +148,8 @@ class Restart:
     def summary(self) -> str:
         what = "process restarted" if self.start > self.previous_start else "process start time went back"
         return (
-            f"{what}: {_labels_text(self.labels)} start time {iso(self.start)} "
-            f"(was {iso(self.previous_start)}), seen at {iso(self.seen_at)}"
+            f"{what}: {_labels_text(self.labels)} start time {_stamp(self.start)} "
+            f"(was {_stamp(self.previous_start)}), seen at {_stamp(self.seen_at)}"
         )
 
 
@@ -192,11 +177,11 @@ class VersionChange:
     @property
     def summary(self) -> str:
         def show(v: str | None) -> str:
-            return "(none)" if v is None else _value(v)
+            return "(none)" if v is None else fmt_label_value(v)
 
         diff = ", ".join(f"{n} {show(old)} -> {show(new)}" for n, old, new in self.changes)
         who = _labels_text({"job": self.job, "instance": self.instance})
-        return f"version changed: {who} {diff} at {iso(self.at)} ({_value(self.metric)})"
+        return f"version changed: {who} {diff} at {_stamp(self.at)} ({fmt_label_value(self.metric)})"
 
 
 # ---------------------------------------------------------------------- pure analysis
@@ -348,7 +333,7 @@ class Section(Generic[F]):
         if self.query.error is not None:
             return [f"{self.noun}: query failed: {self.query.error}"]
         if not self.findings:
-            span = f"{iso(self.query.start.timestamp())} to {iso(self.query.end.timestamp())}"
+            span = f"{_stamp(self.query.start)} to {_stamp(self.query.end)}"
             return [f"no {self.noun} from {span}"]
         out = [f.summary for f in self.findings]
         if self.truncated:

@@ -1,4 +1,25 @@
-"""One exception hierarchy for alertsleuth's adapters; routes and workers map these to statuses."""
+"""alertsleuth's one exception hierarchy. Every error raised on purpose is one of these:
+
+    AlertsleuthError
+    ├── PrometheusError            Prometheus answered, but not with what we asked for
+    │   ├── PrometheusUnavailable  it could not be reached or timed out
+    │   └── QueryError             it rejected a query (bad PromQL, bad range, ...)
+    │       └── QueryTooLarge      the answer would exceed our point or series limits
+    ├── UnsupportedQuery           PromQL we cannot parse or decompose
+    ├── ToolInputError             an argument an LLM tool call got wrong (the message says how to fix it)
+    ├── LLMError
+    │   ├── LLMUnavailable         no model can be used (not configured, unknown provider, no key, failing)
+    │   └── LLMFailure             a run gave up (budget spent, no structured answer): the offline report
+    ├── DeliveryError              a sink's delivery attempt failed (`retryable`, `retry_after`)
+    └── BinaryNotFound             a binary a launcher needs (prometheus, promtool, ...) is missing
+
+It lives in tools/, the bottom of the `server → agent → tools` chain, so every package can raise and
+catch it. Results that record a failure (`QueryResult.error`) carry the exception itself; code decides
+by `isinstance`, never by the class name as a string. HTTP routes map these to statuses in one place
+(`server/errors.py`).
+"""
+
+from __future__ import annotations
 
 
 class AlertsleuthError(Exception):
@@ -25,5 +46,34 @@ class UnsupportedQuery(AlertsleuthError):
     """A PromQL expression alertsleuth cannot parse or decompose."""
 
 
-class LLMUnavailable(AlertsleuthError):
+class ToolInputError(AlertsleuthError):
+    """An argument the model got wrong; the message says how to fix it."""
+
+
+class LLMError(AlertsleuthError):
+    """Something about the language model."""
+
+
+class LLMUnavailable(LLMError):
     """The language model could not be used (not configured, failing, out of budget)."""
+
+
+class LLMFailure(LLMError):
+    """Why an LLM run gave up; becomes the report's `llm.fallback_reason`."""
+
+
+class DeliveryError(AlertsleuthError):
+    """A delivery attempt failed. `retryable` failures are retried with backoff; others fail at once.
+
+    The message must never contain a secret (tokens, webhook URLs with keys, passwords): it is stored,
+    logged and shown by the API.
+    """
+
+    def __init__(self, message: str, *, retryable: bool = True, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+class BinaryNotFound(AlertsleuthError):
+    """A binary that a launcher needs is not installed (or its *_BIN variable names no executable)."""

@@ -20,12 +20,17 @@ from pydantic import BaseModel, Field
 from tools import promql
 from tools.analysis import choose_step, mean
 from tools.breakdown import QueryResult, run_range
-from tools.context import QueryRange, firing_alerts, iso
-from tools.errors import AlertsleuthError, PrometheusUnavailable, UnsupportedQuery
+from tools.context import QueryRange, firing_alerts
+from tools.errors import AlertsleuthError, PrometheusUnavailable, ToolInputError, UnsupportedQuery
+from tools.format import fmt_labels, rfc3339
 from tools.prom import Prometheus, Series
 
 MAX_QUERY_CHARS = 2000
 MAX_RANGE = timedelta(days=7)
+
+
+def _stamp(value: datetime | float) -> str:
+    return rfc3339(value, seconds=True)
 
 
 class Recorder(Protocol):
@@ -55,10 +60,6 @@ class Limits:
     max_points: int = 300  # per series and range query
     max_chars: int = 4000  # characters per answer
     max_values: int = 100  # metric names / label values listed
-
-
-class ToolInputError(ValueError):
-    """An argument the model got wrong; the message says how to fix it."""
 
 
 def parse_time(text: str | float | None, now: datetime, default: datetime) -> datetime:
@@ -119,11 +120,6 @@ def _num(x: float | None) -> str:
     return f"{x:.4g}"
 
 
-def _labels(labels: dict[str, str]) -> str:
-    inner = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()) if k != "__name__")
-    return f"{labels.get('__name__', '')}{{{inner}}}"
-
-
 def describe_series(series: Sequence[Series], limits: Limits, points: int = 6) -> tuple[list[str], bool]:
     """One line per series (min/mean/max/last and a few evenly spaced points), the most varying first."""
 
@@ -136,12 +132,12 @@ def describe_series(series: Sequence[Series], limits: Limits, points: int = 6) -
     for s in ordered[: limits.max_series]:
         vals = [v for v in s.values if math.isfinite(v)]
         if not vals:
-            lines.append(f"{_labels(s.labels)}: no finite values")
+            lines.append(f"{fmt_labels(s.labels)}: no finite values")
             continue
         idx = sorted({round(i * (len(s.values) - 1) / max(1, points - 1)) for i in range(points)})
-        sample = ", ".join(f"{iso(s.timestamps[i])}={_num(s.values[i])}" for i in idx)
+        sample = ", ".join(f"{_stamp(s.timestamps[i])}={_num(s.values[i])}" for i in idx)
         lines.append(
-            f"{_labels(s.labels)}: min {_num(min(vals))}, mean {_num(mean(vals))}, max {_num(max(vals))}, "
+            f"{fmt_labels(s.labels)}: min {_num(min(vals))}, mean {_num(mean(vals))}, max {_num(max(vals))}, "
             f"last {_num(vals[-1])}; points {sample}"
         )
     return lines, len(ordered) > limits.max_series
@@ -241,7 +237,7 @@ class PromToolkit:
         s = parse_time(start, now, now - timedelta(hours=1))
         e = parse_time(end, now, now)
         if e <= s:
-            raise ToolInputError(f"end {iso(e.timestamp())} is not after start {iso(s.timestamp())}")
+            raise ToolInputError(f"end {_stamp(e)} is not after start {_stamp(s)}")
         if e - s > MAX_RANGE:
             raise ToolInputError(f"range longer than {MAX_RANGE.days} days")
         return s, e
@@ -274,7 +270,7 @@ class PromToolkit:
             )  # fmt: skip
             return f"[{ev}] query failed: {q.error}"
         lines, truncated = describe_series(q.series, self.limits)
-        span = f"from {iso(q.start.timestamp())} to {iso(q.end.timestamp())}"
+        span = f"from {_stamp(q.start)} to {_stamp(q.end)}"
         head = f"{len(q.series)} series {span}, step {q.step:g}s"
         if truncated:
             head += f"; the {self.limits.max_series} most varying shown ({hint})"
@@ -327,7 +323,7 @@ class PromToolkit:
         sel = check_query(selector)
         now = self.now()
         found = self.prom.series([sel], now - timedelta(hours=1), now, limit=self.limits.max_series + 1)
-        lines = [_labels(s) for s in found[: self.limits.max_series]]
+        lines = [fmt_labels(s) for s in found[: self.limits.max_series]]
         more = f" (first {self.limits.max_series}; {NARROW})" if len(found) > self.limits.max_series else ""
         return bound(f"series of {sel} in the last hour{more}:\n" + "\n".join(lines), self.limits, NARROW)
 

@@ -13,20 +13,11 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from tools.errors import DeliveryError
+
+__all__ = ["DeliveryError", "Event", "Notice", "Outcome", "Sink", "SinkConfig", "TicketRef", "TicketSlot"]
+
 Event = Literal["firing", "update", "resolved", "test"]
-
-
-class DeliveryError(Exception):
-    """A delivery attempt failed. `retryable` failures are retried with backoff; others fail at once.
-
-    The message must never contain a secret (tokens, webhook URLs with keys, passwords): it is stored,
-    logged and shown by the API.
-    """
-
-    def __init__(self, message: str, *, retryable: bool = True, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retryable = retryable
-        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)

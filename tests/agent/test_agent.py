@@ -15,11 +15,11 @@ from agent.agent import AgentWriter, data_block, parse_report
 from agent.investigate import Findings, InvestigationConfig, Investigator
 from agent.llm import LLMConfig
 from agent.models import AlertInfo, Report
-from agent.render import fmt_num, fmt_pct
 from agent.writer import OfflineWriter
 from tests.agent.test_investigate import fire
 from tests.conftest import PromEnv
 from tests.fakes import Error, ScriptedOpenAI, Slow, ToolCalls
+from tools.format import fmt_num, fmt_pct
 from tools.prom import Prometheus
 
 KEY = "sk-test-agent"

@@ -19,14 +19,8 @@ from agent.models import (
     TimeRange,
     Windows,
 )
-from agent.render import (
-    fmt_labels,
-    fmt_num,
-    fmt_pct,
-    render_html,
-    render_markdown,
-    report_filename_stem,
-)
+from agent.render import render_html, render_markdown, report_filename_stem
+from tools.format import fmt_labels, fmt_num, fmt_pct
 
 SCRIPT = "<script>alert(1)</script>"
 IMG = '"><img src=x onerror=alert(1)>'
@@ -496,7 +490,7 @@ def test_fmt_labels() -> None:
         fmt_labels({"user_type": "admin", "ip_region": "shanghai"})
         == '{ip_region="shanghai", user_type="admin"}'
     )
-    assert fmt_labels({"a": 'q"\\\n', "__name__": "up"}) == '{__name__="up", a="q\\"\\\\\\n"}'
+    assert fmt_labels({"a": 'q"\\\n', "__name__": "up"}) == 'up{a="q\\"\\\\\\n"}'
     assert fmt_labels({}) == "{}"
 
 

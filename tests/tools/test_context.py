@@ -22,7 +22,6 @@ from tools.context import (
     QueryRange,
     collect_context,
     firing_alerts,
-    iso,
     job_matcher,
     re2_escape,
     restarts,
@@ -30,12 +29,17 @@ from tools.context import (
     version_changes,
 )
 from tools.errors import PrometheusUnavailable
+from tools.format import rfc3339
 from tools.prom import Prometheus, Series
 
 T0 = 1_704_067_200.0  # 2024-01-01T00:00:00Z
 STEP = 15.0
 RNG = QueryRange(T0, T0 + 40 * STEP, STEP)  # 41 evaluations
 GRID = [T0 + i * STEP for i in range(41)]
+
+
+def stamp(ts: float) -> str:
+    return rfc3339(ts, seconds=True)
 
 
 def series(labels: dict[str, str], points: dict[float, float]) -> Series:
@@ -431,7 +435,7 @@ def test_collect_context_finds_exactly_what_was_planted(context_prom: ContextEnv
     assert ago(50) <= disk[0].end <= ago(45)  # no staleness marker in backfilled data: up to 5m lookback
     assert latency == (Interval(ago(20), env.now, False, True),)
     assert got.alerts.findings[2].summary == (
-        f"HighLatency firing since {iso(ago(20))} (job=api instance=10.0.0.2:9100 severity=critical)"
+        f"HighLatency firing since {stamp(ago(20))} (job=api instance=10.0.0.2:9100 severity=critical)"
     )
 
     # targets down: the api target that came back, the weird job still down; not jobs y or other
@@ -440,7 +444,7 @@ def test_collect_context_finds_exactly_what_was_planted(context_prom: ContextEnv
         (WEIRD, "w1", (Interval(ago(10), env.now, False, True),)),
     ]
     assert got.targets_down.findings[1].summary == (
-        f'up == 0 for job="wé\\"ird\\\\job.x|y" instance=w1 since {iso(ago(10))}'
+        f'up == 0 for job="wé\\"ird\\\\job.x|y" instance=w1 since {stamp(ago(10))}'
     )
 
     # restarts: one; the jittering start time of 10.0.0.3 is none
@@ -461,7 +465,7 @@ def test_collect_context_finds_exactly_what_was_planted(context_prom: ContextEnv
     ]
     assert got.deploys.findings[0].summary == (
         f"version changed: job=api instance=10.0.0.1:9100 version 1.4.2 -> 1.5.0, revision abc -> def "
-        f"at {iso(ago(45))} (app_build_info)"
+        f"at {stamp(ago(45))} (app_build_info)"
     )
     assert all(not s.truncated for s in got.sections)
 
@@ -477,7 +481,7 @@ def test_collect_context_one_job_caps_findings_and_says_so(context_prom: Context
     assert [d.instance for d in got.targets_down.findings] == ["w1"]
     assert [c.after for c in got.deploys.findings] == [{"goversion": "go1.22.1"}]
     assert got.restarts.findings == () and got.restarts.lines == [
-        f"no restarts from {iso(env.start - 3600)} to {iso(env.now)}"
+        f"no restarts from {stamp(env.start - 3600)} to {stamp(env.now)}"
     ]
     assert got.alerts.total == 3 and [a.alertname for a in got.alerts.findings] == ["Watchdog"]
     assert got.alerts.lines[-1] == "2 more other firing alerts left out (at most 1 shown)"

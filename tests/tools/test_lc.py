@@ -15,7 +15,7 @@ from langchain_core.tools import BaseTool
 
 from tests.conftest import PromEnv
 from tools.analysis import choose_step
-from tools.context import iso
+from tools.format import rfc3339
 from tools.lc import (
     MAX_QUERY_CHARS,
     NARROW,
@@ -35,6 +35,10 @@ HELP = "use RFC 3339, Unix seconds, or now-15m / now-2h / now-1d"
 DOWN = "http://127.0.0.1:9"  # nothing listens on the discard port
 
 # ---------------------------------------------------------------------- parse_time
+
+
+def stamp(value: datetime | float) -> str:
+    return rfc3339(value, seconds=True)
 
 
 @pytest.mark.parametrize(
@@ -199,8 +203,8 @@ def test_describe_series_orders_by_spread_and_summarizes() -> None:
     # six evenly spaced points, first and last included
     points = lines[1].split("; points ", 1)[1].split(", ")
     assert len(points) == 6
-    assert points[0] == f"{iso(TS[0])}=0"
-    assert points[-1] == f"{iso(TS[-1])}=9"
+    assert points[0] == f"{stamp(TS[0])}=0"
+    assert points[-1] == f"{rfc3339(TS[-1], seconds=True)}=9"
 
 
 def test_describe_series_caps_at_max_series_and_says_truncated() -> None:
@@ -227,7 +231,7 @@ def test_describe_series_formats_large_and_unnamed_values() -> None:
     one = Series({}, (T0,), (108_700.0,))
     lines, _ = describe_series([one], Limits())
     assert lines == [
-        f"{{}}: min 1.087e+05, mean 1.087e+05, max 1.087e+05, last 1.087e+05; points {iso(T0)}=1.087e+05"
+        f"{{}}: min 1.087e+05, mean 1.087e+05, max 1.087e+05, last 1.087e+05; points {stamp(T0)}=1.087e+05"
     ]
 
 
@@ -349,9 +353,7 @@ def test_query_range_answers_with_an_evidence_id_and_records_the_query(make_kit:
     kit = make_kit()
     start, end = kit.now - timedelta(minutes=30), kit.now
     out = kit.call("query_range", promql=f"  {BURST_TOTAL} ", start="now-30m", end="now", step=60)
-    assert out.startswith(
-        f"[E1] 1 series from {iso(start.timestamp())} to {iso(end.timestamp())}, step 60s\n"
-    )
+    assert out.startswith(f"[E1] 1 series from {stamp(start)} to {stamp(end)}, step 60s\n")
     assert re.search(r"\n\{\}: min [\d.]+, mean [\d.]+, max [\d.]+, last [\d.]+; points ", out)
     (rec,) = kit.recorder.calls
     assert rec == {
@@ -365,7 +367,12 @@ def test_query_range_answers_with_an_evidence_id_and_records_the_query(make_kit:
         "error": None,
     }
     # the next call gets the next id
-    out = kit.call("query_range", promql=BURST_TOTAL, start=iso(start.timestamp()), end=str(end.timestamp()))
+    out = kit.call(
+        "query_range",
+        promql=BURST_TOTAL,
+        start=stamp(start),
+        end=str(end.timestamp()),
+    )
     assert out.startswith("[E2] 1 series ")
     assert kit.recorder.calls[1]["start"] == start and kit.recorder.calls[1]["end"] == end
 
@@ -430,9 +437,7 @@ def test_query_range_end_not_after_start_is_refused(make_kit: MakeKit) -> None:
     kit = make_kit()
     start, end = kit.now, kit.now - timedelta(minutes=30)
     out = kit.call("query_range", promql=BURST_TOTAL, start="now", end="now-30m")
-    assert out == (
-        f"invalid arguments: end {iso(end.timestamp())} is not after start {iso(start.timestamp())}"
-    )
+    assert out == (f"invalid arguments: end {stamp(end)} is not after start {stamp(start)}")
     out = kit.call("query_range", promql=BURST_TOTAL, start="now-30m", end="now-30m")
     assert out.startswith("invalid arguments: end ") and "is not after start" in out
     assert kit.recorder.calls == []
@@ -498,8 +503,8 @@ def test_query_instant_answers_with_an_evidence_id(make_kit: MakeKit) -> None:
     expr = 'sum(user_login_total{scenario="steady"})'
     at = kit.now - timedelta(minutes=5)
     out = kit.call("query_instant", promql=expr, time="now-5m")
-    assert out.startswith(f"[E1] 1 series from {iso(at.timestamp())} to {iso(at.timestamp())}")
-    assert f"points {iso(at.timestamp())}=" in out
+    assert out.startswith(f"[E1] 1 series from {stamp(at)} to {stamp(at)}")
+    assert f"points {stamp(at)}=" in out
     (rec,) = kit.recorder.calls
     assert (rec["kind"], rec["promql"], rec["start"], rec["end"], rec["step"]) == ("query", expr, at, at, 0.0)
     assert rec["title"] == f"Instant query {expr}"

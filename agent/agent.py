@@ -17,7 +17,6 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from langchain.agents import create_agent
@@ -31,18 +30,11 @@ from agent.grounding import ungrounded, unknown_citations
 from agent.investigate import Findings, Investigator
 from agent.llm import LLMConfig, build_chat_model
 from agent.models import Evidence, Grounding, LLMUsage, Report, RootCause
+from agent.texts import prompt
 from agent.writer import OfflineWriter
 from tools.errors import LLMFailure
 from tools.format import fmt_labels, fmt_num, fmt_pct
 from tools.lc import Limits, PromToolkit, Recorder
-
-PROMPTS = Path(__file__).resolve().parent.parent / "prompts"
-
-
-def load_prompt(name: str, language: str) -> str:
-    lang = language if (PROMPTS / f"{name}.{language}.md").is_file() else "en"
-    return (PROMPTS / f"{name}.{lang}.md").read_text(encoding="utf-8").strip()
-
 
 # ---------------------------------------------------------------------- what the model returns
 
@@ -213,8 +205,8 @@ class AgentWriter:
 
     def _write(self, f: Findings, offline: Report, run: _Run) -> Report:
         model = self.model_factory(self.config)
-        system = load_prompt("system", f.language)
-        instruction = load_prompt("report", f.language)
+        system = prompt("system", f.language)
+        instruction = prompt("report", f.language)
         data = evidence_prompt(
             f, offline, self.config.max_prompt_chars - len(system) - len(instruction) - 200
         )

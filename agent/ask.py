@@ -124,7 +124,8 @@ class Asker:
         from langchain.agents import create_agent
         from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
 
-        from agent.agent import _Run, budget_middleware, data_block, evidence_recorder, load_prompt
+        from agent.agent import _Run, budget_middleware, data_block, evidence_recorder
+        from agent.texts import prompt
         from tools.lc import PromToolkit
 
         t0 = time.perf_counter()
@@ -142,7 +143,7 @@ class Asker:
         agent = create_agent(
             model,
             toolkit.tools() if self.config.tool_calling else [],
-            system_prompt=load_prompt("ask", self.investigator.config.language),
+            system_prompt=prompt("ask", self.investigator.config.language),
             middleware=budget_middleware(self.config),
         )
         context = {"now": end.isoformat(), "window": {"start": start.isoformat(), "end": end.isoformat()}}

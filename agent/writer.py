@@ -5,19 +5,15 @@ Every figure it writes comes from the findings' evidence; the phrases live in te
 
 from __future__ import annotations
 
-import functools
-from pathlib import Path
 from typing import Any
-
-import yaml
 
 from agent.investigate import Findings, new_report_id
 from agent.models import Report, RootCause
+from agent.texts import phrases
 from tools import promql
 from tools.analysis import Candidate
 from tools.format import fmt_labels, fmt_num, fmt_pct
 
-TEXT_FILE = Path(__file__).parent / "text" / "offline.yaml"
 HINT_WORDS = {  # metric-name fragments -> hint key
     "login": "login",
     "auth": "auth",
@@ -32,12 +28,6 @@ HINT_WORDS = {  # metric-name fragments -> hint key
     "memory": "memory",
     "mem": "memory",
 }
-
-
-@functools.cache
-def phrases(language: str) -> dict[str, Any]:
-    data = yaml.safe_load(TEXT_FILE.read_text(encoding="utf-8"))
-    return dict(data.get(language) or data["en"])
 
 
 # The prose quotes figures exactly as the rendered tables show them.
@@ -63,7 +53,7 @@ class OfflineWriter:
     """Writes a Report from Findings with fixed phrases in the findings' language."""
 
     def write(self, f: Findings) -> Report:
-        t = phrases(f.language)
+        t = phrases("offline", f.language)
         alert = f.alert
         report = Report(
             id=new_report_id(),

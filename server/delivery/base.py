@@ -15,7 +15,17 @@ from pydantic import BaseModel, ConfigDict
 
 from tools.errors import DeliveryError
 
-__all__ = ["DeliveryError", "Event", "Notice", "Outcome", "Sink", "SinkConfig", "TicketRef", "TicketSlot"]
+__all__ = [
+    "DeliveryError",
+    "Event",
+    "Notice",
+    "NoticeCause",
+    "Outcome",
+    "Sink",
+    "SinkConfig",
+    "TicketRef",
+    "TicketSlot",
+]
 
 Event = Literal["firing", "update", "resolved", "test"]
 
@@ -31,7 +41,9 @@ class TicketRef:
 
 
 @dataclass(frozen=True)
-class RootCause:
+class NoticeCause:
+    """One root cause as a notice carries it (the report's `RootCause`, reduced to what sinks show)."""
+
     labels: dict[str, str]
     statement: str
     score: float
@@ -50,7 +62,7 @@ class Notice:
     labels: dict[str, str]
     title: str  # "[FIRING] LoginFailureRatio: ip_region=shanghai, user_type=admin"
     summary: str  # the report's summary paragraph (or a line saying there is no report yet)
-    root_causes: list[RootCause] = field(default_factory=list)
+    root_causes: list[NoticeCause] = field(default_factory=list)
     localized: bool = False
     degraded: bool = False
     starts_at: str = ""  # RFC 3339

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Literal
 
 from server.delivery.base import Notice
+from tools.format import fmt_labels
 
 Unit = Literal["bytes", "chars"]
 Style = Literal["markdown", "slack", "text"]
@@ -82,7 +83,8 @@ def resolved_line(notice: Notice) -> str:
 
 
 def label_set(labels: dict[str, str]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in labels.items()) or "(all series)"
+    """`ip_region=上海, user_type=admin` for titles and lists; `(all series)` for the empty set."""
+    return fmt_labels(labels, plain=True, empty="(all series)")
 
 
 def brief(notice: Notice, style: Style = "markdown", *, causes: int = 3) -> str:

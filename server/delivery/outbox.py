@@ -18,7 +18,7 @@ import httpx
 
 from agent.models import Report, TicketLink
 from server.archive import archive_report
-from server.delivery.base import DeliveryError, Notice, RootCause, Sink, TicketRef, TicketSlot
+from server.delivery.base import DeliveryError, Notice, NoticeCause, Sink, TicketRef, TicketSlot
 from server.delivery.config import DeliveryConfig
 from server.delivery.message import label_set
 from server.delivery.registry import SINKS
@@ -55,7 +55,7 @@ def build_notice(
 ) -> Notice:
     report = Report.model_validate_json(row.body) if row is not None else None
     causes = [
-        RootCause(dict(rc.labels), rc.statement, rc.score) for rc in (report.root_causes if report else [])
+        NoticeCause(dict(rc.labels), rc.statement, rc.score) for rc in (report.root_causes if report else [])
     ]
     where = label_set(causes[0].labels) if causes and report and report.localized else None
     status = "RESOLVED" if event == "resolved" else "FIRING"

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, field_validator
 
-from server.delivery.base import Notice, Outcome, RootCause, Sink, SinkConfig, TicketSlot
+from server.delivery.base import Notice, NoticeCause, Outcome, Sink, SinkConfig, TicketSlot
 from server.delivery.http import call
 from server.delivery.message import brief, fit
 from server.delivery.secrets import Secret
@@ -50,7 +50,7 @@ def _escaped(notice: Notice) -> Notice:
         starts_at=escape(notice.starts_at),
         ends_at=escape(notice.ends_at) if notice.ends_at else notice.ends_at,
         root_causes=[
-            RootCause(labels(rc.labels), escape(rc.statement), rc.score) for rc in notice.root_causes
+            NoticeCause(labels(rc.labels), escape(rc.statement), rc.score) for rc in notice.root_causes
         ],
     )
 

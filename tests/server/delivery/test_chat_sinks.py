@@ -13,7 +13,7 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from server.delivery.base import DeliveryError, Notice, RootCause, TicketSlot
+from server.delivery.base import DeliveryError, Notice, NoticeCause, TicketSlot
 from server.delivery.sinks.dingtalk import DingTalkConfig, DingTalkSink
 from server.delivery.sinks.feishu import FeishuConfig, FeishuSink
 from server.delivery.sinks.slack import SlackConfig, SlackSink
@@ -43,10 +43,10 @@ def notice(**changes: Any) -> Notice:
         title="[FIRING] LoginFailureRatio: ip_region=shanghai, user_type=admin",
         summary="Login failures rose from 2% to 31% in 10 minutes, concentrated in one region.",
         root_causes=[
-            RootCause(
+            NoticeCause(
                 {"ip_region": "shanghai", "user_type": "admin"}, "admins in shanghai fail 40% of logins", 0.91
             ),
-            RootCause({"client": "ios-7.2"}, "the new iOS client retries bad passwords", 0.42),
+            NoticeCause({"client": "ios-7.2"}, "the new iOS client retries bad passwords", 0.42),
         ],
         starts_at="2025-11-21T04:00:00Z",
         report_url=REPORT_URL,
@@ -70,7 +70,9 @@ def huge() -> Notice:
     summary = "\n".join(
         f"Line {i}: the failure ratio of shard {i} stayed above the threshold." for i in range(600)
     )
-    causes = [RootCause({"shard": str(i)}, f"shard {i} rejects tokens " + "x" * 80, 0.5) for i in range(200)]
+    causes = [
+        NoticeCause({"shard": str(i)}, f"shard {i} rejects tokens " + "x" * 80, 0.5) for i in range(200)
+    ]
     return notice(summary=summary, root_causes=causes)
 
 

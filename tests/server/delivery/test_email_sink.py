@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from server.delivery.base import DeliveryError, Notice, RootCause, TicketSlot
+from server.delivery.base import DeliveryError, Notice, NoticeCause, TicketSlot
 from server.delivery.sinks.email import EmailConfig, EmailSink
 from tests.fakes.smtp import FakeSMTP
 
@@ -33,7 +33,7 @@ def notice(event: str = "firing", **changes: Any) -> Notice:
         labels={"alertname": "LoginFailureRatio", "ip_region": "上海"},
         title=f"[{'RESOLVED' if event == 'resolved' else 'FIRING'}] LoginFailureRatio: ip_region=上海",
         summary="Login failures rose to 38%, concentrated in ip_region=上海 and user_type=admin.",
-        root_causes=[RootCause({"ip_region": "上海", "user_type": "admin"}, "92% of the failures", 0.92)],
+        root_causes=[NoticeCause({"ip_region": "上海", "user_type": "admin"}, "92% of the failures", 0.92)],
         localized=True,
         starts_at="2025-11-21T10:00:00Z",
         report_id="r-42",

@@ -14,7 +14,7 @@ import pytest
 
 from agent.models import AlertInfo, Report
 from agent.models import RootCause as ReportCause
-from server.delivery.base import Notice, RootCause
+from server.delivery.base import Notice, NoticeCause
 from server.delivery.change import analysis_of, describe_change
 from server.delivery.message import NO_LINK, bold, brief, duration, fit, label_set, link_to, size
 from server.delivery.outbox import backoff, build_notice, iso, marker, probe_notice
@@ -203,8 +203,8 @@ def notice(event: str = "firing", **changes: Any) -> Notice:
         title=f"[{'RESOLVED' if event == 'resolved' else 'FIRING'}] LoginFailureRatio: ip_region=上海",
         summary="Login failures rose to 38%, concentrated in ip_region=上海.",
         root_causes=[
-            RootCause({"ip_region": "上海", "user_type": "admin"}, "92% of the failures", 0.92),
-            RootCause({"ip_region": "北京"}, "5% of the failures", 0.05),
+            NoticeCause({"ip_region": "上海", "user_type": "admin"}, "92% of the failures", 0.92),
+            NoticeCause({"ip_region": "北京"}, "5% of the failures", 0.05),
         ],
         localized=True,
         starts_at="2025-11-21T10:00:00Z",
@@ -253,7 +253,7 @@ def test_brief_update_says_what_changed() -> None:
 
 
 def test_brief_caps_the_causes() -> None:
-    causes = [RootCause({"pod": f"p{i}"}, f"cause {i}", 1 - i / 10) for i in range(6)]
+    causes = [NoticeCause({"pod": f"p{i}"}, f"cause {i}", 1 - i / 10) for i in range(6)]
     text = brief(notice(root_causes=causes))
     assert "- pod=p2: cause 2" in text and "pod=p3" not in text
     assert "- … 3 more in the report" in text
@@ -475,8 +475,8 @@ def test_build_notice_firing() -> None:
     assert n.title == "[FIRING] LoginFailureRatio: user_type=admin, ip_region=上海"
     assert n.summary == "s"
     assert n.root_causes == [
-        RootCause({"user_type": "admin", "ip_region": "上海"}, "because", 0.5),
-        RootCause({"pod": "p1"}, "because", 0.5),
+        NoticeCause({"user_type": "admin", "ip_region": "上海"}, "because", 0.5),
+        NoticeCause({"pod": "p1"}, "because", 0.5),
     ]
     assert n.localized is True and n.degraded is False
     assert n.starts_at == "2025-11-21T10:00:00Z" and n.ends_at is None and n.duration_seconds is None

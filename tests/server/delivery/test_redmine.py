@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from server import procs
-from server.delivery.base import DeliveryError, Notice, RootCause, TicketRef, TicketSlot
+from server.delivery.base import DeliveryError, Notice, NoticeCause, TicketRef, TicketSlot
 from server.delivery.sinks.redmine import RedmineConfig, RedmineSink
 
 
@@ -31,7 +31,7 @@ def notice(event: str, marker: str, **kw: Any) -> Notice:
         labels={"alertname": "HighLoginFailureRate", "severity": "critical"},
         title="[FIRING] HighLoginFailureRate: ip_region=shanghai, user_type=admin",
         summary="Failures concentrate in shanghai admins.",
-        root_causes=[RootCause({"ip_region": "shanghai", "user_type": "admin"}, "90% fail", 0.93)],
+        root_causes=[NoticeCause({"ip_region": "shanghai", "user_type": "admin"}, "90% fail", 0.93)],
         localized=True,
         starts_at="2026-11-21T10:00:00Z",
         report_id="r1",

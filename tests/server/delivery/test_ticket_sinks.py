@@ -16,7 +16,7 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from server.delivery.base import DeliveryError, Notice, RootCause, TicketRef, TicketSlot
+from server.delivery.base import DeliveryError, Notice, NoticeCause, TicketRef, TicketSlot
 from server.delivery.sinks.github import GitHubConfig, GitHubSink
 from server.delivery.sinks.gitlab import GitLabConfig, GitLabSink
 from server.delivery.sinks.jira import JiraConfig, JiraSink
@@ -48,7 +48,7 @@ def notice(event: str = "firing", **changes: Any) -> Notice:
         labels={"alertname": "LoginFailureRatio", "ip_region": "上海"},
         title=f"[{'RESOLVED' if event == 'resolved' else 'FIRING'}] LoginFailureRatio: ip_region=上海",
         summary="Login failures rose to 38%, concentrated in ip_region=上海 and user_type=admin.",
-        root_causes=[RootCause({"ip_region": "上海", "user_type": "admin"}, "92% of the failures", 0.92)],
+        root_causes=[NoticeCause({"ip_region": "上海", "user_type": "admin"}, "92% of the failures", 0.92)],
         localized=True,
         starts_at="2025-11-21T10:00:00Z",
         ends_at="2025-11-21T10:04:05Z" if event == "resolved" else None,

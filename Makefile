@@ -50,7 +50,7 @@ sync: uv
 	@uv sync --frozen --quiet
 
 demo: deps
-	uv run alertsleuth demo --redmine
+	uv run alertsleuth-demo --redmine
 
 test: deps
 	uv run pytest $(PYTEST_ARGS)
@@ -71,7 +71,7 @@ serve: sync
 	uv run alertsleuth serve
 
 exporter: sync
-	uv run alertsleuth exporter
+	uv run alertsleuth-exporter
 
 clean:
 	rm -rf .pytest_cache .mypy_cache .ruff_cache alert_reports alertsleuth.db*

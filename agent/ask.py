@@ -13,13 +13,17 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from agent.investigate import Investigator
+from agent.adhoc import breakdown_text, localizer
+from agent.investigator import Investigator
 from agent.llm import LLMConfig, build_chat_model
 from agent.models import Evidence, LLMUsage, Report
 from tools import promql
 from tools.errors import AlertsleuthError, LLMUnavailable, UnsupportedQuery
+
+if TYPE_CHECKING:
+    from tools.toolkit import Localizer, Recorder
 
 NO_LLM = (
     "no LLM is configured, and without one only a PromQL expression or an alert rule's name can be "
@@ -104,8 +108,6 @@ class Asker:
     # ------------------------------------------------------------------ without an LLM
 
     def _breakdown(self, expr: str, start: datetime, end: datetime) -> Answer:
-        from agent.agent import breakdown_text
-
         findings = self.investigator.breakdown(expr, start, end)
         text = breakdown_text(findings)
         return Answer(answer=f"`{expr}`: {text}", queries=list(findings.evidence), mode="breakdown")
@@ -124,9 +126,9 @@ class Asker:
         from langchain.agents import create_agent
         from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
 
-        from agent.agent import _Run, budget_middleware, data_block, evidence_recorder
+        from agent.llm_run import RunUsage, budget_middleware, data_block, evidence_recorder
         from agent.texts import prompt
-        from tools.lc import PromToolkit
+        from tools.toolkit import PromToolkit
 
         t0 = time.perf_counter()
         usage = LLMUsage(provider=self.config.provider, model=self.config.model_name)
@@ -172,17 +174,15 @@ class Asker:
             streamed = isinstance(piece, AIMessageChunk) and isinstance(piece.content, str) and piece.content
             if emit and streamed and meta.get("langgraph_node") == "model":
                 emit("token", {"text": piece.content})
-        run = _Run()
+        run = RunUsage()
         run.count(final[len(messages) :])
         last = next((m for m in reversed(final) if isinstance(m, AIMessage) and not m.tool_calls), None)
         if last is None or not str(last.content).strip():
             raise LLMUnavailable("the model gave no answer within its budgets")
-        usage.calls, usage.tool_calls = run.calls, run.tool_calls
-        usage.prompt_tokens, usage.completion_tokens = run.prompt_tokens, run.completion_tokens
+        run.copy_to(usage)
         usage.seconds = round(time.perf_counter() - t0, 3)
         return Answer(answer=str(last.content).strip(), queries=evidence[first_new:], mode="llm", llm=usage)
 
-    def localizer(self, record: Any) -> Callable[[str, datetime, datetime], str]:
-        from agent.agent import localizer
-
-        return localizer(self.investigator, record)
+    def localizer(self, record: Recorder) -> Localizer:
+        """The `breakdown` tool's work, over this asker's investigator."""
+        return localizer(self.investigator.breakdown, record)

@@ -10,6 +10,7 @@ No fixed sentence lives in Python code: writers and renderers ask for it here by
 
 from __future__ import annotations
 
+import copy
 import functools
 from pathlib import Path
 from typing import Any
@@ -39,9 +40,10 @@ def _table(table: str) -> dict[str, Any]:
 
 
 def phrases(table: str, lang: str | None) -> dict[str, Any]:
-    """The phrase table `table` in `lang` (falling back to English for a missing language)."""
+    """The phrase table `table` in `lang` (falling back to English for a missing language): a copy,
+    nested tables included, so a caller cannot change the cached one."""
     data = _table(table)
-    return dict(data.get(language(lang)) or data[DEFAULT_LANGUAGE])
+    return copy.deepcopy(dict(data.get(language(lang)) or data[DEFAULT_LANGUAGE]))
 
 
 @functools.cache

@@ -25,17 +25,19 @@ from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agent.agent import AgentWriter  # noqa: E402
-from agent.investigate import Findings, InvestigationConfig, Investigator  # noqa: E402
+from agent.evidence import InvestigationConfig  # noqa: E402
+from agent.findings import Findings  # noqa: E402
+from agent.investigator import Investigator  # noqa: E402
 from agent.llm import LLMConfig  # noqa: E402
+from agent.llm_writer import LLMWriter  # noqa: E402
 from agent.models import AlertInfo, Report  # noqa: E402
-from agent.writer import OfflineWriter  # noqa: E402
+from agent.offline_writer import OfflineWriter  # noqa: E402
 from bench.rca_rs import DEFAULT_DATA  # noqa: E402
-from server import procs  # noqa: E402
-from tests.fakes import ScriptedOpenAI, ToolCalls  # noqa: E402
-from tests.rs import PROMETHEUS_ARGS, PROMETHEUS_CONFIG, alert_for, load, openmetrics  # noqa: E402
-from tests.scenarios import burst, login_scenario  # noqa: E402
-from tests.scenarios import openmetrics as login_openmetrics  # noqa: E402
+from exporter import launch as procs  # noqa: E402
+from exporter.fake_openai import ScriptedOpenAI, ToolCalls  # noqa: E402
+from exporter.scenarios.login import burst, login_scenario  # noqa: E402
+from exporter.scenarios.login import openmetrics as login_openmetrics  # noqa: E402
+from exporter.scenarios.rs import PROMETHEUS_ARGS, PROMETHEUS_CONFIG, alert_for, load, openmetrics  # noqa: E402
 from tools.format import fmt_num, fmt_pct  # noqa: E402
 from tools.prom import Prometheus  # noqa: E402
 
@@ -70,7 +72,7 @@ def measure(srv: ScriptedOpenAI, inv: Investigator, findings: Findings) -> tuple
         max_retries=0,
     )  # fmt: skip
     t0 = time.perf_counter()
-    report = AgentWriter(config, inv).write(findings)
+    report = LLMWriter(config, inv.prom, clock=inv.clock, breakdown=inv.breakdown).write(findings)
     seconds = time.perf_counter() - t0
     assert report.llm is not None and report.llm.fallback_reason is None, report.llm
     return (

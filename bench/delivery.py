@@ -26,11 +26,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agent.models import AlertInfo, Report  # noqa: E402
-from server.delivery.change import analysis_of  # noqa: E402
+from server.db import Delivery, Store  # noqa: E402
 from server.delivery.config import DeliveryConfig  # noqa: E402
 from server.delivery.outbox import Outbox  # noqa: E402
 from server.metrics import Metrics  # noqa: E402
-from server.store import Delivery, Store  # noqa: E402
 
 
 class Receiver(ThreadingHTTPServer):
@@ -87,7 +86,6 @@ def main() -> None:
         config,
         Metrics(lambda: {}),
         external_url="https://alertsleuth.example.com",
-        reports_dir=str(tmp / "reports"),
         workers=args.workers,
         backoff_seconds=0.05,
         backoff_max_seconds=0.5,
@@ -106,20 +104,13 @@ def main() -> None:
             starts_at=now,
             fingerprint=f"{i:016x}",
         )
-        store.ingest("bench", "{}", "g", [alert])
-        job = store.claim("bench", 60)
+        store.intake.ingest("bench", "{}", "g", [alert])
+        job = store.jobs.claim("bench", 60)
         assert job is not None
         report = Report(id=f"r{i}", alert=alert, expression=None, summary=f"report {i}", localized=False)
         t = time.perf_counter()
-        store.complete(
-            job.id,
-            report,
-            "# report",
-            "<html></html>",
-            {},
-            notify=[("hook", True)],
-            analysis=analysis_of(report),
-        )
+        plan = outbox.planner.for_report(alert.labels, report)  # routes to the one sink, "hook"
+        store.jobs.complete(job.id, report, "# report", "<html></html>", {}, plan=plan)
         return (time.perf_counter() - t) * 1000
 
     store_ms = [queue(i) for i in range(args.incidents)]
@@ -127,7 +118,7 @@ def main() -> None:
     t0 = time.perf_counter()
     outbox.start()
     while True:
-        counts = store.delivery_counts()
+        counts = store.deliveries.counts()
         if counts.get(("hook", "done"), 0) + counts.get(("hook", "failed"), 0) >= args.incidents:
             break
         time.sleep(0.02)
@@ -139,7 +130,7 @@ def main() -> None:
         queue(i)
         t = time.perf_counter()
         outbox.wake()  # as the worker does after storing a report
-        while store.delivery_counts().get(("hook", "done"), 0) < i + 1:
+        while store.deliveries.counts().get(("hook", "done"), 0) < i + 1:
             time.sleep(0.001)
         single.append(time.perf_counter() - t)
     outbox.stop()

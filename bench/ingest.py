@@ -22,12 +22,12 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agent.investigate import Investigator  # noqa: E402
+from agent.investigator import Investigator  # noqa: E402
 from agent.models import AlertInfo  # noqa: E402
-from server import procs  # noqa: E402
+from exporter import launch as procs  # noqa: E402
+from exporter.scenarios.login import burst, login_scenario, openmetrics  # noqa: E402
 from server.app import create_app  # noqa: E402
 from server.settings import Settings  # noqa: E402
-from tests.scenarios import burst, login_scenario, openmetrics  # noqa: E402
 from tools.prom import Prometheus  # noqa: E402
 
 

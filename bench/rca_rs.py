@@ -22,9 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agent.investigate import Investigator  # noqa: E402
-from server import procs  # noqa: E402
-from tests.rs import PROMETHEUS_ARGS, PROMETHEUS_CONFIG, alert_for, load, openmetrics  # noqa: E402
+from agent.investigator import Investigator  # noqa: E402
+from exporter import launch as procs  # noqa: E402
+from exporter.scenarios.rs import PROMETHEUS_ARGS, PROMETHEUS_CONFIG, alert_for, load, openmetrics  # noqa: E402
 from tools.prom import Prometheus  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" / "riskloc-rs"

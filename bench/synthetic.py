@@ -3,9 +3,10 @@
     uv run python bench/synthetic.py [--seed N] [--per-variant N] [--verbose]
 
 About forty incidents of six families (ratio, global, gauge, counter, histogram, other labels; see
-tests/synthetic.py) are generated with their ground truth, backfilled into one real Prometheus, and
-investigated through the webhook's code path with the offline writer. Scoring is bench/rca_rs.py's:
-element-set F1 and top-1, per family; global incidents count as correct when nothing is localized.
+exporter/scenarios/synthetic/) are generated with their ground truth, backfilled into one real
+Prometheus, and investigated through the webhook's code path with the offline writer. Scoring is
+bench/rca_rs.py's: element-set F1 and top-1, per family; global incidents count as correct when
+nothing is localized.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agent.investigate import Investigator  # noqa: E402
+from agent.investigator import Investigator  # noqa: E402
 from bench.rca_rs import score  # noqa: E402
-from tests.synthetic import (  # noqa: E402
+from exporter.scenarios.synthetic import (  # noqa: E402
     FAMILIES,
     Incident,
     Labels,

@@ -25,7 +25,8 @@ A brute-force burst of failing admin logins from Shanghai for five minutes:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import argparse
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 
@@ -168,6 +169,23 @@ def create_app(sim: LoginSimulator, system_metrics: bool = False, tick_interval:
 
 
 def run(host: str, port: int, rate: float, system_metrics: bool, seed: int | None) -> None:
-    """Serve the exporter with uvicorn until interrupted (called by `alertsleuth exporter`)."""
+    """Serve the exporter with uvicorn until interrupted."""
     sim = LoginSimulator(rate=rate, seed=seed)
     uvicorn.run(create_app(sim, system_metrics=system_metrics), host=host, port=port, log_level="warning")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`alertsleuth-exporter [--host H] [--port 9105] [--rate 20] [--system-metrics] [--seed N]`."""
+    p = argparse.ArgumentParser(
+        prog="alertsleuth-exporter", description="the demo login exporter with its anomaly control API"
+    )
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=9105)
+    p.add_argument("--rate", type=float, default=20.0, help="login events per second")
+    p.add_argument(
+        "--system-metrics", action="store_true", help="also export CPU, memory and network metrics"
+    )
+    p.add_argument("--seed", type=int, default=None)
+    args = p.parse_args(argv)
+    run(args.host, args.port, args.rate, args.system_metrics, args.seed)
+    return 0

@@ -5,21 +5,19 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
-from fastapi import FastAPI, Request, status
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
 from agent.ask import Asker
-from agent.investigate import make_investigator
-from server.context import AppContext
+from agent.investigator import make_investigator
+from server.db import Store
 from server.delivery.outbox import Outbox
+from server.deps import Services
+from server.errors import install_error_handlers
 from server.metrics import Metrics
 from server.routes import alerts, ask, health, incidents
 from server.security import BodyLimitMiddleware
 from server.settings import Settings
-from server.store import Store
 from server.worker import WorkerPool
 from tools.prom import Prometheus
 
@@ -34,13 +32,13 @@ Send alerts from Alertmanager (`/api/v1/webhook/alertmanager`) or from Prometheu
 
 def create_app(settings: Settings | None = None, *, start_workers: bool = True) -> FastAPI:
     settings = settings or Settings()
-    holder: dict[str, AppContext] = {}
+    holder: dict[str, Services] = {}
 
     def queue_depth() -> dict[str, int]:
-        return holder["ctx"].store.queue_depth() if "ctx" in holder else {}
+        return holder["services"].store.jobs.depth() if "services" in holder else {}
 
     def delivery_counts() -> dict[tuple[str, str], int]:
-        return holder["ctx"].store.delivery_counts() if "ctx" in holder else {}
+        return holder["services"].store.deliveries.counts() if "services" in holder else {}
 
     metrics = Metrics(queue_depth, delivery_counts)
 
@@ -54,7 +52,6 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
             settings.delivery,
             metrics,
             external_url=settings.external_url,
-            reports_dir=settings.reports_dir,
             workers=settings.delivery_workers,
             max_attempts=settings.delivery_max_attempts,
             backoff_seconds=settings.delivery_backoff_seconds,
@@ -73,10 +70,10 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
             poll_interval=settings.poll_interval,
             outbox=outbox,
         )
-        ctx = AppContext(
+        services = Services(
             settings, store, prom, investigator, metrics, pool, Asker(investigator, settings.llm()), outbox
         )
-        holder["ctx"] = app.state.ctx = ctx
+        holder["services"] = app.state.services = services
         if start_workers:
             pool.start()
             outbox.start()
@@ -95,7 +92,7 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
             pool.stop()
             outbox.stop()
             prom.close()
-            store.engine.dispose()
+            store.close()
 
     app = FastAPI(title="alertsleuth", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.add_middleware(
@@ -104,18 +101,7 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
         on_reject=lambda: metrics.requests_rejected.labels("too_large").inc(),
     )
 
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors: list[dict[str, Any]] = [
-            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
-            for e in exc.errors()
-        ]
-        malformed = any(e["type"] == "json_invalid" for e in errors)
-        metrics.requests_rejected.labels("malformed" if malformed else "invalid").inc()
-        code = status.HTTP_400_BAD_REQUEST if malformed else status.HTTP_422_UNPROCESSABLE_CONTENT
-        summary = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors[:10])
-        return JSONResponse({"detail": summary, "errors": errors}, status_code=code)
-
+    install_error_handlers(app, metrics)
     app.include_router(alerts.router)
     app.include_router(incidents.router)
     app.include_router(ask.router)

@@ -1,12 +1,22 @@
-"""The report archive: Markdown, HTML and JSON files under the reports directory."""
+"""Reports as output: the archive files the worker writes once, and a stored report read for output
+with its incident's tickets joined (API, notices).
+
+A report is stored as the worker wrote it; tickets are kept in their own table. Whoever shows a report
+(`GET /api/v1/reports/{id}` in every format, a notice's Markdown, HTML and JSON) reads it through
+`report_output`, which joins the tickets with `with_tickets`: the one place they enter a report.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from agent.models import Report
-from agent.render import render_html, render_markdown, report_filename_stem
+from agent.filenames import report_filename_stem
+from agent.models import Report, TicketLink
+from agent.render import render_html, render_markdown
+from server.db.models import ReportRow, Ticket
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -28,3 +38,27 @@ def archive_report(report: Report, reports_dir: str | Path) -> tuple[str, str, d
         _write_atomic(path, text)
         paths[fmt] = str(path)
     return markdown, html, paths
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A report in the three forms it is shown in."""
+
+    json: str
+    markdown: str
+    html: str
+
+
+def with_tickets(report: Report, tickets: Sequence[Ticket]) -> Report:
+    """The report showing the incident's tickets (a copy; the stored report is never rewritten)."""
+    links = [TicketLink(sink=t.sink, key=t.key, url=t.url) for t in tickets]
+    return report.model_copy(update={"tickets": links})
+
+
+def report_output(row: ReportRow, tickets: Sequence[Ticket], report: Report | None = None) -> Rendered:
+    """A stored report as shown: rendered again with its incident's tickets, or as stored when there
+    are none (the stored texts are that rendering). `report` is `row.body` already parsed, if it is."""
+    if not tickets:
+        return Rendered(row.body, row.markdown, row.html)
+    shown = with_tickets(report or Report.model_validate_json(row.body), tickets)
+    return Rendered(shown.model_dump_json(), render_markdown(shown), render_html(shown))

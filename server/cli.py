@@ -1,4 +1,4 @@
-"""The `alertsleuth` command: serve, investigate, ask, sinks, exporter, demo."""
+"""The `alertsleuth` command: serve, investigate, ask, sinks (the demo and its exporter have their own)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 if TYPE_CHECKING:
-    from agent.investigate import Investigator
+    from agent.investigator import Investigator
     from server.settings import Settings
 
 
@@ -53,7 +53,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _investigator(args: argparse.Namespace) -> tuple[Settings, Investigator] | None:
     """Settings with the command's --language/--llm* flags over the environment, and the Investigator
     (with the agent writer when an LLM is configured); None after printing a settings error."""
-    from agent.investigate import make_investigator
+    from agent.investigator import make_investigator
     from tools.prom import Prometheus
 
     overrides = {
@@ -114,7 +114,7 @@ def _investigate(args: argparse.Namespace) -> int:
 def _ask(args: argparse.Namespace) -> int:
     from agent.ask import Asker
     from tools.errors import LLMUnavailable
-    from tools.lc import ToolInputError, parse_time
+    from tools.toolkit import ToolInputError, parse_time
 
     built = _investigator(args)
     if built is None:
@@ -160,25 +160,13 @@ def _ask(args: argparse.Namespace) -> int:
     return 0
 
 
-def _exporter(args: argparse.Namespace) -> int:
-    from exporter.app import run
-
-    run(args.host, args.port, args.rate, args.system_metrics, args.seed)
-    return 0
-
-
-def _demo(args: argparse.Namespace) -> int:
-    from server.demo import run_demo
-
-    return run_demo(keep=args.keep, timeout=args.timeout, redmine=args.redmine)
-
-
 def _sinks(args: argparse.Namespace) -> int:
     """`sinks list`: the configured sinks; `sinks test NAME`: send one a test message, say what happened."""
     import httpx
 
     from server.delivery.base import DeliveryError, TicketSlot
-    from server.delivery.outbox import build_sinks, probe_notice
+    from server.delivery.notice import probe_notice
+    from server.delivery.outbox import build_sinks
 
     settings = _settings()
     if settings is None:
@@ -245,16 +233,6 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--format", choices=("text", "json"), default="text")
     a.set_defaults(fn=_ask)
 
-    e = sub.add_parser("exporter", help="run the demo login exporter with its anomaly control API")
-    e.add_argument("--host", default="127.0.0.1")
-    e.add_argument("--port", type=int, default=9105)
-    e.add_argument("--rate", type=float, default=20.0, help="login events per second")
-    e.add_argument(
-        "--system-metrics", action="store_true", help="also export CPU, memory and network metrics"
-    )
-    e.add_argument("--seed", type=int, default=None)
-    e.set_defaults(fn=_exporter)
-
     k = sub.add_parser("sinks", help="list the configured delivery sinks, or send one a test message")
     ks = k.add_subparsers(dest="action", required=True)
     ks.add_parser("list", help="the configured sinks and their types")
@@ -262,17 +240,6 @@ def build_parser() -> argparse.ArgumentParser:
     kt.add_argument("name", help="the sink's name in the delivery configuration")
     k.set_defaults(fn=_sinks)
 
-    d = sub.add_parser(
-        "demo", help="run Prometheus, Alertmanager, the exporter and alertsleuth; inject a fault"
-    )
-    d.add_argument("--keep", action="store_true", help="keep the temporary directory")
-    d.add_argument("--timeout", type=float, default=120.0, help="give up after this many seconds")
-    d.add_argument(
-        "--redmine",
-        action="store_true",
-        help="also start a private Redmine and follow the incident: ticket opened, updated, closed",
-    )
-    d.set_defaults(fn=_demo)
     return p
 
 

@@ -11,16 +11,16 @@ from fastapi import HTTPException, Request, status
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server.context import Ctx
+from server.deps import ServicesDep
 
 
 def _eq(a: str, b: str) -> bool:
     return secrets.compare_digest(a.encode(), b.encode())
 
 
-def require_auth(request: Request, ctx: Ctx) -> None:
+def require_auth(request: Request, services: ServicesDep) -> None:
     """Bearer token or basic auth, when configured; 401 otherwise."""
-    s = ctx.settings
+    s = services.settings
     if not s.auth_enabled:
         return
     header = request.headers.get("authorization", "")
@@ -39,7 +39,7 @@ def require_auth(request: Request, ctx: Ctx) -> None:
             user = password = ""
         if _eq(user, s.basic_auth_username) and _eq(password, s.basic_auth_password.get_secret_value()):
             return
-    ctx.metrics.requests_rejected.labels("unauthorized").inc()
+    services.metrics.requests_rejected.labels("unauthorized").inc()
     challenges = []
     if s.auth_token is not None:
         challenges.append('Bearer realm="alertsleuth"')

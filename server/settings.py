@@ -17,7 +17,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-from agent.investigate import InvestigationConfig
+from agent.evidence import InvestigationConfig
 from agent.llm import PROVIDERS, LLMConfig
 from server.delivery.config import DeliveryConfig
 

@@ -1,19 +1,18 @@
-"""The worker pool: takes investigation jobs from the durable queue, investigates, archives, stores."""
+"""The worker pool: takes investigation jobs from the durable queue, investigates, archives, stores the
+report and, in its transaction, the deliveries the outbox's planner decides on."""
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import uuid
 
-from agent.investigate import Investigator
-from agent.models import TicketLink
+from agent.investigator import Investigator
 from server.archive import archive_report
-from server.delivery.change import analysis_of
+from server.db import ClaimedJob, Store
 from server.delivery.outbox import Outbox
 from server.metrics import Metrics
-from server.store import ClaimedJob, Store
+from server.poller import Poller
 
 log = logging.getLogger("alertsleuth.worker")
 
@@ -37,51 +36,32 @@ class WorkerPool:
         self.store = store
         self.investigator = investigator
         self.metrics = metrics
-        self.size = workers
         self.reports_dir = reports_dir
         self.max_attempts = max_attempts
         self.retry_backoff = retry_backoff
-        self.lease_seconds = lease_seconds
-        self.poll_interval = poll_interval
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
         self.name = f"w-{uuid.uuid4().hex[:8]}"
+        self.poller = Poller(
+            self.name,
+            workers,
+            lambda worker: store.jobs.claim(worker, lease_seconds),
+            self.run_job,
+            poll_interval,
+            log=log,
+            source="the queue",
+        )
 
     def start(self) -> None:
-        recovered = self.store.recover()
+        recovered = self.store.jobs.recover()
         if recovered:
             log.info("re-queued interrupted investigations", extra={"jobs": recovered})
-        for i in range(self.size):
-            t = threading.Thread(target=self._run, name=f"{self.name}-{i}", daemon=True)
-            t.start()
-            self._threads.append(t)
+        self.poller.start()
 
-    def notify(self) -> None:
+    def wake(self) -> None:
         """New work was queued: wake an idle worker now instead of at the next poll."""
-        self._wake.set()
+        self.poller.wake()
 
     def stop(self, timeout: float = 30.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        deadline = time.monotonic() + timeout
-        for t in self._threads:
-            t.join(max(0.0, deadline - time.monotonic()))
-        self._threads.clear()
-
-    def _run(self) -> None:
-        worker = threading.current_thread().name
-        while not self._stop.is_set():
-            try:
-                job = self.store.claim(worker, self.lease_seconds)
-            except Exception:
-                log.exception("cannot read the queue")
-                job = None
-            if job is None:
-                self._wake.wait(self.poll_interval)
-                self._wake.clear()
-                continue
-            self.run_job(job)
+        self.poller.stop(timeout)
 
     def run_job(self, job: ClaimedJob) -> None:
         ctx = {
@@ -96,7 +76,7 @@ class WorkerPool:
             findings = self.investigator.collect(job.alert)
             if findings.unavailable and job.attempts < self.max_attempts:
                 delay = self.retry_backoff * 2 ** (job.attempts - 1)
-                self.store.retry_later(job.id, "; ".join(findings.notes)[-500:], delay)
+                self.store.jobs.retry_later(job.id, "; ".join(findings.notes)[-500:], delay)
                 self.metrics.investigations.labels("retried").inc()
                 log.warning(
                     "Prometheus unavailable, investigation re-queued", extra={**ctx, "retry_in": delay}
@@ -110,15 +90,10 @@ class WorkerPool:
             return
         seconds = time.perf_counter() - t0
         try:
-            # Tickets opened for earlier reports of this incident show in this one too.
-            report.tickets = [
-                TicketLink(sink=t.sink, key=t.key, url=t.url) for t in self.store.tickets(job.incident_id)
-            ]
             markdown, html, paths = archive_report(report, self.reports_dir)
-            notify = self.outbox.notify_sinks(job.alert.labels) if self.outbox else []
-            queued = self.store.complete(
-                job.id, report, markdown, html, paths, notify=notify, analysis=analysis_of(report)
-            )
+            # Routed once, here; the store queues what the plan decides in the report's transaction.
+            plan = self.outbox.planner.for_report(job.alert.labels, report) if self.outbox else None
+            queued = self.store.jobs.complete(job.id, report, markdown, html, paths, plan=plan)
         except Exception as exc:
             log.exception("cannot store the report", extra=ctx)
             self._retry_or_fail(job, f"storing the report failed: {exc}", ctx)
@@ -141,9 +116,9 @@ class WorkerPool:
 
     def _retry_or_fail(self, job: ClaimedJob, error: str, ctx: dict[str, object]) -> None:
         if job.attempts < self.max_attempts:
-            self.store.retry_later(job.id, error, self.retry_backoff * 2 ** (job.attempts - 1))
+            self.store.jobs.retry_later(job.id, error, self.retry_backoff * 2 ** (job.attempts - 1))
             self.metrics.investigations.labels("retried").inc()
         else:
-            self.store.fail(job.id, error)
+            self.store.jobs.fail(job.id, error)
             self.metrics.investigations.labels("failed").inc()
             log.error("investigation failed for good", extra={**ctx, "error": error})

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from server import procs
+from exporter import launch as procs
 
 
 def require_binary(kind: str) -> str:

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from server import procs
+from exporter import launch as procs
+from exporter.scenarios.login import Scenario, burst, everywhere, login_scenario, openmetrics
 from server.app import create_app
 from server.settings import Settings
 from tests.binaries import require_binary, require_redmine
-from tests.scenarios import Scenario, burst, everywhere, login_scenario, openmetrics
 
 STEP = 15
 

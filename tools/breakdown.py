@@ -5,7 +5,6 @@ These functions are the shared path of the webhook, the CLI, the agent's tools a
 
 from __future__ import annotations
 
-import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,26 +21,28 @@ IGNORED_LABELS = frozenset({"__name__", "le", "quantile"})
 
 @dataclass
 class QueryResult:
+    """One query and what came of it: its series, or the exception it failed with."""
+
     promql: str
     start: datetime
     end: datetime
     step: float
     series: list[Series] = field(default_factory=list)
-    seconds: float = 0.0
-    error: str | None = None
-    error_type: str | None = None
+    exception: AlertsleuthError | None = None
+
+    @property
+    def error(self) -> str | None:
+        """The failure as text (what evidence records), or None."""
+        return None if self.exception is None else str(self.exception)
 
 
 def run_range(prom: Prometheus, expr: str, start: datetime, end: datetime, step: float) -> QueryResult:
     """A range query that never raises: failures are recorded on the result."""
-    t0 = time.perf_counter()
     result = QueryResult(expr, start, end, step)
     try:
         result.series = prom.range_query(expr, start, end, step)
     except AlertsleuthError as exc:
-        result.error = str(exc)
-        result.error_type = type(exc).__name__
-    result.seconds = time.perf_counter() - t0
+        result.exception = exc
     return result
 
 

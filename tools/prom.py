@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import re
 import threading
-import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -32,16 +32,14 @@ class Series:
 
 @dataclass
 class QueryLog:
-    """What an adapter instance ran: counts for the report's timings."""
+    """How many calls an adapter (or one view of it, see `Prometheus.counting_view`) made."""
 
     queries: int = 0
-    seconds: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def add(self, seconds: float) -> None:
+    def add(self) -> None:
         with self._lock:
             self.queries += 1
-            self.seconds += seconds
 
 
 def _parse_series(result: list[dict[str, Any]]) -> list[Series]:
@@ -84,10 +82,16 @@ class Prometheus:
         self._client = PrometheusConnect(url=self.url, headers=headers, retry=retry, timeout=timeout)
         self.log = QueryLog()
 
+    def counting_view(self) -> Prometheus:
+        """This adapter (same connection, timeout and limits) with a QueryLog of its own: what one
+        investigation ran, apart from the others sharing the connection at the same time."""
+        view = copy.copy(self)
+        view.log = QueryLog()
+        return view
+
     # ------------------------------------------------------------------ plumbing
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        t0 = time.perf_counter()
         try:
             return fn(*args, **kwargs)
         except (requests.ConnectionError, requests.Timeout) as exc:
@@ -102,7 +106,7 @@ class Prometheus:
                 raise PrometheusUnavailable(f"Prometheus at {self.url} answered {text[:300]}") from exc
             raise QueryError(_prom_error_text(text)) from exc
         finally:
-            self.log.add(time.perf_counter() - t0)
+            self.log.add()
 
     def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
         def fetch() -> Any:

@@ -1,7 +1,7 @@
 """What every sink gets and returns: the Notice, the ticket it may hold, the outcome, its errors.
 
-A sink is a thin adapter: it turns a `Notice` into one platform's API calls and nothing else. Routing,
-persistence, retries and backoff live in the outbox (`server/delivery/outbox.py`).
+A sink is a thin adapter: it turns a `Notice` into one platform's API calls and nothing else. Routing
+(`plan.py`), persistence (`server/db/deliveries.py`), retries and backoff (`outbox.py`) live elsewhere.
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ class Sink(ABC):
 
     kind: ClassVar[str]
     config_model: ClassVar[type[SinkConfig]]
-    tickets: ClassVar[bool] = False  # True: keeps one ticket per incident (create, comment, close)
+    tickets: ClassVar[bool] = False  # True (TicketSink): keeps one ticket per incident
 
     def __init__(self, name: str, config: Any, http: Any) -> None:
         """`http` is an `httpx.Client` owned by the outbox (None for sinks that do not use HTTP)."""
@@ -126,11 +126,10 @@ class Sink(ABC):
 
     @abstractmethod
     def send(self, notice: Notice, ticket: TicketSlot) -> Outcome:
-        """Deliver one notice; raise `DeliveryError` on failure. Ticket sinks:
+        """Deliver one notice; raise `DeliveryError` on failure. `test` sends a test message.
 
-        - firing/update: no ticket yet → find one by `notice.marker` (a crash after an earlier create)
-          or create it, `ticket.set(...)` at once; with a ticket → comment (`update`: the new analysis).
-        - resolved: comment with the duration, then close or transition as configured; no ticket → skip.
-        - test: a test message (ticket sinks may create and immediately close a test ticket, or only
-          check credentials: say which in `Outcome.detail`).
+        Ticket sinks subclass `TicketSink` (server/delivery/tickets.py), whose `send` is the one ticket
+        lifecycle: find by `notice.marker` when no ticket is held, create and `ticket.set(...)` at once,
+        comment on `update`, comment and close on `resolved` (skipped without a ticket); a tracker
+        supplies only those operations.
         """

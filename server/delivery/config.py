@@ -80,7 +80,3 @@ def _check_route(
             )
     for i, child in enumerate(node.routes):
         _check_route(child, known, (*where, "routes", i), problems)
-
-
-def parse(data: Any) -> DeliveryConfig:
-    return DeliveryConfig.model_validate(data or {})

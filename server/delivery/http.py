@@ -42,6 +42,14 @@ def excerpt(resp: httpx.Response, limit: int = 300) -> str:
     return text[:limit] + ("…" if len(text) > limit else "")
 
 
+def read_json(resp: httpx.Response, what: str) -> Any:
+    """The JSON of an answer `call` returned; one that is not JSON is a DeliveryError not worth retrying."""
+    try:
+        return resp.json()
+    except ValueError:
+        raise DeliveryError(f"{what}: the answer is not JSON", retryable=False) from None
+
+
 def call(http: httpx.Client, method: str, url: str, *, what: str, **kwargs: Any) -> httpx.Response:
     """Send one request; return the response when it is 2xx, else raise DeliveryError.
 

@@ -1,4 +1,5 @@
-"""Pure text helpers shared by sinks: the brief message, duration wording, and fitting a size limit.
+"""Pure text helpers shared by sinks: the brief message, ticket titles and comments, duration wording,
+and fitting a size limit.
 
 Platforms limit message size (WeCom robot markdown 4096 bytes, Slack section 3000 characters, Jira
 description 32767 characters...). `fit` shortens at a line boundary and ends with a link to the full
@@ -7,6 +8,7 @@ report on alertsleuth, so nothing is cut silently.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 from server.delivery.base import Notice
@@ -16,6 +18,8 @@ Unit = Literal["bytes", "chars"]
 Style = Literal["markdown", "slack", "text"]
 
 NO_LINK = "set ALERTSLEUTH_EXTERNAL_URL to link the full report"
+DETAILS = ("\n\n<details><summary>Full report</summary>\n\n", "\n\n</details>")  # collapsed, in Markdown
+SHORT_LIMIT = 4000  # the brief at the top of a ticket comment, characters
 
 
 def size(text: str, unit: Unit) -> int:
@@ -80,6 +84,35 @@ def resolved_line(notice: Notice) -> str:
     lasted = f" after {duration(notice.duration_seconds)}" if notice.duration_seconds is not None else ""
     at = f" at {notice.ends_at}" if notice.ends_at else ""
     return f"Resolved{lasted}{at}."
+
+
+def one_line(title: str, limit: int) -> str:
+    """`title` with its white space runs (line breaks too) made single spaces, cut to `limit` characters
+    with "…" (trackers refuse line breaks in titles and have a length limit)."""
+    title = " ".join(title.split())
+    return title if len(title) <= limit else title[: limit - 1] + "…"
+
+
+def analysis_comment(
+    notice: Notice,
+    limit: int,
+    *,
+    head: str = "**alertsleuth: analysis updated**\n\n",
+    block: tuple[str, str] = DETAILS,
+    tail: str = "",
+    style: Style = "markdown",
+    escape: Callable[[str], str] = str,  # str: the text unchanged
+) -> str:
+    """The comment on a ticket for a changed analysis: `head`, the brief, then (when the notice carries
+    it) the full report Markdown between `block`'s two parts, fitted to what `limit` leaves, and `tail`.
+    The defaults are Markdown's (the report collapsed); `escape` makes a text safe for other markup."""
+    short = fit(escape(brief(notice, style)), SHORT_LIMIT, link=notice.report_url, unit="chars", style=style)
+    if notice.markdown is None:
+        return head + short + tail
+    open_, close = block
+    budget = limit - len(head) - len(short) - len(open_) - len(close) - len(tail)
+    report = fit(escape(notice.markdown), budget, link=notice.report_url, unit="chars", style=style)
+    return head + short + open_ + report + close + tail
 
 
 def label_set(labels: dict[str, str]) -> str:

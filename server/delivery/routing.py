@@ -41,13 +41,13 @@ def _unquote(text: str) -> str:
 
 
 @dataclass(frozen=True)
-class Matcher:
+class RouteMatcher:
     name: str
     op: Literal["=", "!=", "=~", "!~"]
     value: str
 
     @classmethod
-    def parse(cls, text: str) -> Matcher:
+    def parse(cls, text: str) -> RouteMatcher:
         """`name="value"`, `name!=value`, `name=~"re"`, `name!~"re"` (quotes optional for simple values)."""
         m = _MATCHER.match(text)
         if m is None:
@@ -81,7 +81,7 @@ class Matcher:
 class Route(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    matchers: list[Matcher] = Field(default_factory=list)
+    matchers: list[RouteMatcher] = Field(default_factory=list)
     sinks: list[str] | None = None  # None: the parent's
     send_resolved: bool | None = None  # None: the parent's (the root's default is true)
     send_updates: bool | None = None  # a changed analysis of a firing incident; None: the parent's (true)
@@ -93,16 +93,10 @@ class Route(BaseModel):
     def _parse(cls, value: Any) -> Any:
         if not isinstance(value, list):
             raise ValueError("a list of matchers like 'severity=\"critical\"'")
-        return [Matcher.parse(v) if isinstance(v, str) else v for v in value]
+        return [RouteMatcher.parse(v) if isinstance(v, str) else v for v in value]
 
     def matches(self, labels: dict[str, str]) -> bool:
         return all(m.matches(labels) for m in self.matchers)
-
-    def sink_names(self) -> set[str]:
-        names = set(self.sinks or [])
-        for child in self.routes:
-            names |= child.sink_names()
-        return names
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
 from agent.models import AlertInfo, utcnow
-from server.context import AppContext, Ctx
+from server.deps import Services, ServicesDep
 from server.payloads import AlertmanagerWebhook, PostableAlert
 from server.security import require_auth
 
@@ -27,27 +27,27 @@ class Accepted(BaseModel):
 
 
 async def _accept(
-    ctx: AppContext, source: str, body: bytes, group_key: str, alerts: list[AlertInfo]
+    services: Services, source: str, body: bytes, group_key: str, alerts: list[AlertInfo]
 ) -> Accepted:
     for a in alerts:
-        ctx.metrics.alerts_received.labels(source, a.status).inc()
+        services.metrics.alerts_received.labels(source, a.status).inc()
     # Persisted (with its queue job) before we answer: an accepted alert is never lost.
     result = await run_in_threadpool(
         functools.partial(
-            ctx.store.ingest,
+            services.store.intake.ingest,
             source,
             body.decode("utf-8", "replace"),
             group_key,
             alerts,
-            resolved_sinks=lambda a: ctx.outbox.resolved_sinks(a.labels),
-            refresh_after=ctx.settings.refresh_seconds,
+            on_resolved=lambda a: services.outbox.planner.for_resolution(a.labels),  # routed once, here
+            refresh_after=services.settings.refresh_seconds,
         )
     )
-    ctx.metrics.alerts_deduplicated.inc(len(result.deduplicated))
+    services.metrics.alerts_deduplicated.inc(len(result.deduplicated))
     if result.created or result.refreshed:
-        ctx.workers.notify()
+        services.workers.wake()
     if result.resolved:
-        ctx.outbox.wake()
+        services.outbox.wake()
     log.info(
         "notification accepted",
         extra={
@@ -74,14 +74,16 @@ async def _accept(
     response_model=Accepted,
     summary="Alertmanager webhook (version 4)",
 )
-async def alertmanager_webhook(payload: AlertmanagerWebhook, request: Request, ctx: Ctx) -> Accepted:
+async def alertmanager_webhook(
+    payload: AlertmanagerWebhook, request: Request, services: ServicesDep
+) -> Accepted:
     """Point an Alertmanager `webhook_configs` receiver here (`send_resolved: true`).
 
     One incident per alert fingerprint and startsAt; repeats are deduplicated; resolved notifications
     mark the incident resolved. The body is stored before the 202 answer.
     """
     alerts = [a.to_alert() for a in payload.alerts]
-    return await _accept(ctx, "alertmanager", await request.body(), payload.groupKey, alerts)
+    return await _accept(services, "alertmanager", await request.body(), payload.groupKey, alerts)
 
 
 @router.post(
@@ -90,9 +92,11 @@ async def alertmanager_webhook(payload: AlertmanagerWebhook, request: Request, c
     response_model=Accepted,
     summary="Prometheus alert list (Alertmanager API v2 shape)",
 )
-async def prometheus_alerts(payload: list[PostableAlert], request: Request, ctx: Ctx) -> Accepted:
+async def prometheus_alerts(
+    payload: list[PostableAlert], request: Request, services: ServicesDep
+) -> Accepted:
     """Prometheus can send here directly (`alerting.alertmanagers` with `path_prefix` pointing at
     alertsleuth). An alert whose endsAt is in the past is resolved."""
     now = utcnow()
     alerts = [a.to_alert(now) for a in payload]
-    return await _accept(ctx, "prometheus", await request.body(), "", alerts)
+    return await _accept(services, "prometheus", await request.body(), "", alerts)

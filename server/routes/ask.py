@@ -16,9 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agent.ask import Answer, Turn
 from agent.models import Evidence, LLMUsage, Report
-from server.context import AppContext, Ctx
+from server.deps import Services, ServicesDep
+from server.errors import http_error, status_of
 from server.security import require_auth
-from tools.errors import AlertsleuthError, LLMUnavailable
+from tools.errors import AlertsleuthError
 
 router = APIRouter(prefix="/api/v1/ask", tags=["ask"], dependencies=[Depends(require_auth)])
 
@@ -54,32 +55,32 @@ class SessionOut(BaseModel):
     messages: list[MessageOut]
 
 
-def _prepare(ctx: AppContext, body: AskIn) -> tuple[list[Turn], Report | None]:
+def _prepare(services: Services, body: AskIn) -> tuple[list[Turn], Report | None]:
     """The session's history and the incident's report; 404 for an unknown session or incident."""
     history: list[Turn] = []
     if body.session_id is not None:
-        found = ctx.store.ask_session(body.session_id)
+        found = services.store.ask_sessions.get(body.session_id)
         if found is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no ask session {body.session_id}")
         history = [Turn(m.role, m.content) for m in found[1]]
     report = None
     if body.incident_id is not None:
-        if ctx.store.get_incident(body.incident_id) is None:
+        if not services.store.incidents.exists(body.incident_id):
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no incident {body.incident_id}")
-        report = ctx.store.latest_report(body.incident_id)
+        report = services.store.reports.latest(body.incident_id)
     if body.start and body.end and body.end <= body.start:
         raise HTTPException(422, "end must be after start")
     return history, report
 
 
 def _answer(
-    ctx: AppContext, body: AskIn, history: list[Turn], report: Report | None, emit: Any = None
+    services: Services, body: AskIn, history: list[Turn], report: Report | None, emit: Any = None
 ) -> AskOut:
-    result: Answer = ctx.asker.ask(
+    result: Answer = services.asker.ask(
         body.question, history=history, report=report, start=body.start, end=body.end, emit=emit
     )
     queries = [q.model_dump(mode="json") for q in result.queries]
-    session_id = ctx.store.ask_record(
+    session_id = services.store.ask_sessions.record(
         body.session_id, body.incident_id, body.question, result.answer, queries
     )
     return AskOut(
@@ -87,34 +88,23 @@ def _answer(
     )
 
 
-def _http_error(exc: Exception) -> HTTPException:
-    if isinstance(exc, LLMUnavailable):
-        return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc))
-    if isinstance(exc, AlertsleuthError):
-        return HTTPException(status.HTTP_502_BAD_GATEWAY, str(exc))
-    name = type(exc).__name__
-    if "Timeout" in name:
-        return HTTPException(status.HTTP_504_GATEWAY_TIMEOUT, f"the LLM did not answer in time ({name})")
-    return HTTPException(status.HTTP_502_BAD_GATEWAY, f"the LLM call failed: {name}: {str(exc)[:300]}")
-
-
 @router.post("", response_model=AskOut)
-async def ask(body: AskIn, ctx: Ctx) -> AskOut:
+async def ask(body: AskIn, services: ServicesDep) -> AskOut:
     """Answer a question with the investigation's tools; the answer and the queries it ran."""
-    history, report = await run_in_threadpool(_prepare, ctx, body)
+    history, report = await run_in_threadpool(_prepare, services, body)
     try:
-        return await run_in_threadpool(_answer, ctx, body, history, report)
-    except ValueError as exc:
-        raise HTTPException(422, str(exc)) from exc
-    except Exception as exc:
-        raise _http_error(exc) from exc
+        return await run_in_threadpool(_answer, services, body, history, report)
+    except AlertsleuthError:
+        raise  # answered by server/errors.py's handler
+    except Exception as exc:  # a question it cannot answer (ValueError), or the LLM client's own error
+        raise http_error(exc) from exc
 
 
 @router.post("/stream")
-async def ask_stream(body: AskIn, ctx: Ctx) -> StreamingResponse:
+async def ask_stream(body: AskIn, services: ServicesDep) -> StreamingResponse:
     """The same, as server-sent events: `evidence` per query, `token` per piece of the answer, then
     `answer` (the AskOut JSON) or `error` ({status, detail})."""
-    history, report = await run_in_threadpool(_prepare, ctx, body)
+    history, report = await run_in_threadpool(_prepare, services, body)
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
 
@@ -123,11 +113,11 @@ async def ask_stream(body: AskIn, ctx: Ctx) -> StreamingResponse:
 
     def work() -> None:
         try:
-            out = _answer(ctx, body, history, report, emit)
+            out = _answer(services, body, history, report, emit)
             emit("answer", out.model_dump(mode="json"))
         except Exception as exc:  # noqa: BLE001 - every failure becomes an error event
-            err = _http_error(exc) if not isinstance(exc, ValueError) else HTTPException(422, str(exc))
-            emit("error", {"status": err.status_code, "detail": err.detail})
+            code, detail = status_of(exc)
+            emit("error", {"status": code, "detail": detail})
         finally:
             loop.call_soon_threadsafe(queue.put_nowait, ("done", None))
 
@@ -144,8 +134,8 @@ async def ask_stream(body: AskIn, ctx: Ctx) -> StreamingResponse:
 
 
 @router.get("/sessions/{session_id}", response_model=SessionOut)
-async def session(session_id: str, ctx: Ctx) -> SessionOut:
-    found = await run_in_threadpool(ctx.store.ask_session, session_id)
+async def session(session_id: str, services: ServicesDep) -> SessionOut:
+    found = await run_in_threadpool(services.store.ask_sessions.get, session_id)
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no ask session {session_id}")
     sess, msgs = found

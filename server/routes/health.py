@@ -7,7 +7,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from server.context import Ctx
+from server.deps import ServicesDep
 
 router = APIRouter(tags=["health"])
 
@@ -19,17 +19,17 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-async def readyz(ctx: Ctx) -> JSONResponse:
+async def readyz(services: ServicesDep) -> JSONResponse:
     """Ready to investigate: database reachable, Prometheus reachable; reports whether an LLM is set."""
     checks: dict[str, object] = {}
     try:
-        await run_in_threadpool(ctx.store.ping)
+        await run_in_threadpool(services.store.ping)
         checks["database"] = "ok"
     except Exception as exc:
         checks["database"] = f"error: {type(exc).__name__}"
-    prom_ok = await run_in_threadpool(ctx.prometheus.ready)
-    checks["prometheus"] = "ok" if prom_ok else f"unreachable: {ctx.settings.prometheus_url}"
-    s = ctx.settings
+    prom_ok = await run_in_threadpool(services.prometheus.ready)
+    checks["prometheus"] = "ok" if prom_ok else f"unreachable: {services.settings.prometheus_url}"
+    s = services.settings
     checks["llm"] = {
         "configured": s.llm_configured,
         "provider": s.llm_provider,
@@ -42,7 +42,7 @@ async def readyz(ctx: Ctx) -> JSONResponse:
 
 
 @router.get("/metrics")
-async def metrics(ctx: Ctx) -> Response:
+async def metrics(services: ServicesDep) -> Response:
     """alertsleuth's own metrics in the Prometheus text format."""
-    body = await run_in_threadpool(generate_latest, ctx.metrics.registry)
+    body = await run_in_threadpool(generate_latest, services.metrics.registry)
     return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -9,9 +9,10 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
-from server.context import Ctx
+from server.archive import report_output
+from server.db import Delivery, Incident, Job
+from server.deps import ServicesDep
 from server.security import require_auth
-from server.store import Delivery, Incident, Job
 
 router = APIRouter(tags=["incidents"], dependencies=[Depends(require_auth)])
 
@@ -94,30 +95,27 @@ def _delivery(d: Delivery) -> DeliveryOut:
 
 @router.get("/api/v1/incidents", response_model=IncidentPage)
 async def list_incidents(
-    ctx: Ctx,
+    services: ServicesDep,
     status_: Literal["firing", "resolved"] | None = Query(None, alias="status"),
     alertname: str | None = None,
     limit: int = Query(50, ge=1, le=500),
     offset: int = Query(0, ge=0),
 ) -> IncidentPage:
-    rows, total = await run_in_threadpool(ctx.store.list_incidents, status_, alertname, limit, offset)
+    rows, total = await run_in_threadpool(services.store.incidents.page, status_, alertname, limit, offset)
     return IncidentPage(total=total, items=[IncidentOut(**_out(r)) for r in rows])
 
 
 @router.get("/api/v1/incidents/{incident_id}", response_model=IncidentDetail)
-async def get_incident(incident_id: int, ctx: Ctx) -> IncidentDetail:
-    found = await run_in_threadpool(ctx.store.get_incident, incident_id)
+async def get_incident(incident_id: int, services: ServicesDep) -> IncidentDetail:
+    found = await run_in_threadpool(services.store.incidents.detail, incident_id)
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no incident {incident_id}")
-    inc, jobs, paths = found
-    tickets = await run_in_threadpool(ctx.store.tickets, incident_id)
-    deliveries = await run_in_threadpool(ctx.store.deliveries, incident_id)
     return IncidentDetail(
-        **_out(inc),
-        jobs=[_job(j) for j in jobs],
-        report_files=paths,
-        tickets=[TicketOut(sink=t.sink, key=t.key, url=t.url) for t in tickets],
-        deliveries=[_delivery(d) for d in deliveries],
+        **_out(found.incident),
+        jobs=[_job(j) for j in found.jobs],
+        report_files=found.report_files,
+        tickets=[TicketOut(sink=t.sink, key=t.key, url=t.url) for t in found.tickets],
+        deliveries=[_delivery(d) for d in found.deliveries],
     )
 
 
@@ -126,12 +124,12 @@ async def get_incident(incident_id: int, ctx: Ctx) -> IncidentDetail:
     status_code=status.HTTP_202_ACCEPTED,
     response_model=IncidentDetail,
 )
-async def reinvestigate(incident_id: int, ctx: Ctx) -> IncidentDetail:
+async def reinvestigate(incident_id: int, services: ServicesDep) -> IncidentDetail:
     """Queue a new investigation of an incident (after a failure, or to refresh the report)."""
-    if not await run_in_threadpool(ctx.store.requeue, incident_id):
+    if not await run_in_threadpool(services.store.jobs.requeue, incident_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no incident {incident_id}")
-    ctx.workers.notify()
-    return await get_incident(incident_id, ctx)
+    services.workers.wake()
+    return await get_incident(incident_id, services)
 
 
 @router.post(
@@ -140,17 +138,17 @@ async def reinvestigate(incident_id: int, ctx: Ctx) -> IncidentDetail:
     response_model=DeliveryOut,
     responses={404: {"description": "no such delivery"}, 409: {"description": "the delivery has not failed"}},
 )
-async def retry_delivery(incident_id: int, delivery_id: int, ctx: Ctx) -> DeliveryOut:
+async def retry_delivery(incident_id: int, delivery_id: int, services: ServicesDep) -> DeliveryOut:
     """Send a failed delivery again, with a fresh set of attempts. Ticket sinks comment on or close the
     ticket they already opened: a retry never opens a second one."""
-    d, requeued = await run_in_threadpool(ctx.store.retry_delivery, incident_id, delivery_id)
+    d, requeued = await run_in_threadpool(services.store.deliveries.retry, incident_id, delivery_id)
     if d is None:
         raise HTTPException(
             status.HTTP_404_NOT_FOUND, f"no delivery {delivery_id} for incident {incident_id}"
         )
     if not requeued:
         raise HTTPException(status.HTTP_409_CONFLICT, f"delivery {delivery_id} is {d.state}, not failed")
-    ctx.outbox.wake()
+    services.outbox.wake()
     return _delivery(d)
 
 
@@ -161,15 +159,17 @@ async def retry_delivery(incident_id: int, delivery_id: int, ctx: Ctx) -> Delive
 )
 async def get_report(
     report_id: str,
-    ctx: Ctx,
+    services: ServicesDep,
     format: Literal["json", "md", "html"] = "json",
 ) -> Response:
-    """The report as JSON (the stable contract), Markdown (`?format=md`) or HTML (`?format=html`)."""
-    row = await run_in_threadpool(ctx.store.get_report, report_id)
-    if row is None:
+    """The report as JSON (the stable contract), Markdown (`?format=md`) or HTML (`?format=html`),
+    showing the tickets opened for its incident."""
+    found = await run_in_threadpool(services.store.reports.get, report_id)
+    if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no report {report_id}")
+    shown = await run_in_threadpool(report_output, *found)
     if format == "md":
-        return Response(row.markdown, media_type="text/markdown; charset=utf-8")
+        return Response(shown.markdown, media_type="text/markdown; charset=utf-8")
     if format == "html":
-        return Response(row.html, media_type="text/html; charset=utf-8")
-    return Response(row.body, media_type="application/json")
+        return Response(shown.html, media_type="text/html; charset=utf-8")
+    return Response(shown.json, media_type="application/json")

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from agent.filenames import report_filename_stem
 from agent.models import (
     AlertInfo,
     Evidence,
@@ -19,7 +20,7 @@ from agent.models import (
     TimeRange,
     Windows,
 )
-from agent.render import render_html, render_markdown, report_filename_stem
+from agent.render import render_html, render_markdown
 from tools.format import fmt_labels, fmt_num, fmt_pct
 
 SCRIPT = "<script>alert(1)</script>"

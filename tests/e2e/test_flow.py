@@ -14,7 +14,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from server import procs
+from exporter import launch as procs
 from server.settings import Settings
 from tests.conftest import PromEnv, serve
 
@@ -147,7 +147,7 @@ def test_cli_investigate_prints_the_json_contract(prom: PromEnv, tmp_path: Path)
 def test_demo_runs_the_whole_flow(tmp_path: Path, alertmanager_bin: str, redmine: procs.Process) -> None:
     """exporter -> Prometheus rules -> Alertmanager -> server -> archived report -> a Redmine ticket
     opened, updated and closed, and one email, as `make demo` runs it (plus the mail)."""
-    from server.demo import ALERT, demo_delivery, run_demo
+    from exporter.demo import ALERT, demo_delivery, run_demo
     from tests.fakes.smtp import FakeSMTP
 
     with FakeSMTP() as smtp:

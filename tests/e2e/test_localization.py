@@ -1,5 +1,6 @@
-"""Localization on incidents it was not developed on: synthetic families (tests/synthetic.py), and four
-RS cases (tests/data/riskloc-rs); each replayed into a real Prometheus and investigated like an alert."""
+"""Localization on incidents it was not developed on: synthetic families (exporter/scenarios/synthetic/),
+and four RS cases (tests/data/riskloc-rs); each replayed into a real Prometheus and investigated like an
+alert."""
 
 from __future__ import annotations
 
@@ -10,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from agent.investigate import Investigator
+from agent.investigator import Investigator
 from agent.models import Report
-from server import procs
-from tests import rs as rs_data
+from exporter import launch as procs
+from exporter.scenarios import rs as rs_data
+from exporter.scenarios.synthetic import Incident, Timeline, alert_for, generate, investigator, replay
 from tests.binaries import require_binary
-from tests.synthetic import Incident, Timeline, alert_for, generate, investigator, replay
 from tools.prom import Prometheus
 
 pytestmark = pytest.mark.e2e
@@ -38,6 +39,7 @@ LOCALIZED = [
 GLOBAL = ["global/multiplicative#0", "global/additive#0"]
 HISTOGRAM = ["histogram/pod#0", "histogram/route+pod#0"]
 # Misses of the current localizer, kept so that a fix shows up as XPASS.
+# Known misses are strict xfails: the day localization finds them, these tests fail and the mark must go.
 KNOWN_MISSES = {
     "ratio/two-causes#2": "two causes under one parent are reported as the parent",
 }
@@ -111,7 +113,7 @@ def test_localizes_a_latency_quantile(synthetic: SyntheticEnv, kind: str) -> Non
 
 @pytest.mark.parametrize(
     "kind",
-    [pytest.param(k, marks=pytest.mark.xfail(strict=False, reason=r)) for k, r in KNOWN_MISSES.items()],
+    [pytest.param(k, marks=pytest.mark.xfail(strict=True, reason=r)) for k, r in KNOWN_MISSES.items()],
 )
 def test_known_misses(synthetic: SyntheticEnv, kind: str) -> None:
     _assert_localized(synthetic, kind)
@@ -119,6 +121,7 @@ def test_known_misses(synthetic: SyntheticEnv, kind: str) -> None:
 
 # ---------------------------------------------------------------- RS cases, replayed as bench/rca_rs.py does
 
+RS_SAMPLE = Path(__file__).resolve().parent.parent / "data" / "riskloc-rs"  # four cases, in the repository
 RS_CASES = {
     "case9_0926_1199512718563": None,  # {bitrate}
     "case1_0821_1741394221": None,  # {bitrate, p2p}
@@ -138,7 +141,7 @@ class RSEnv:
 def rs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RSEnv]:
     require_binary("prometheus")
     require_binary("promtool")
-    cases = rs_data.load(rs_data.SAMPLE, None)
+    cases = rs_data.load(RS_SAMPLE, None)
     assert sorted(c.name for c in cases) == sorted(RS_CASES)
     work: Path = tmp_path_factory.mktemp("rs")
     target = int(time.time()) // 60 * 60 - 120
@@ -155,7 +158,7 @@ def rs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RSEnv]:
 @pytest.mark.parametrize(
     "name",
     [
-        pytest.param(n, marks=pytest.mark.xfail(strict=False, reason=r)) if r else n
+        pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=r)) if r else n
         for n, r in RS_CASES.items()
     ],
 )

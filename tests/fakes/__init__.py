@@ -1,6 +1,6 @@
 """Fakes that speak real protocols on loopback, for contract tests."""
 
-from tests.fakes.openai_server import (
+from exporter.fake_openai import (
     Error,
     Malformed,
     RecordedRequest,

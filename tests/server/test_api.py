@@ -14,8 +14,8 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from server.db import Notification, Store
 from server.settings import Settings
-from server.store import Store
 from tests.conftest import PromEnv, ServerEnv, serve
 
 
@@ -187,8 +187,6 @@ def test_unknown_fields_are_kept(server: ServerEnv, prom: PromEnv) -> None:
     r = httpx.post(f"{server.url}/api/v1/webhook/alertmanager", json=payload)
     assert r.status_code == 202
     store = Store(server.settings.database_url)
-    from server.store import Notification
-
     with store.session() as s:
         note = s.get(Notification, r.json()["notification_id"])
         assert note is not None and "newTopLevelField" in note.body and "silencedBy" in note.body
@@ -263,7 +261,7 @@ def test_restart_resumes_queued_and_interrupted_work(
     finally:
         stop()
     store = Store(settings.database_url)
-    claimed = store.claim("dead-worker", lease_seconds=600)  # a worker that died mid-investigation
+    claimed = store.jobs.claim("dead-worker", lease_seconds=600)  # a worker that died mid-investigation
     assert claimed is not None
     env, stop = serve(settings)
     try:

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from server import procs
+from exporter import launch as procs
 from server.settings import Settings
 from tests.conftest import PromEnv, serve
 from tests.fakes.smtp import FakeSMTP

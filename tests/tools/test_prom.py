@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from server.procs import free_port
+from exporter.launch import free_port
 from tests.conftest import PromEnv
 from tools.errors import PrometheusUnavailable, QueryError, QueryTooLarge
 from tools.prom import Prometheus

@@ -1,5 +1,7 @@
 """GitHub Issues: one issue per incident, REST API version 2022-11-28.
 
+The lifecycle (find, create, comment, close) is `TicketSink`'s; this module supplies GitHub's requests.
+
 - Auth: a token (fine-grained with Issues read/write, or classic with `repo`) as `Bearer`.
 - Idempotency: the body starts with `<!-- alertsleuth:MARKER -->`; before creating, the sink searches
   (`GET /search/issues`, `"MARKER" repo:o/r is:issue in:body`) and keeps only hits whose body carries that
@@ -19,10 +21,11 @@ from typing import Any, ClassVar, Literal, cast
 import httpx
 from pydantic import ConfigDict, Field, field_validator
 
-from server.delivery.base import DeliveryError, Notice, Outcome, Sink, SinkConfig, TicketRef, TicketSlot
-from server.delivery.http import call, retry_after
-from server.delivery.message import NO_LINK, brief, fit, resolved_line
+from server.delivery.base import DeliveryError, Notice, Outcome, SinkConfig, TicketRef
+from server.delivery.http import call, read_json, retry_after
+from server.delivery.message import NO_LINK, analysis_comment, brief, fit, one_line, resolved_line
 from server.delivery.secrets import Secret
+from server.delivery.tickets import TicketSink, marker_comment
 
 BODY_LIMIT = 65_536  # issue and comment bodies, characters
 TITLE_LIMIT = 256
@@ -54,15 +57,6 @@ class GitHubConfig(SinkConfig):
         return value.rstrip("/")
 
 
-def marker_comment(marker: str) -> str:
-    return f"<!-- alertsleuth:{marker} -->"
-
-
-def _title(title: str, limit: int) -> str:
-    title = " ".join(title.split())
-    return title if len(title) <= limit else title[: limit - 1] + "…"
-
-
 class _Recorder:
     """Passes `request` to the client and keeps the response, so a refused request's headers can be read
     after `call()` raised (GitHub's rate limit 403 is only recognisable by them)."""
@@ -84,10 +78,9 @@ def _rate_limited(resp: httpx.Response) -> bool:
     return "rate limit" in resp.text.lower()
 
 
-class GitHubSink(Sink):
+class GitHubSink(TicketSink):
     kind: ClassVar[str] = "github"
     config_model: ClassVar[type[SinkConfig]] = GitHubConfig
-    tickets: ClassVar[bool] = True
     config: GitHubConfig
     http: httpx.Client
 
@@ -119,12 +112,6 @@ class GitHubSink(Sink):
                 ) from None
             raise
 
-    def _json(self, resp: httpx.Response, what: str) -> Any:
-        try:
-            return resp.json()
-        except ValueError:
-            raise DeliveryError(f"{what}: the answer is not JSON", retryable=False) from None
-
     def _ref(self, issue: dict[str, Any]) -> TicketRef:
         n = int(issue["number"])
         return TicketRef(id=str(n), key=f"{self.config.repo}#{n}", url=str(issue.get("html_url") or ""))
@@ -133,17 +120,8 @@ class GitHubSink(Sink):
     def _issues(self) -> str:
         return f"/repos/{self.config.repo}/issues"
 
-    # --- operations -------------------------------------------------------------------------------
-
-    def find(self, marker: str) -> TicketRef | None:
-        q = f'"{marker}" repo:{self.config.repo} is:issue in:body'
-        resp = self._call("GET", "/search/issues", params={"q": q, "per_page": 20})
-        tag = marker_comment(marker)
-        items = self._json(resp, "GET /search/issues").get("items") or []
-        hits = [i for i in items if tag in (i.get("body") or "") and "pull_request" not in i]
-        if not hits:
-            return None
-        return self._ref(min(hits, key=lambda i: int(i["number"])))
+    def _post_comment(self, ref: TicketRef, body: str) -> None:
+        self._call("POST", f"{self._issues}/{ref.id}/comments", json={"body": body})
 
     def _body(self, notice: Notice) -> str:
         where = f"[the full report]({notice.report_url})" if notice.report_url else NO_LINK
@@ -154,62 +132,42 @@ class GitHubSink(Sink):
             head + fit(text, BODY_LIMIT - len(head) - len(tail), link=notice.report_url, unit="chars") + tail
         )
 
-    def _analysis_comment(self, notice: Notice) -> str:
-        what = "analysis updated" if notice.event == "update" else notice.event
-        head = f"**alertsleuth: {what}**\n\n"
-        short = fit(brief(notice), 4000, link=notice.report_url, unit="chars")
-        if notice.markdown is None:
-            return head + short
-        open_, close = "\n\n<details><summary>Full report</summary>\n\n", "\n\n</details>"
-        budget = BODY_LIMIT - len(head) - len(short) - len(open_) - len(close)
-        return (
-            head + short + open_ + fit(notice.markdown, budget, link=notice.report_url, unit="chars") + close
-        )
+    # --- the ticket operations (the lifecycle is TicketSink.send) -------------------------------
 
-    def _create(self, notice: Notice) -> TicketRef:
+    def find(self, marker: str) -> TicketRef | None:
+        q = f'"{marker}" repo:{self.config.repo} is:issue in:body'
+        resp = self._call("GET", "/search/issues", params={"q": q, "per_page": 20})
+        tag = marker_comment(marker)
+        items = read_json(resp, "GET /search/issues").get("items") or []
+        hits = [i for i in items if tag in (i.get("body") or "") and "pull_request" not in i]
+        if not hits:
+            return None
+        return self._ref(min(hits, key=lambda i: int(i["number"])))
+
+    def create(self, notice: Notice) -> tuple[TicketRef, str]:
         payload = {
-            "title": _title(notice.title, TITLE_LIMIT),
+            "title": one_line(notice.title, TITLE_LIMIT),
             "body": self._body(notice),
             "labels": list(self.config.labels),
         }
         resp = self._call("POST", self._issues, json=payload)
-        return self._ref(self._json(resp, f"POST {self._issues}"))
+        ref = self._ref(read_json(resp, f"POST {self._issues}"))
+        return ref, f"created {ref.key}"
 
-    def _comment(self, ref: TicketRef, body: str) -> None:
-        self._call("POST", f"{self._issues}/{ref.id}/comments", json={"body": body})
+    def comment(self, ref: TicketRef, notice: Notice) -> str:
+        self._post_comment(ref, analysis_comment(notice, BODY_LIMIT))
+        return f"commented on {ref.key}"
 
-    # --- the Sink interface ---------------------------------------------------------------------
+    def resolve(self, ref: TicketRef, notice: Notice) -> str:
+        self._post_comment(ref, f"{resolved_line(notice)} — alertsleuth")
+        if not self.config.close_on_resolve:
+            return f"commented on {ref.key}"
+        self._call("PATCH", f"{self._issues}/{ref.id}", json={"state": "closed", "state_reason": "completed"})
+        return f"commented on and closed {ref.key}"
 
-    def send(self, notice: Notice, ticket: TicketSlot) -> Outcome:
-        if notice.event == "test":
-            return self._test()
-        ref = ticket.ref
-        if ref is None:
-            ref = self.find(notice.marker)
-            if ref is not None:
-                ticket.set(ref)
-        if notice.event == "resolved":
-            if ref is None:
-                return Outcome(detail="no ticket to close", skipped=True)
-            self._comment(ref, f"{resolved_line(notice)} — alertsleuth")
-            if not self.config.close_on_resolve:
-                return Outcome(detail=f"commented on {ref.key}", ticket=ref)
-            self._call(
-                "PATCH", f"{self._issues}/{ref.id}", json={"state": "closed", "state_reason": "completed"}
-            )
-            return Outcome(detail=f"commented on and closed {ref.key}", ticket=ref)
-        if ref is None:
-            ref = self._create(notice)
-            ticket.set(ref)
-            return Outcome(detail=f"created {ref.key}", ticket=ref)
-        if notice.event == "firing":  # a retry that finds the issue it already opened
-            return Outcome(detail=f"{ref.key} already open for this incident", ticket=ref)
-        self._comment(ref, self._analysis_comment(notice))
-        return Outcome(detail=f"commented on {ref.key}", ticket=ref)
-
-    def _test(self) -> Outcome:
+    def check(self) -> Outcome:
         path = f"/repos/{self.config.repo}"
-        repo = self._json(self._call("GET", path), f"GET {path}")
+        repo = read_json(self._call("GET", path), f"GET {path}")
         if repo.get("has_issues") is False:
             raise DeliveryError(
                 f"{self.config.repo}: issues are disabled in this repository", retryable=False

@@ -1,5 +1,7 @@
 """GitLab Issues: one issue per incident, REST API v4.
 
+The lifecycle (find, create, comment, close) is `TicketSink`'s; this module supplies GitLab's requests.
+
 - Auth: a personal, project or group access token (scope `api`) in `PRIVATE-TOKEN`.
 - Idempotency: the description starts with `<!-- alertsleuth:MARKER -->`; before creating, the sink lists
   the project's issues with `search=MARKER&in=description` and keeps only those carrying that comment.
@@ -18,10 +20,11 @@ from urllib.parse import quote
 import httpx
 from pydantic import ConfigDict, Field, field_validator
 
-from server.delivery.base import DeliveryError, Notice, Outcome, Sink, SinkConfig, TicketRef, TicketSlot
-from server.delivery.http import call
-from server.delivery.message import NO_LINK, brief, fit, resolved_line
+from server.delivery.base import DeliveryError, Notice, Outcome, SinkConfig, TicketRef
+from server.delivery.http import call, read_json
+from server.delivery.message import NO_LINK, analysis_comment, brief, fit, one_line, resolved_line
 from server.delivery.secrets import Secret
+from server.delivery.tickets import TicketSink, marker_comment, report_files
 
 TEXT_LIMIT = 1_000_000  # note bodies (descriptions allow 1,048,576), characters
 TITLE_LIMIT = 255
@@ -62,31 +65,9 @@ class GitLabConfig(SinkConfig):
         return value
 
 
-def marker_comment(marker: str) -> str:
-    return f"<!-- alertsleuth:{marker} -->"
-
-
-def _title(title: str, limit: int) -> str:
-    title = " ".join(title.split())
-    return title if len(title) <= limit else title[: limit - 1] + "…"
-
-
-def report_files(notice: Notice) -> list[tuple[str, bytes, str]]:
-    stem = "alertsleuth-" + re.sub(
-        r"[^A-Za-z0-9._-]", "_", notice.report_id or f"incident-{notice.incident_id}"
-    )
-    files = []
-    if notice.html is not None:
-        files.append((stem + ".html", notice.html.encode("utf-8"), "text/html"))
-    if notice.report_json is not None:
-        files.append((stem + ".json", notice.report_json.encode("utf-8"), "application/json"))
-    return files
-
-
-class GitLabSink(Sink):
+class GitLabSink(TicketSink):
     kind: ClassVar[str] = "gitlab"
     config_model: ClassVar[type[SinkConfig]] = GitLabConfig
-    tickets: ClassVar[bool] = True
     config: GitLabConfig
     http: httpx.Client
 
@@ -105,33 +86,17 @@ class GitLabSink(Sink):
             **kwargs,
         )
 
-    def _json(self, resp: httpx.Response, what: str) -> Any:
-        try:
-            return resp.json()
-        except ValueError:
-            raise DeliveryError(f"{what}: the answer is not JSON", retryable=False) from None
-
     def _ref(self, issue: dict[str, Any]) -> TicketRef:
         iid = int(issue["iid"])
         key = (issue.get("references") or {}).get("full") or f"{self.config.project}#{iid}"
         return TicketRef(id=str(iid), key=str(key), url=str(issue.get("web_url") or ""))
-
-    # --- operations -------------------------------------------------------------------------------
-
-    def find(self, marker: str) -> TicketRef | None:
-        path = self._project_path + "/issues"
-        params = {"search": marker, "in": "description", "scope": "all", "per_page": 20}
-        issues = self._json(self._call("GET", path, params=params), f"GET {path}")
-        tag = marker_comment(marker)
-        hits = [i for i in issues if tag in (i.get("description") or "")]
-        return self._ref(min(hits, key=lambda i: int(i["iid"]))) if hits else None
 
     def _upload(self, notice: Notice) -> list[str]:
         """Upload the report files; returns the Markdown links GitLab gives for them."""
         links = []
         path = self._project_path + "/uploads"
         for name, data, ctype in report_files(notice):
-            upload = self._json(self._call("POST", path, files={"file": (name, data, ctype)}), f"POST {path}")
+            upload = read_json(self._call("POST", path, files={"file": (name, data, ctype)}), f"POST {path}")
             links.append(str(upload.get("markdown") or upload.get("url") or name))
         return links
 
@@ -148,60 +113,44 @@ class GitLabSink(Sink):
             head + fit(text, TEXT_LIMIT - len(head) - len(tail), link=notice.report_url, unit="chars") + tail
         )
 
-    def _analysis_note(self, notice: Notice, links: list[str]) -> str:
-        what = "analysis updated" if notice.event == "update" else notice.event
-        head = f"**alertsleuth: {what}**\n\n"
-        short = fit(brief(notice), 4000, link=notice.report_url, unit="chars")
-        tail = self._footer(notice, links)
-        if notice.markdown is None:
-            return head + short + tail
-        open_, close = "\n\n<details><summary>Full report</summary>\n\n", "\n\n</details>"
-        budget = TEXT_LIMIT - len(head) - len(short) - len(open_) - len(close) - len(tail)
-        report = fit(notice.markdown, budget, link=notice.report_url, unit="chars")
-        return head + short + open_ + report + close + tail
-
-    def _create(self, notice: Notice, links: list[str]) -> TicketRef:
-        path = self._project_path + "/issues"
-        payload = {
-            "title": _title(notice.title, TITLE_LIMIT),
-            "description": self._description(notice, links),
-            "labels": ",".join(self.config.labels),
-        }
-        return self._ref(self._json(self._call("POST", path, json=payload), f"POST {path}"))
-
     def _note(self, ref: TicketRef, body: str) -> None:
         self._call("POST", f"{self._project_path}/issues/{ref.id}/notes", json={"body": body})
 
-    # --- the Sink interface ---------------------------------------------------------------------
+    # --- the ticket operations (the lifecycle is TicketSink.send) -------------------------------
 
-    def send(self, notice: Notice, ticket: TicketSlot) -> Outcome:
-        if notice.event == "test":
-            return self._test()
-        ref = ticket.ref
-        if ref is None:
-            ref = self.find(notice.marker)
-            if ref is not None:
-                ticket.set(ref)
-        if notice.event == "resolved":
-            if ref is None:
-                return Outcome(detail="no ticket to close", skipped=True)
-            self._note(ref, f"{resolved_line(notice)} — alertsleuth")
-            if not self.config.close_on_resolve:
-                return Outcome(detail=f"commented on {ref.key}", ticket=ref)
-            self._call("PUT", f"{self._project_path}/issues/{ref.id}", json={"state_event": "close"})
-            return Outcome(detail=f"commented on and closed {ref.key}", ticket=ref)
-        if ref is not None and notice.event == "firing":  # a retry that finds the issue it already opened
-            return Outcome(detail=f"{ref.key} already open for this incident", ticket=ref)
+    def find(self, marker: str) -> TicketRef | None:
+        path = self._project_path + "/issues"
+        params = {"search": marker, "in": "description", "scope": "all", "per_page": 20}
+        issues = read_json(self._call("GET", path, params=params), f"GET {path}")
+        tag = marker_comment(marker)
+        hits = [i for i in issues if tag in (i.get("description") or "")]
+        return self._ref(min(hits, key=lambda i: int(i["iid"]))) if hits else None
+
+    def create(self, notice: Notice) -> tuple[TicketRef, str]:
         links = self._upload(notice)  # uploads belong to the project until linked: safe to redo
-        if ref is None:
-            ref = self._create(notice, links)
-            ticket.set(ref)
-            return Outcome(detail=f"created {ref.key} with {len(links)} attachments", ticket=ref)
-        self._note(ref, self._analysis_note(notice, links))
-        return Outcome(detail=f"commented on {ref.key}, {len(links)} attachments", ticket=ref)
+        path = self._project_path + "/issues"
+        payload = {
+            "title": one_line(notice.title, TITLE_LIMIT),
+            "description": self._description(notice, links),
+            "labels": ",".join(self.config.labels),
+        }
+        ref = self._ref(read_json(self._call("POST", path, json=payload), f"POST {path}"))
+        return ref, f"created {ref.key} with {len(links)} attachments"
 
-    def _test(self) -> Outcome:
-        project = self._json(self._call("GET", self._project_path), f"GET {self._project_path}")
+    def comment(self, ref: TicketRef, notice: Notice) -> str:
+        links = self._upload(notice)
+        self._note(ref, analysis_comment(notice, TEXT_LIMIT, tail=self._footer(notice, links)))
+        return f"commented on {ref.key}, {len(links)} attachments"
+
+    def resolve(self, ref: TicketRef, notice: Notice) -> str:
+        self._note(ref, f"{resolved_line(notice)} — alertsleuth")
+        if not self.config.close_on_resolve:
+            return f"commented on {ref.key}"
+        self._call("PUT", f"{self._project_path}/issues/{ref.id}", json={"state_event": "close"})
+        return f"commented on and closed {ref.key}"
+
+    def check(self) -> Outcome:
+        project = read_json(self._call("GET", self._project_path), f"GET {self._project_path}")
         name = project.get("path_with_namespace") or self.config.project
         if project.get("issues_enabled") is False:
             raise DeliveryError(f"{name}: issues are disabled in this project", retryable=False)

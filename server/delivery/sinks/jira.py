@@ -1,5 +1,8 @@
 """Jira (Cloud and Data Center): one issue per incident, REST API v2.
 
+The lifecycle (find, create, comment, transition) is `TicketSink`'s; this module supplies Jira's
+requests.
+
 - Auth: Cloud takes Basic `email:api_token`; Data Center a personal access token as `Bearer`.
 - Idempotency: the incident's marker is one of the issue's labels; before creating, the sink looks for an
   issue with `labels = "<marker>"` (Cloud: `/rest/api/3/search/jql`, the replacement of the removed
@@ -8,6 +11,8 @@
 - Text: v2 takes wiki markup, where `{...}` (every PromQL label matcher) is a macro and `[`/`|` are links.
   The report Markdown is therefore sent verbatim inside `{noformat}`, fitted to Jira's 32,767 characters;
   the HTML and JSON reports are attached for reading.
+- Attachments need an existing issue: they are added after it is created and saved, and a retried
+  firing notice, or an update, adds only those not there yet.
 """
 
 from __future__ import annotations
@@ -19,10 +24,11 @@ from typing import Any, ClassVar, Literal
 import httpx
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from server.delivery.base import DeliveryError, Notice, Outcome, Sink, SinkConfig, TicketRef, TicketSlot
-from server.delivery.http import call
-from server.delivery.message import NO_LINK, brief, fit, resolved_line
+from server.delivery.base import DeliveryError, Notice, Outcome, SinkConfig, TicketRef
+from server.delivery.http import call, read_json
+from server.delivery.message import NO_LINK, analysis_comment, brief, fit, one_line, resolved_line
 from server.delivery.secrets import Secret
+from server.delivery.tickets import TicketSink, report_files
 
 TEXT_LIMIT = 32_767  # description and comment body, characters
 SUMMARY_LIMIT = 255
@@ -94,30 +100,9 @@ def _wiki_link(url: str | None, text: str) -> str:
     return f"[{text}|{url}]" if url else NO_LINK
 
 
-def _stem(notice: Notice) -> str:
-    raw = notice.report_id or f"incident-{notice.incident_id}"
-    return "alertsleuth-" + re.sub(r"[^A-Za-z0-9._-]", "_", raw)
-
-
-def report_files(notice: Notice) -> list[tuple[str, bytes, str]]:
-    """The report's HTML and JSON as (filename, content, media type), those the notice carries."""
-    files = []
-    if notice.html is not None:
-        files.append((_stem(notice) + ".html", notice.html.encode("utf-8"), "text/html"))
-    if notice.report_json is not None:
-        files.append((_stem(notice) + ".json", notice.report_json.encode("utf-8"), "application/json"))
-    return files
-
-
-def _title(title: str, limit: int) -> str:
-    title = " ".join(title.split())  # Jira refuses line breaks in a summary
-    return title if len(title) <= limit else title[: limit - 1] + "…"
-
-
-class JiraSink(Sink):
+class JiraSink(TicketSink):
     kind: ClassVar[str] = "jira"
     config_model: ClassVar[type[SinkConfig]] = JiraConfig
-    tickets: ClassVar[bool] = True
     config: JiraConfig
     http: httpx.Client
 
@@ -146,28 +131,10 @@ class JiraSink(Sink):
             **kwargs,
         )
 
-    def _json(self, resp: httpx.Response, what: str) -> Any:
-        try:
-            return resp.json()
-        except ValueError:
-            raise DeliveryError(f"{what}: the answer is not JSON", retryable=False) from None
-
     def _ref(self, issue_id: str, key: str) -> TicketRef:
         return TicketRef(id=issue_id, key=key, url=f"{self.config.url}/browse/{key}")
 
-    # --- operations -------------------------------------------------------------------------------
-
-    def find(self, marker: str) -> TicketRef | None:
-        escaped = marker.replace("\\", "\\\\").replace('"', '\\"')
-        project = self.config.project.replace('"', '\\"')
-        jql = f'project = "{project}" AND labels = "{escaped}" ORDER BY created ASC'
-        path = "/rest/api/3/search/jql" if self.config.flavor == "cloud" else f"{API}/search"
-        resp = self._call("GET", path, params={"jql": jql, "fields": "summary", "maxResults": 1})
-        issues = self._json(resp, f"GET {path}").get("issues") or []
-        if not issues:
-            return None
-        issue = issues[0]
-        return self._ref(str(issue["id"]), str(issue.get("key") or issue["id"]))
+    # --- requests and texts -----------------------------------------------------------------------
 
     def _description(self, notice: Notice) -> str:
         files = ", ".join(name for name, _, _ in report_files(notice)) or "none"
@@ -180,39 +147,24 @@ class JiraSink(Sink):
         return head + noformat(fit(text, budget, link=notice.report_url, unit="chars", style="text"))
 
     def _analysis_comment(self, notice: Notice) -> str:
-        what = "analysis updated" if notice.event == "update" else notice.event
-        head = f"*alertsleuth: {what}* — {_wiki_link(notice.report_url, 'full report')}\n\n"
-        short = fit(
-            _verbatim(brief(notice, "text")), 4000, link=notice.report_url, unit="chars", style="text"
+        """The brief and, below a rule, the report Markdown, both inside one {noformat} block."""
+        head = f"*alertsleuth: analysis updated* — {_wiki_link(notice.report_url, 'full report')}\n\n"
+        return analysis_comment(
+            notice,
+            TEXT_LIMIT,
+            head=head + "{noformat}\n",
+            block=("\n\n" + "-" * 40 + "\n\n", ""),
+            tail="\n{noformat}",
+            style="text",
+            escape=_verbatim,
         )
-        if notice.markdown is None:
-            return head + noformat(short)
-        sep = "\n\n" + "-" * 40 + "\n\n"
-        budget = TEXT_LIMIT - len(head) - len(noformat("")) - len(short) - len(sep)
-        body = fit(_verbatim(notice.markdown), budget, link=notice.report_url, unit="chars", style="text")
-        return head + noformat(short + sep + body)
 
-    def _create(self, notice: Notice) -> TicketRef:
-        c = self.config
-        fields: dict[str, Any] = {
-            "project": {"key": c.project},
-            "issuetype": {"name": c.issue_type},
-            "summary": _title(notice.title, SUMMARY_LIMIT),
-            "description": self._description(notice),
-            "labels": [*c.labels, notice.marker],
-        }
-        if notice.severity and notice.severity in c.priorities:
-            fields["priority"] = {"name": c.priorities[notice.severity]}
-        resp = self._call("POST", f"{API}/issue", json={"fields": fields})
-        data = self._json(resp, f"POST {API}/issue")
-        return self._ref(str(data["id"]), str(data["key"]))
-
-    def _comment(self, ref: TicketRef, body: str) -> None:
+    def _post_comment(self, ref: TicketRef, body: str) -> None:
         self._call("POST", f"{API}/issue/{ref.id}/comment", json={"body": body})
 
     def _issue(self, ref: TicketRef, fields: str) -> dict[str, Any]:
         resp = self._call("GET", f"{API}/issue/{ref.id}", params={"fields": fields})
-        data = self._json(resp, f"GET {API}/issue/{ref.id}")
+        data = read_json(resp, f"GET {API}/issue/{ref.id}")
         return dict(data.get("fields") or {})
 
     def _attach(self, ref: TicketRef, notice: Notice, *, skip_present: bool) -> int:
@@ -235,7 +187,7 @@ class JiraSink(Sink):
         if (status.get("statusCategory") or {}).get("key") == "done":
             return f"already {status.get('name', 'done')}"
         path = f"{API}/issue/{ref.id}/transitions"
-        transitions = self._json(self._call("GET", path), f"GET {path}").get("transitions") or []
+        transitions = read_json(self._call("GET", path), f"GET {path}").get("transitions") or []
         wanted = name.casefold()
         chosen = next((t for t in transitions if str(t.get("name", "")).casefold() == wanted), None)
         if chosen is None:  # also accept the target status' name ("Done" for "Close Issue" → Done)
@@ -252,46 +204,61 @@ class JiraSink(Sink):
         self._call("POST", path, json={"transition": {"id": str(chosen["id"])}})
         return f"moved to {(chosen.get('to') or {}).get('name') or chosen.get('name')}"
 
-    # --- the Sink interface ---------------------------------------------------------------------
+    # --- the ticket operations (the lifecycle is TicketSink.send) -------------------------------
 
-    def send(self, notice: Notice, ticket: TicketSlot) -> Outcome:
-        if notice.event == "test":
-            return self._test()
-        ref = ticket.ref
-        if ref is None:
-            ref = self.find(notice.marker)
-            if ref is not None:
-                ticket.set(ref)
-        if notice.event == "resolved":
-            if ref is None:
-                return Outcome(detail="no ticket to close", skipped=True)
-            return self._resolve(ref, notice)
-        if ref is None:
-            ref = self._create(notice)
-            ticket.set(ref)  # before anything else can fail: a retry finds it instead of creating again
-            n = self._attach(ref, notice, skip_present=False)
-            return Outcome(detail=f"created {ref.key} with {n} attachments", ticket=ref)
-        if notice.event == "firing":  # a retry that finds the issue it already opened: finish attaching
-            n = self._attach(ref, notice, skip_present=True)
-            return Outcome(
-                detail=f"{ref.key} already open for this incident, {n} attachments added", ticket=ref
-            )
-        self._comment(ref, self._analysis_comment(notice))
+    def find(self, marker: str) -> TicketRef | None:
+        escaped = marker.replace("\\", "\\\\").replace('"', '\\"')
+        project = self.config.project.replace('"', '\\"')
+        jql = f'project = "{project}" AND labels = "{escaped}" ORDER BY created ASC'
+        path = "/rest/api/3/search/jql" if self.config.flavor == "cloud" else f"{API}/search"
+        resp = self._call("GET", path, params={"jql": jql, "fields": "summary", "maxResults": 1})
+        issues = read_json(resp, f"GET {path}").get("issues") or []
+        if not issues:
+            return None
+        issue = issues[0]
+        return self._ref(str(issue["id"]), str(issue.get("key") or issue["id"]))
+
+    def create(self, notice: Notice) -> tuple[TicketRef, str]:
+        c = self.config
+        fields: dict[str, Any] = {
+            "project": {"key": c.project},
+            "issuetype": {"name": c.issue_type},
+            "summary": one_line(notice.title, SUMMARY_LIMIT),  # Jira refuses line breaks in a summary
+            "description": self._description(notice),
+            "labels": [*c.labels, notice.marker],
+        }
+        if notice.severity and notice.severity in c.priorities:
+            fields["priority"] = {"name": c.priorities[notice.severity]}
+        resp = self._call("POST", f"{API}/issue", json={"fields": fields})
+        data = read_json(resp, f"POST {API}/issue")
+        ref = self._ref(str(data["id"]), str(data["key"]))
+        return ref, f"created {ref.key}"
+
+    def after_create(self, ref: TicketRef, notice: Notice, detail: str) -> str:
+        n = self._attach(ref, notice, skip_present=False)  # attachments need the issue, saved first
+        return f"{detail} with {n} attachments"
+
+    def already_open(self, ref: TicketRef, notice: Notice) -> str:
+        n = self._attach(ref, notice, skip_present=True)  # a retry after a failed attach: finish it
+        return f"{ref.key} already open for this incident, {n} attachments added"
+
+    def comment(self, ref: TicketRef, notice: Notice) -> str:
+        self._post_comment(ref, self._analysis_comment(notice))
         n = self._attach(ref, notice, skip_present=True)
-        return Outcome(detail=f"commented on {ref.key}, {n} attachments", ticket=ref)
+        return f"commented on {ref.key}, {n} attachments"
 
-    def _resolve(self, ref: TicketRef, notice: Notice) -> Outcome:
+    def resolve(self, ref: TicketRef, notice: Notice) -> str:
         text = f"{resolved_line(notice)} — alertsleuth, {_wiki_link(notice.report_url, 'full report')}"
-        self._comment(ref, text)
+        self._post_comment(ref, text)
         if self.config.resolve_transition is None:
-            return Outcome(detail=f"commented on {ref.key}", ticket=ref)
+            return f"commented on {ref.key}"
         moved = self._transition(ref, self.config.resolve_transition)
-        return Outcome(detail=f"commented on {ref.key}, {moved}", ticket=ref)
+        return f"commented on {ref.key}, {moved}"
 
-    def _test(self) -> Outcome:
-        me = self._json(self._call("GET", f"{API}/myself"), f"GET {API}/myself")
+    def check(self) -> Outcome:
+        me = read_json(self._call("GET", f"{API}/myself"), f"GET {API}/myself")
         path = f"{API}/project/{self.config.project}"
-        project = self._json(self._call("GET", path), f"GET {path}")
+        project = read_json(self._call("GET", path), f"GET {path}")
         types = [str(t.get("name")) for t in project.get("issueTypes") or []]
         if types and self.config.issue_type not in types:
             raise DeliveryError(

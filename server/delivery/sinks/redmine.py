@@ -4,7 +4,8 @@ One issue per incident: created with the report as description and the HTML and 
 attached (uploaded to /uploads.json first, then referenced by token); a changed analysis adds a note
 with the new report attached; resolution adds a note with the duration and sets `close_status`.
 The incident's marker is written into the description, and an issue is looked up by it before one is
-created, so a retry after a crash never opens a second issue.
+created, so a retry after a crash never opens a second issue. The lifecycle is `TicketSink`'s
+(server/delivery/tickets.py); this module supplies Redmine's requests.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ from typing import Any, Literal
 
 from pydantic import field_validator
 
-from server.delivery.base import DeliveryError, Notice, Outcome, Sink, SinkConfig, TicketRef, TicketSlot
+from server.delivery.base import DeliveryError, Notice, Outcome, SinkConfig, TicketRef
 from server.delivery.http import call
-from server.delivery.message import brief, duration, fit, resolved_line
+from server.delivery.message import brief, duration, fit, one_line, resolved_line
 from server.delivery.secrets import Secret
+from server.delivery.tickets import TicketSink
 
 DESCRIPTION_LIMIT = 60_000  # Redmine stores text columns; MySQL's TEXT is 65,535 bytes
+SUBJECT_LIMIT = 255  # characters
 
 
 class RedmineConfig(SinkConfig):
@@ -46,10 +49,9 @@ class RedmineConfig(SinkConfig):
         return value.strip()
 
 
-class RedmineSink(Sink):
+class RedmineSink(TicketSink):
     kind = "redmine"
     config_model = RedmineConfig
-    tickets = True
     config: RedmineConfig
 
     def _url(self, path: str) -> str:
@@ -77,17 +79,6 @@ class RedmineSink(Sink):
 
     def _ref(self, issue_id: int | str) -> TicketRef:
         return TicketRef(str(issue_id), f"#{issue_id}", self._url(f"/issues/{issue_id}"))
-
-    # ---------------------------------------------------------------- steps
-
-    def _find(self, marker: str) -> TicketRef | None:
-        found = self._req(
-            "GET",
-            "/issues.json",
-            params={"project_id": self.config.project, "status_id": "*", "description": f"~{marker}"},
-        )
-        issues = (found or {}).get("issues") or []
-        return self._ref(issues[0]["id"]) if issues else None
 
     def _named_id(self, path: str, key: str, name: str, noun: str) -> int:
         items = (self._req("GET", path) or {}).get(key) or []
@@ -124,10 +115,27 @@ class RedmineSink(Sink):
         body = fit(text, DESCRIPTION_LIMIT - len(footer), link=notice.report_url, unit="chars")
         return self._text(body) + footer
 
-    def _create(self, notice: Notice, ticket: TicketSlot) -> Outcome:
+    def _note(self, ref: TicketRef, notes: str, **fields: Any) -> None:
+        self._req("PUT", f"/issues/{ref.id}.json", json={"issue": {"notes": notes, **fields}})
+
+    def _close_status_id(self, name: str) -> int:
+        return self._named_id("/issue_statuses.json", "issue_statuses", name, "issue status")
+
+    # ---------------------------------------------------------------- ticket operations (TicketSink.send)
+
+    def find(self, marker: str) -> TicketRef | None:
+        found = self._req(
+            "GET",
+            "/issues.json",
+            params={"project_id": self.config.project, "status_id": "*", "description": f"~{marker}"},
+        )
+        issues = (found or {}).get("issues") or []
+        return self._ref(issues[0]["id"]) if issues else None
+
+    def create(self, notice: Notice) -> tuple[TicketRef, str]:
         issue: dict[str, Any] = {
             "project_id": self.config.project,
-            "subject": notice.title[:255],
+            "subject": one_line(notice.title, SUBJECT_LIMIT),
             "description": self._description(notice),
         }
         if self.config.tracker:
@@ -137,48 +145,30 @@ class RedmineSink(Sink):
             issue["uploads"] = uploads
         created = self._req("POST", "/issues.json", json={"issue": issue})
         ref = self._ref(created["issue"]["id"])
-        ticket.set(ref)
-        return Outcome(f"created {ref.key} with {len(uploads)} attachments", ref)
+        return ref, f"created {ref.key} with {len(uploads)} attachments"
 
-    def _note(self, ref: TicketRef, notes: str, **fields: Any) -> None:
-        self._req("PUT", f"/issues/{ref.id}.json", json={"issue": {"notes": notes, **fields}})
-
-    # ---------------------------------------------------------------- Sink
-
-    def send(self, notice: Notice, ticket: TicketSlot) -> Outcome:
-        if notice.event == "test":
-            user = (self._req("GET", "/users/current.json") or {}).get("user", {})
-            project = (self._req("GET", f"/projects/{self.config.project}.json") or {}).get("project", {})
-            if self.config.close_status:
-                self._named_id(
-                    "/issue_statuses.json", "issue_statuses", self.config.close_status, "issue status"
-                )
-            return Outcome(
-                f"credentials ok: user {user.get('login', '?')}, project {project.get('name', '?')}"
-                " (nothing created)"
-            )
-        if ticket.ref is None:
-            found = self._find(notice.marker)
-            if found is not None:
-                ticket.set(found)
-        if notice.event == "resolved":
-            if ticket.ref is None:
-                return Outcome("no ticket to close", skipped=True)
-            fields: dict[str, Any] = {}
-            if self.config.close_status:
-                fields["status_id"] = self._named_id(
-                    "/issue_statuses.json", "issue_statuses", self.config.close_status, "issue status"
-                )
-            self._note(ticket.ref, self._text(resolved_line(notice)), **fields)
-            done = f"set to {self.config.close_status}" if self.config.close_status else "noted"
-            lasted = f" after {duration(notice.duration_seconds)}" if notice.duration_seconds else ""
-            return Outcome(f"{ticket.ref.key} resolved{lasted}, {done}", ticket.ref)
-        if ticket.ref is None:
-            return self._create(notice, ticket)
-        if notice.event == "firing":  # a retry that finds the issue it already opened
-            return Outcome(f"{ticket.ref.key} already open for this incident", ticket.ref)
+    def comment(self, ref: TicketRef, notice: Notice) -> str:
         uploads = self._uploads(notice)
         head = f"Analysis changed: {notice.change}\n\n" if notice.change else "New analysis.\n\n"
         body = fit(notice.markdown or brief(notice), DESCRIPTION_LIMIT, link=notice.report_url, unit="chars")
-        self._note(ticket.ref, self._text(head + body), **({"uploads": uploads} if uploads else {}))
-        return Outcome(f"commented on {ticket.ref.key} with {len(uploads)} attachments", ticket.ref)
+        self._note(ref, self._text(head + body), **({"uploads": uploads} if uploads else {}))
+        return f"commented on {ref.key} with {len(uploads)} attachments"
+
+    def resolve(self, ref: TicketRef, notice: Notice) -> str:
+        fields: dict[str, Any] = {}
+        if self.config.close_status:
+            fields["status_id"] = self._close_status_id(self.config.close_status)
+        self._note(ref, self._text(resolved_line(notice)), **fields)
+        done = f"set to {self.config.close_status}" if self.config.close_status else "noted"
+        lasted = f" after {duration(notice.duration_seconds)}" if notice.duration_seconds else ""
+        return f"{ref.key} resolved{lasted}, {done}"
+
+    def check(self) -> Outcome:
+        user = (self._req("GET", "/users/current.json") or {}).get("user", {})
+        project = (self._req("GET", f"/projects/{self.config.project}.json") or {}).get("project", {})
+        if self.config.close_status:
+            self._close_status_id(self.config.close_status)
+        return Outcome(
+            f"credentials ok: user {user.get('login', '?')}, project {project.get('name', '?')}"
+            " (nothing created)"
+        )

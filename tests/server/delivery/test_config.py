@@ -17,7 +17,7 @@ import pytest
 import yaml
 from pydantic import SecretStr, ValidationError
 
-from server.delivery.config import DeliveryConfig, parse
+from server.delivery.config import DeliveryConfig
 from server.delivery.routing import Target, route
 from server.delivery.secrets import resolve_secret
 from server.delivery.sinks.email import EmailConfig
@@ -50,7 +50,7 @@ def email(**changes: Any) -> dict[str, Any]:
 
 def errors(data: Any) -> list[dict[str, Any]]:
     with pytest.raises(ValidationError) as err:
-        parse(data)
+        DeliveryConfig.model_validate(data)
     return err.value.errors()
 
 
@@ -63,14 +63,16 @@ def locs(data: Any) -> list[tuple[str | int, ...]]:
 
 def test_empty_config_has_no_sinks_and_an_empty_tree() -> None:
     for data in (None, {}, {"sinks": {}}):
-        config = parse(data)
+        config = DeliveryConfig.model_validate(data)
         assert config.sinks == {} and config.route is None
         assert route(config.tree(), {"alertname": "X"}) == []
-    assert DeliveryConfig() == parse({})
+    assert DeliveryConfig() == DeliveryConfig.model_validate({})
 
 
 def test_sinks_are_validated_by_type() -> None:
-    config = parse({"sinks": {"ops-redmine": redmine(tracker="Bug"), "mail": email()}})
+    config = DeliveryConfig.model_validate(
+        {"sinks": {"ops-redmine": redmine(tracker="Bug"), "mail": email()}}
+    )
     assert isinstance(config.sinks["ops-redmine"], RedmineConfig)
     assert config.sinks["ops-redmine"].tracker == "Bug"
     assert isinstance(config.sinks["mail"], EmailConfig)
@@ -79,15 +81,14 @@ def test_sinks_are_validated_by_type() -> None:
 
 
 def test_default_route_is_every_sink_with_resolved() -> None:
-    config = parse({"sinks": {"b-redmine": redmine(), "a-mail": email()}})
+    config = DeliveryConfig.model_validate({"sinks": {"b-redmine": redmine(), "a-mail": email()}})
     tree = config.tree()
-    assert tree.sink_names() == {"a-mail", "b-redmine"}
     assert route(tree, {"anything": "at all"}) == [Target("a-mail", True), Target("b-redmine", True)]
     assert route(tree, {}) == [Target("a-mail", True), Target("b-redmine", True)]
 
 
 def test_a_configured_route_is_used() -> None:
-    config = parse(
+    config = DeliveryConfig.model_validate(
         {
             "sinks": {"ops": redmine(), "mail": email()},
             "route": {
@@ -102,7 +103,7 @@ def test_a_configured_route_is_used() -> None:
 
 
 def test_config_is_frozen() -> None:
-    config = parse({"sinks": {"ops": redmine()}})
+    config = DeliveryConfig.model_validate({"sinks": {"ops": redmine()}})
     with pytest.raises(ValidationError):
         config.route = None  # type: ignore[misc]
 
@@ -112,7 +113,9 @@ def test_config_is_frozen() -> None:
     ["a", "A", "0", "ops-redmine", "ops_redmine", "ops.redmine", "db-jira.2", "x" * 64, "9-lives"],
 )
 def test_good_sink_names(name: str) -> None:
-    assert list(parse({"sinks": {name: redmine()}, "route": {"sinks": [name]}}).sinks) == [name]
+    assert list(
+        DeliveryConfig.model_validate({"sinks": {name: redmine()}, "route": {"sinks": [name]}}).sinks
+    ) == [name]
 
 
 # ---------------------------------------------------------------- errors name their key
@@ -267,7 +270,7 @@ def test_secret_literal_env_and_file(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     monkeypatch.setenv("TEST_ALERTSLEUTH_REDMINE_KEY", SECRET)
     key_file = tmp_path / "mail.pass"
     key_file.write_text(f"  {MAIL_SECRET}\n", encoding="utf-8")  # surrounding whitespace is trimmed
-    config = parse(
+    config = DeliveryConfig.model_validate(
         {
             "sinks": {
                 "lit": redmine(api_key="plain"),
@@ -284,7 +287,9 @@ def test_secret_literal_env_and_file(monkeypatch: pytest.MonkeyPatch, tmp_path: 
 
 def test_secret_is_resolved_once_at_validation(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TEST_ALERTSLEUTH_REDMINE_KEY", SECRET)
-    config = parse({"sinks": {"ops": redmine(api_key={"env": "TEST_ALERTSLEUTH_REDMINE_KEY"})}})
+    config = DeliveryConfig.model_validate(
+        {"sinks": {"ops": redmine(api_key={"env": "TEST_ALERTSLEUTH_REDMINE_KEY"})}}
+    )
     monkeypatch.setenv("TEST_ALERTSLEUTH_REDMINE_KEY", "changed")
     assert config.sinks["ops"].api_key.get_secret_value() == SECRET  # type: ignore[union-attr]
 
@@ -343,7 +348,7 @@ def test_resolve_secret_passes_secretstr_through() -> None:
 def secret_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> DeliveryConfig:
     monkeypatch.setenv("TEST_ALERTSLEUTH_REDMINE_KEY", SECRET)
     (tmp_path / "mail.pass").write_text(MAIL_SECRET, encoding="utf-8")
-    return parse(
+    return DeliveryConfig.model_validate(
         {
             "sinks": {
                 "ops": redmine(api_key={"env": "TEST_ALERTSLEUTH_REDMINE_KEY"}),
@@ -374,7 +379,7 @@ def test_secrets_never_show_in_errors(monkeypatch: pytest.MonkeyPatch, tmp_path:
     # a later mistake in the same sink: the error must not carry the resolved secret
     monkeypatch.setenv("TEST_ALERTSLEUTH_REDMINE_KEY", SECRET)
     with pytest.raises(ValidationError) as err:
-        parse(
+        DeliveryConfig.model_validate(
             {
                 "sinks": {"ops": redmine(api_key={"env": "TEST_ALERTSLEUTH_REDMINE_KEY"}, attach="maybe")},
                 "route": {"sinks": ["gone"]},
@@ -382,7 +387,7 @@ def test_secrets_never_show_in_errors(monkeypatch: pytest.MonkeyPatch, tmp_path:
         )
     assert SECRET not in str(err.value) and SECRET not in repr(err.value.errors())
     with pytest.raises(ValidationError) as err:
-        parse(
+        DeliveryConfig.model_validate(
             {
                 "sinks": {"ops": redmine(api_key={"env": "TEST_ALERTSLEUTH_REDMINE_KEY"})},
                 "route": {"sinks": ["gone"]},

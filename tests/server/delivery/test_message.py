@@ -14,11 +14,13 @@ import pytest
 
 from agent.models import AlertInfo, Report
 from agent.models import RootCause as ReportCause
+from server.db import Incident, ReportRow
 from server.delivery.base import Notice, NoticeCause
 from server.delivery.change import analysis_of, describe_change
 from server.delivery.message import NO_LINK, bold, brief, duration, fit, label_set, link_to, size
-from server.delivery.outbox import backoff, build_notice, iso, marker, probe_notice
-from server.store import Incident, ReportRow
+from server.delivery.notice import build_notice, marker, probe_notice
+from server.delivery.outbox import backoff
+from tools.format import rfc3339
 
 URL = "https://alertsleuth.example.com/api/v1/reports/r-42?format=html"
 STARTS = datetime(2025, 11, 21, 10, 0, 0, tzinfo=UTC)
@@ -458,10 +460,9 @@ def test_marker_is_stable_and_per_incident() -> None:
     assert marker(incident(starts_at=STARTS.astimezone(east))) == marker(inc)  # an instant, not a wall time
 
 
-def test_iso() -> None:
-    assert iso(STARTS) == "2025-11-21T10:00:00Z"
-    assert iso(STARTS.astimezone(timezone(timedelta(hours=8)))) == "2025-11-21T10:00:00Z"
-    assert iso(None) is None
+def test_notice_times_are_rfc3339_utc() -> None:
+    assert rfc3339(STARTS) == "2025-11-21T10:00:00Z"
+    assert rfc3339(STARTS.astimezone(timezone(timedelta(hours=8)))) == "2025-11-21T10:00:00Z"
 
 
 def test_build_notice_firing() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from server import procs
+from exporter import launch as procs
 from server.delivery.base import DeliveryError, Notice, NoticeCause, TicketRef, TicketSlot
 from server.delivery.sinks.redmine import RedmineConfig, RedmineSink
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.investigate import Findings, new_report_id
+from agent.findings import Findings, new_report_id
 from agent.models import Report, RootCause
 from agent.texts import phrases
 from tools import promql
@@ -181,9 +181,9 @@ class OfflineWriter:
     def _related(self, f: Findings) -> list[str]:
         """One line per related finding (other alerts, targets down, restarts, deploys), citing its query."""
         out: list[str] = []
-        if f.context is None:
+        if f.related is None:
             return out
-        for section in f.context.sections:
+        for section in f.related.sections:
             ev = f.related_evidence.get(section.kind)
             if ev is None or not section.findings:
                 continue

@@ -1,4 +1,4 @@
-"""`alertsleuth demo`: the whole flow for real, on this machine.
+"""`alertsleuth-demo` (`make demo`): the whole flow for real, on this machine.
 
 exporter -> Prometheus (rules from deploy/) -> Alertmanager -> alertsleuth -> archived report.
 It injects a brute-force burst of failing admin logins in one region and prints the report's path,
@@ -12,11 +12,13 @@ then the fault is cleared and the resolution closes the ticket. Everything it st
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -25,7 +27,7 @@ from typing import Any
 import httpx
 import yaml
 
-from server.procs import Process, free_port, start_alertmanager, start_prometheus, wait_http
+from exporter.launch import Process, free_port, start_alertmanager, start_prometheus, wait_http
 from tools import promql
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
@@ -71,9 +73,12 @@ def _shorten_ranges(expr: str, seconds: int = 30) -> str:
     return promql.transform(promql.parse(expr), shorten).promql()
 
 
-def _spawn(args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def _spawn(
+    module: str, args: list[str], log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """`python -m MODULE ARGS` (the alertsleuth server's CLI, or the exporter) with its output in `log`."""
     return subprocess.Popen(
-        [sys.executable, "-m", "server.cli", *args],
+        [sys.executable, "-m", module, *args],
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
         env={**os.environ, **(env or {})},
@@ -116,7 +121,7 @@ def run_demo(
     services: list[Process] = []
     try:
         if redmine:
-            from server.procs import start_redmine
+            from exporter.launch import start_redmine
 
             _say(t0, "starting a private Redmine (SQLite, REST API on)")
             rm = start_redmine(tmp / "redmine", project="demo")
@@ -130,7 +135,8 @@ def run_demo(
 
         procs.append(
             _spawn(
-                ["exporter", "--port", str(ports["exporter"]), "--rate", str(RATE), "--seed", "42"],
+                "exporter",
+                ["--port", str(ports["exporter"]), "--rate", str(RATE), "--seed", "42"],
                 tmp / "exporter.log",
             )
         )
@@ -155,7 +161,7 @@ def run_demo(
                 "ALERTSLEUTH_REFRESH_SECONDS": "4",
                 "ALERTSLEUTH_DELIVERY_BACKOFF_SECONDS": "1",
             }
-        procs.append(_spawn(["serve"], tmp / "alertsleuth.log", env))
+        procs.append(_spawn("server.cli", ["serve"], tmp / "alertsleuth.log", env))
         wait_http(f"{exporter_url}/healthz", 30, procs[0])
         wait_http(f"{server_url}/healthz", 30, procs[1])
         _say(
@@ -303,3 +309,24 @@ def _wait_for_report(
                     return incident, report
             time.sleep(0.5)
     return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`alertsleuth-demo [--keep] [--timeout S] [--redmine]`."""
+    p = argparse.ArgumentParser(
+        prog="alertsleuth-demo",
+        description="run Prometheus, Alertmanager, the exporter and alertsleuth; inject a fault",
+    )
+    p.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    p.add_argument("--timeout", type=float, default=120.0, help="give up after this many seconds")
+    p.add_argument(
+        "--redmine",
+        action="store_true",
+        help="also start a private Redmine and follow the incident: ticket opened, updated, closed",
+    )
+    args = p.parse_args(argv)
+    return run_demo(keep=args.keep, timeout=args.timeout, redmine=args.redmine)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

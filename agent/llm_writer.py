@@ -1,7 +1,8 @@
-"""The LangChain agent: an LLM writes the report from the deterministic evidence, querying more if needed.
+"""The LLM report writer: a LangChain agent writes the report from the deterministic evidence,
+querying more if needed.
 
-The evidence phase (Investigator.collect) runs first and is the same as offline. The agent then gets the
-evidence as data blocks, may call the Prometheus tools (bounded), and answers with the report through
+The evidence phase (EvidenceCollector.collect) runs first and is the same as offline. The agent then gets
+the evidence as data blocks, may call the Prometheus tools (bounded), and answers with the report through
 structured output. Its figures are checked against the evidence (one repair round); on any LLM failure,
 budget exhaustion or invalid output, the offline writer's report is returned with the reason recorded.
 """
@@ -15,26 +16,26 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from langchain.agents import create_agent
-from langchain.agents.middleware import ModelCallLimitMiddleware, ToolCallLimitMiddleware
 from langchain.agents.structured_output import ToolStrategy
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, Field, ValidationError
 
+from agent.adhoc import Breakdown, localizer
+from agent.findings import Findings
 from agent.grounding import ungrounded, unknown_citations
-from agent.investigate import Findings, Investigator
 from agent.llm import LLMConfig, build_chat_model
+from agent.llm_run import RunUsage, budget_middleware, data_block, evidence_recorder
 from agent.models import Evidence, Grounding, LLMUsage, Report, RootCause
+from agent.offline_writer import OfflineWriter
 from agent.texts import prompt
-from agent.writer import OfflineWriter
 from tools.errors import LLMFailure
-from tools.format import fmt_labels, fmt_num, fmt_pct
-from tools.lc import Limits, PromToolkit, Recorder
+from tools.prom import Prometheus
+from tools.toolkit import Limits, PromToolkit, Recorder
 
 # ---------------------------------------------------------------------- what the model returns
 
@@ -57,16 +58,7 @@ class LLMReport(BaseModel):
     prevention: list[str] = Field(default_factory=list, description="changes that prevent a recurrence")
 
 
-# ---------------------------------------------------------------------- untrusted data as data
-
-_DATA_CLOSE = re.compile(r"</?\s*data", re.I)
-
-
-def data_block(kind: str, payload: Any) -> str:
-    """Untrusted content as JSON inside a <data> block; nothing in it can close the block."""
-    text = json.dumps(payload, ensure_ascii=False, indent=1, default=str)
-    text = _DATA_CLOSE.sub(lambda m: m.group(0).replace("<", "\\u003c"), text)
-    return f'<data kind="{kind}">\n{text}\n</data>'
+# ---------------------------------------------------------------------- the prompt
 
 
 def _evidence_payload(ev: Evidence, max_stats: int) -> dict[str, Any]:
@@ -128,37 +120,25 @@ def evidence_prompt(f: Findings, offline: Report, max_chars: int) -> str:
 # ---------------------------------------------------------------------- the writer
 
 
-@dataclass
-class _Run:
-    calls: int = 0
-    tool_calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    prompt_chars: int = 0
+class LLMWriter:
+    """Writes the Report with an LLM; falls back to the offline writer and says why.
 
-    def count(self, messages: Sequence[BaseMessage]) -> None:
-        for m in messages:
-            # answers of the model carry response metadata; notes a middleware adds do not
-            if isinstance(m, AIMessage) and (m.response_metadata or m.usage_metadata):
-                self.calls += 1
-                self.tool_calls += len([c for c in m.tool_calls if c.get("name") != "LLMReport"])
-                if m.usage_metadata:
-                    self.prompt_tokens += int(m.usage_metadata.get("input_tokens", 0))
-                    self.completion_tokens += int(m.usage_metadata.get("output_tokens", 0))
-
-
-class AgentWriter:
-    """Writes the Report with an LLM; falls back to the offline writer and says why."""
+    Its tools query `prom` with `clock` as "now"; the `breakdown` tool runs `breakdown` (the evidence
+    phase of an ad-hoc expression)."""
 
     def __init__(
         self,
         config: LLMConfig,
-        investigator: Investigator,
+        prom: Prometheus,
         *,
+        clock: Callable[[], datetime],
+        breakdown: Breakdown,
         model_factory: Callable[[LLMConfig], BaseChatModel] = build_chat_model,
     ) -> None:
         self.config = config
-        self.investigator = investigator
+        self.prom = prom
+        self.clock = clock
+        self.breakdown = breakdown
         self.model_factory = model_factory
         self.offline = OfflineWriter()
 
@@ -167,7 +147,7 @@ class AgentWriter:
         if f.unavailable or f.expression is None:
             return offline  # nothing for a model to reason about
         usage = LLMUsage(provider=self.config.provider, model=self._model_name())
-        run = _Run()
+        run = RunUsage()
         t0 = time.perf_counter()
         try:
             report = self._with_deadline(lambda: self._write(f, offline, run))
@@ -177,8 +157,7 @@ class AgentWriter:
         except Exception as exc:  # noqa: BLE001 - any client error means the offline report
             report = offline
             usage.fallback_reason = f"{type(exc).__name__}: {str(exc)[:300]}"
-        usage.calls, usage.tool_calls = run.calls, run.tool_calls
-        usage.prompt_tokens, usage.completion_tokens = run.prompt_tokens, run.completion_tokens
+        run.copy_to(usage)
         usage.seconds = round(time.perf_counter() - t0, 3)
         report.llm = usage
         report.timings["llm_seconds"] = usage.seconds
@@ -203,7 +182,7 @@ class AgentWriter:
 
     # ------------------------------------------------------------------ the run
 
-    def _write(self, f: Findings, offline: Report, run: _Run) -> Report:
+    def _write(self, f: Findings, offline: Report, run: RunUsage) -> Report:
         model = self.model_factory(self.config)
         system = prompt("system", f.language)
         instruction = prompt("report", f.language)
@@ -240,13 +219,13 @@ class AgentWriter:
         return report
 
     def _agent(
-        self, model: BaseChatModel, system: str, human: str, f: Findings, record: Any
+        self, model: BaseChatModel, system: str, human: str, f: Findings, record: Recorder
     ) -> tuple[LLMReport | None, list[BaseMessage]]:
         toolkit = PromToolkit(
-            self.investigator.prom,
+            self.prom,
             record,
-            now=self.investigator.clock,
-            localize=localizer(self.investigator, record),
+            now=self.clock,
+            localize=localizer(self.breakdown, record),
             limits=Limits(),
             exclude_alert={**f.alert.labels, "alertname": f.alert.name},
         )
@@ -301,73 +280,6 @@ class AgentWriter:
         ids += [i for rc in answer.root_causes for i in rc.evidence_ids if i not in {e.id for e in evidence}]
         out += [f"unknown evidence id {i}" for i in dict.fromkeys(ids)]
         return out
-
-
-def budget_middleware(config: LLMConfig) -> list[Any]:
-    """The run's budgets: past `max_model_calls` the run ends (no answer: the caller falls back); past
-    `max_tool_calls` tools answer that the budget is spent, and the model must answer with what it has."""
-    return [
-        ModelCallLimitMiddleware(run_limit=config.max_model_calls, exit_behavior="end"),
-        ToolCallLimitMiddleware(run_limit=config.max_tool_calls, exit_behavior="continue"),
-    ]
-
-
-def evidence_recorder(
-    evidence: list[Evidence], lock: threading.Lock, emit: Callable[[str, dict[str, Any]], None] | None = None
-) -> Recorder:
-    """A Recorder that appends each tool call to `evidence` with the next id (and tells `emit`)."""
-
-    def record(*, kind: str, title: str, promql: str, start: datetime, end: datetime, step: float,
-               summary: str, error: str | None = None) -> str:  # fmt: skip
-        with lock:
-            ev_id = f"E{len(evidence) + 1}"
-            evidence.append(
-                Evidence(id=ev_id, kind=kind, title=title, promql=promql, start=start, end=end,
-                         step=step, summary=summary, error=error)
-            )  # fmt: skip
-        if emit is not None:
-            emit("evidence", {"id": ev_id, "title": title, "promql": promql, "error": error})
-        return ev_id
-
-    return record
-
-
-def localizer(investigator: Investigator, record: Recorder) -> Callable[[str, datetime, datetime], str]:
-    """The `breakdown` tool's work: the investigation's own localization of an ad-hoc expression, filed as
-    one evidence item."""
-
-    def localize(expr: str, start: datetime, end: datetime) -> str:
-        findings = investigator.breakdown(expr, start, end)
-        text = breakdown_text(findings)
-        w = findings.windows
-        ev = record(
-            kind="localization",
-            title=f"Breakdown of {expr}",
-            promql=expr,
-            start=w.baseline.start if w else start,
-            end=w.incident.end if w else end,
-            step=findings.step,
-            summary=text,
-        )
-        return f"[{ev}] {text}"
-
-    return localize
-
-
-def breakdown_text(f: Findings) -> str:
-    """What a breakdown found, in numbers: the localized label sets, or why nothing localized."""
-    loc = f.localization
-    if loc is None:
-        return "not localized: " + ("; ".join(f.notes) or "no data")
-    head = f"signal {fmt_num(loc.baseline)} -> {fmt_num(loc.incident)} over labels {', '.join(f.labels)}"
-    if not loc.localized:
-        return f"{head}; not localized: " + "; ".join(loc.notes or ["the change is spread"])
-    causes = [
-        f"{fmt_labels(dict(c.labels))}: {fmt_num(c.baseline)} -> {fmt_num(c.incident)}, explains "
-        f"{fmt_pct(c.explained_share)} of the change, {fmt_pct(c.volume_share)} of the volume"
-        for c in loc.causes
-    ]
-    return f"{head}; localized to " + "; ".join(causes)
 
 
 def _extra_numbers(f: Findings, offline: Report) -> list[float]:

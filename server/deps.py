@@ -8,17 +8,19 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from agent.ask import Asker
-from agent.investigate import Investigator
+from agent.investigator import Investigator
+from server.db import Store
 from server.delivery.outbox import Outbox
 from server.metrics import Metrics
 from server.settings import Settings
-from server.store import Store
 from server.worker import WorkerPool
 from tools.prom import Prometheus
 
 
 @dataclass
-class AppContext:
+class Services:
+    """The app's long-lived services (one set per app, in `app.state.services`)."""
+
     settings: Settings
     store: Store
     prometheus: Prometheus
@@ -29,9 +31,9 @@ class AppContext:
     outbox: Outbox
 
 
-def get_context(request: Request) -> AppContext:
-    ctx: AppContext = request.app.state.ctx
-    return ctx
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
 
 
-Ctx = Annotated[AppContext, Depends(get_context)]
+ServicesDep = Annotated[Services, Depends(get_services)]

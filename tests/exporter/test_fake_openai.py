@@ -23,7 +23,7 @@ from langchain_openai import ChatOpenAI
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from pydantic import BaseModel
 
-from tests.fakes import Error, Malformed, Reply, ScriptedOpenAI, ScriptError, Slow, Step, ToolCalls
+from exporter.fake_openai import Error, Malformed, Reply, ScriptedOpenAI, ScriptError, Slow, Step, ToolCalls
 
 KEY = "sk-test"
 

@@ -16,7 +16,8 @@ from langchain_core.tools import BaseTool
 from tests.conftest import PromEnv
 from tools.analysis import choose_step
 from tools.format import rfc3339
-from tools.lc import (
+from tools.prom import Prometheus, Series
+from tools.toolkit import (
     MAX_QUERY_CHARS,
     NARROW,
     Limits,
@@ -27,7 +28,6 @@ from tools.lc import (
     describe_series,
     parse_time,
 )
-from tools.prom import Prometheus, Series
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 DEFAULT = NOW - timedelta(hours=1)

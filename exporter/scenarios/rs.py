@@ -14,14 +14,14 @@ import csv
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, cast
 from urllib.parse import quote
 
 import yaml
 
-from agent.investigate import InvestigationConfig
+from agent.evidence import InvestigationConfig
 from agent.models import AlertInfo
 
-SAMPLE = Path(__file__).resolve().parent / "data" / "riskloc-rs"  # four cases, in the repository
 META_COLUMNS = {"min", "value", "cnt"}
 
 
@@ -39,7 +39,7 @@ def _causes(raw: object) -> list[dict[str, str]]:
     if isinstance(raw, str):
         raw = ast.literal_eval(raw)
     items = raw if isinstance(raw, list) else [raw]
-    return [{str(k): str(v) for k, v in dict(item).items()} for item in items]
+    return [{str(k): str(v) for k, v in dict(cast(Any, item)).items()} for item in items]
 
 
 def load(data: Path, limit: int | None) -> list[Case]:

@@ -1,6 +1,6 @@
-"""The related context of an alert: other firing alerts, targets down, restarts and deploys.
+"""What else happened around an alert: other firing alerts, targets down, restarts and deploys.
 
-Pure functions turn range-query series into typed findings; `collect_context` runs the few queries
+Pure functions turn range-query series into typed findings; `collect_related` runs the few queries
 through the Prometheus adapter and keeps each one (PromQL, range, error) for the evidence.
 """
 
@@ -311,7 +311,7 @@ F = TypeVar("F", FiringAlert, TargetDown, Restart, VersionChange)
 
 @dataclass(frozen=True)
 class Section(Generic[F]):
-    """One kind of context: its query (None when not run), the findings kept, and how many there were."""
+    """One kind of related finding: its query (None when not run), the findings kept, and how many."""
 
     kind: str  # alerts | targets_down | restarts | deploys
     title: str
@@ -343,8 +343,8 @@ class Section(Generic[F]):
 
 
 @dataclass(frozen=True)
-class ContextResult:
-    """The four kinds of context of one alert, each with the query it came from."""
+class RelatedResult:
+    """The four kinds of related findings of one alert, each with the query it came from."""
 
     alerts: Section[FiringAlert]
     targets_down: Section[TargetDown]
@@ -366,7 +366,7 @@ def _whole_second(dt: datetime) -> datetime:
     return datetime.fromtimestamp(round(dt.timestamp()), UTC)
 
 
-def collect_context(
+def collect_related(
     prom: Prometheus,
     *,
     jobs: Sequence[str],
@@ -376,8 +376,8 @@ def collect_context(
     step: float,
     lookback_seconds: float = 3600,
     max_findings: int = MAX_FINDINGS,
-) -> ContextResult:
-    """Run the context queries from `start - lookback_seconds` to `end` (at most 4, concurrently).
+) -> RelatedResult:
+    """Run the related queries from `start - lookback_seconds` to `end` (at most 4, concurrently).
 
     `jobs` are the `job` values of the alert's underlying series; with none, only ALERTS is queried.
     `alert_labels` are the alert's own labels, alertname included: that alert is left out.
@@ -396,8 +396,8 @@ def collect_context(
         futures = {kind: pool.submit(run_range, prom, e, q_start, q_end, step) for kind, e in exprs.items()}
         results = {kind: fut.result() for kind, fut in futures.items()}
     for r in results.values():
-        if r.error_type == PrometheusUnavailable.__name__:
-            raise PrometheusUnavailable(r.error or "Prometheus is unavailable")
+        if isinstance(r.exception, PrometheusUnavailable):
+            raise r.exception
 
     def section(
         kind: str, title: str, noun: str, analyse: Callable[[list[Series]], Sequence[F]]
@@ -408,7 +408,7 @@ def collect_context(
         found = analyse(q.series) if q.error is None else []
         return Section(kind, title, noun, q, tuple(found[:max_findings]), len(found))
 
-    return ContextResult(
+    return RelatedResult(
         alerts=section(
             "alerts",
             "Other alerts firing",

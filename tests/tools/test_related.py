@@ -11,16 +11,20 @@ from urllib.parse import quote
 
 import pytest
 
-from agent.investigate import InvestigationConfig, Investigator
+from agent.evidence import InvestigationConfig
+from agent.investigator import Investigator
 from agent.models import AlertInfo
 from agent.render import render_markdown
-from server import procs
+from exporter import launch as procs
 from tests.binaries import require_binary
 from tools import promql
-from tools.context import (
+from tools.errors import PrometheusUnavailable, QueryTooLarge
+from tools.format import rfc3339
+from tools.prom import Prometheus, Series
+from tools.related import (
     Interval,
     QueryRange,
-    collect_context,
+    collect_related,
     firing_alerts,
     job_matcher,
     re2_escape,
@@ -28,9 +32,6 @@ from tools.context import (
     targets_down,
     version_changes,
 )
-from tools.errors import PrometheusUnavailable
-from tools.format import rfc3339
-from tools.prom import Prometheus, Series
 
 T0 = 1_704_067_200.0  # 2024-01-01T00:00:00Z
 STEP = 15.0
@@ -274,7 +275,7 @@ def test_job_matcher_escapes_for_regex_and_string() -> None:
 
 
 @dataclass
-class ContextEnv:
+class RelatedEnv:
     url: str
     now: float  # end of the data, aligned to STEP
     start: float  # the incident start the tests query with
@@ -297,11 +298,11 @@ def _family(name: str, rows: list[tuple[dict[str, str], dict[float, float]]]) ->
 
 
 @pytest.fixture(scope="module")
-def context_prom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ContextEnv]:
+def related_prom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelatedEnv]:
     """A Prometheus backfilled with 95 minutes of alerts, up, start times and build info, up to ~now."""
     require_binary("prometheus")
     require_binary("promtool")
-    work = tmp_path_factory.mktemp("context")
+    work = tmp_path_factory.mktemp("related")
     now = time.time() // STEP * STEP
 
     def at(minutes_ago: float) -> float:
@@ -396,18 +397,18 @@ def context_prom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ContextEn
     )
     procs.backfill_openmetrics(text, work / "data", work)
     process = procs.start_prometheus(work, "global:\n  scrape_interval: 15s\n", data_dir=work / "data")
-    yield ContextEnv(process.url, now, now - 30 * 60)
+    yield RelatedEnv(process.url, now, now - 30 * 60)
     process.stop()
 
 
 OWN = {"alertname": "HighLatency", "job": "api", "instance": "10.0.0.1:9100", "severity": "critical"}
 
 
-def test_collect_context_finds_exactly_what_was_planted(context_prom: ContextEnv) -> None:
-    env = context_prom
+def test_collect_related_finds_exactly_what_was_planted(related_prom: RelatedEnv) -> None:
+    env = related_prom
     prom = Prometheus(env.url)
     start, end = datetime.fromtimestamp(env.start, UTC), datetime.fromtimestamp(env.now, UTC)
-    got = collect_context(prom, jobs=["api", WEIRD], alert_labels=OWN, start=start, end=end, step=STEP)
+    got = collect_related(prom, jobs=["api", WEIRD], alert_labels=OWN, start=start, end=end, step=STEP)
 
     def ago(minutes: float) -> float:
         return env.now - minutes * 60
@@ -470,10 +471,10 @@ def test_collect_context_finds_exactly_what_was_planted(context_prom: ContextEnv
     assert all(not s.truncated for s in got.sections)
 
 
-def test_collect_context_one_job_caps_findings_and_says_so(context_prom: ContextEnv) -> None:
-    env = context_prom
+def test_collect_related_one_job_caps_findings_and_says_so(related_prom: RelatedEnv) -> None:
+    env = related_prom
     start, end = datetime.fromtimestamp(env.start, UTC), datetime.fromtimestamp(env.now, UTC)
-    got = collect_context(
+    got = collect_related(
         Prometheus(env.url), jobs=[WEIRD], alert_labels=OWN, start=start, end=end, step=STEP, max_findings=1
     )
     assert got.targets_down.query is not None
@@ -487,11 +488,11 @@ def test_collect_context_one_job_caps_findings_and_says_so(context_prom: Context
     assert got.alerts.lines[-1] == "2 more other firing alerts left out (at most 1 shown)"
 
 
-def test_collect_context_without_jobs_only_asks_for_alerts(context_prom: ContextEnv) -> None:
-    env = context_prom
+def test_collect_related_without_jobs_only_asks_for_alerts(related_prom: RelatedEnv) -> None:
+    env = related_prom
     prom = Prometheus(env.url)
     start, end = datetime.fromtimestamp(env.start, UTC), datetime.fromtimestamp(env.now, UTC)
-    got = collect_context(prom, jobs=[], alert_labels=OWN, start=start, end=end, step=STEP)
+    got = collect_related(prom, jobs=[], alert_labels=OWN, start=start, end=end, step=STEP)
     assert prom.log.queries == 1 and len(got.queries) == 1
     assert len(got.alerts.findings) == 3
     assert got.deploys.query is None and got.deploys.lines == [
@@ -499,15 +500,16 @@ def test_collect_context_without_jobs_only_asks_for_alerts(context_prom: Context
     ]
 
 
-def test_a_failed_query_is_recorded_and_the_others_go_on(context_prom: ContextEnv) -> None:
-    env = context_prom
+def test_a_failed_query_is_recorded_and_the_others_go_on(related_prom: RelatedEnv) -> None:
+    env = related_prom
     # At most 3 series per query: ALERTS (4 firing) and the build info (5) are refused, up and
     # process_start_time_seconds (3 each) answer.
     prom = Prometheus(env.url, max_series=3)
     start, end = datetime.fromtimestamp(env.start, UTC), datetime.fromtimestamp(env.now, UTC)
-    got = collect_context(prom, jobs=["api", WEIRD], alert_labels=OWN, start=start, end=end, step=STEP)
+    got = collect_related(prom, jobs=["api", WEIRD], alert_labels=OWN, start=start, end=end, step=STEP)
     assert got.alerts.query is not None and got.deploys.query is not None
-    assert got.alerts.query.error_type == got.deploys.query.error_type == "QueryTooLarge"
+    assert isinstance(got.alerts.query.exception, QueryTooLarge)
+    assert isinstance(got.deploys.query.exception, QueryTooLarge)
     assert got.alerts.findings == () and got.alerts.lines[0].startswith(
         "other firing alerts: query failed: 4 series"
     )
@@ -519,14 +521,14 @@ def test_an_unreachable_prometheus_propagates() -> None:
     prom = Prometheus(f"http://127.0.0.1:{procs.free_port()}", timeout=2, retries=0)
     now = datetime.now(UTC)
     with pytest.raises(PrometheusUnavailable, match="unreachable"):
-        collect_context(
+        collect_related(
             prom, jobs=["api"], alert_labels=OWN, start=now - timedelta(minutes=5), end=now, step=15
         )
 
 
-def test_investigation_reports_the_related_context(context_prom: ContextEnv) -> None:
+def test_investigation_reports_the_related_context(related_prom: RelatedEnv) -> None:
     """Through the webhook's code path: an alert on the api's targets gets the context as cited evidence."""
-    env = context_prom
+    env = related_prom
     expr = 'sum(up{job="api"}) < 2'
     alert = AlertInfo(
         name="ApiTargetsDown",

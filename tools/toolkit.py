@@ -11,7 +11,6 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from time import perf_counter
 from typing import Any, Protocol
 
 from langchain_core.tools import BaseTool, StructuredTool
@@ -20,10 +19,10 @@ from pydantic import BaseModel, Field
 from tools import promql
 from tools.analysis import choose_step, mean
 from tools.breakdown import QueryResult, run_range
-from tools.context import QueryRange, firing_alerts
 from tools.errors import AlertsleuthError, PrometheusUnavailable, ToolInputError, UnsupportedQuery
 from tools.format import fmt_labels, rfc3339
 from tools.prom import Prometheus, Series
+from tools.related import QueryRange, firing_alerts
 
 MAX_QUERY_CHARS = 2000
 MAX_RANGE = timedelta(days=7)
@@ -258,8 +257,8 @@ class PromToolkit:
                 f"{self.limits.max_points}: use step >= {choose_step(seconds, self.limits.max_points):g}"
             )
         q = run_range(self.prom, expr, s, e, step)
-        if q.error_type == PrometheusUnavailable.__name__:
-            raise PrometheusUnavailable(q.error or "unavailable")
+        if isinstance(q.exception, PrometheusUnavailable):
+            raise q.exception
         return self._answer("query", f"Range query {expr}", q, f"{NARROW}")
 
     def _answer(self, kind: str, title: str, q: QueryResult, hint: str) -> str:
@@ -287,14 +286,12 @@ class PromToolkit:
         now = self.now()
         at = parse_time(time, now, now)
         q = QueryResult(expr, at, at, 0.0)
-        t0 = perf_counter()
         try:
             q.series = self.prom.instant_query(expr, at)
         except PrometheusUnavailable:
             raise
         except AlertsleuthError as exc:
-            q.error, q.error_type = str(exc), type(exc).__name__
-        q.seconds = perf_counter() - t0
+            q.exception = exc
         return self._answer("query", f"Instant query {expr}", q, NARROW)
 
     def list_metrics(self, contains: str = "") -> str:
@@ -352,8 +349,8 @@ class PromToolkit:
         step = choose_step((e - s).total_seconds(), self.limits.max_points)
         expr = 'ALERTS{alertstate="firing"}'
         q = run_range(self.prom, expr, s, e, step)
-        if q.error_type == PrometheusUnavailable.__name__:
-            raise PrometheusUnavailable(q.error or "unavailable")
+        if isinstance(q.exception, PrometheusUnavailable):
+            raise q.exception
         if q.error:
             return self._answer("related", "Alerts firing", q, NARROW)
         found = firing_alerts(q.series, self.exclude_alert, QueryRange(s.timestamp(), e.timestamp(), step))

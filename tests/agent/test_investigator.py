@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
-from agent.investigate import InvestigationConfig, Investigator
+from agent.evidence import InvestigationConfig
+from agent.investigator import Investigator
 from agent.models import AlertInfo, Report
-from server.procs import free_port
+from exporter.launch import free_port
 from tests.conftest import PromEnv
 from tools.prom import Prometheus
 
@@ -126,3 +129,25 @@ def test_grouped_rule_is_restricted_to_the_alerts_group(prom: PromEnv) -> None:
     assert [s.labels for s in signal.stats] == [{"ip_region": "shanghai"}]
     assert report.root_causes[0].labels == {"user_type": "admin"}
     assert any("restricted to the alert's group" in n for n in report.notes)
+
+
+def test_concurrent_investigations_count_their_own_queries(prom: PromEnv) -> None:
+    """Two workers investigating at once through one Prometheus adapter: each report counts the
+    queries of its own investigation only, the same number as when it runs alone."""
+    shared = Prometheus(prom.url)
+    config = InvestigationConfig(default_for_seconds=120)
+    inv = Investigator(shared, config, clock=lambda: datetime.fromtimestamp(prom.now, UTC))
+    alerts = [fire(prom, "burst"), fire(prom, "global")]
+    alone = [inv.investigate(a).timings["queries"] for a in alerts]
+    assert alone[0] != alone[1]  # the two count differently, so a mix-up shows
+
+    for _ in range(3):
+        start = threading.Barrier(len(alerts))
+
+        def investigate(alert: AlertInfo, start: threading.Barrier = start) -> float:
+            start.wait()
+            return inv.investigate(alert).timings["queries"]
+
+        with ThreadPoolExecutor(max_workers=len(alerts)) as pool:
+            together = list(pool.map(investigate, alerts))
+        assert together == alone

@@ -1,22 +1,21 @@
-"""The investigation: plan, collect evidence through tools/, localize, and hand the findings to a writer."""
+"""The evidence phase: plan the windows, run the signal, breakdown, localization and related queries
+through tools/, and file every query as Evidence in the `Findings` a writer gets."""
 
 from __future__ import annotations
 
 import math
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
 from urllib.parse import quote
 
-from agent.llm import LLMConfig
-from agent.models import AlertInfo, Evidence, Report, SegmentStat, Windows
+from agent.findings import Findings
+from agent.models import AlertInfo, Evidence, SegmentStat
 from agent.plan import expression_from_generator_url, find_rule, parse_for, plan_windows
 from tools import promql
-from tools.analysis import Localization, WindowStat, choose_step, localize
+from tools.analysis import WindowStat, choose_step, localize
 from tools.breakdown import (
     QueryResult,
     candidate_labels,
@@ -25,12 +24,13 @@ from tools.breakdown import (
     run_range,
     segment_stats,
 )
-from tools.context import ContextResult, collect_context
 from tools.errors import AlertsleuthError, PrometheusUnavailable, UnsupportedQuery
 from tools.format import fmt_labels, fmt_num, fmt_pct
 from tools.prom import Prometheus
+from tools.related import collect_related
 
 MAX_STATS_PER_EVIDENCE = 30
+RELATED_LOOKBACK_SECONDS = 3600.0  # restarts and deploys are looked for this long before the baseline
 
 
 @dataclass(frozen=True)
@@ -44,42 +44,6 @@ class InvestigationConfig:
     max_labels: int = 8
     max_label_values: int = 50
     query_concurrency: int = 4
-    context_lookback_seconds: float = 3600.0  # restarts and deploys are looked for this long before
-    related_context: bool = True
-
-
-@dataclass
-class Findings:
-    """Everything the evidence phase learned; what a writer turns into a Report."""
-
-    alert: AlertInfo
-    language: str
-    expression: str | None = None
-    expression_source: str | None = None
-    condition: promql.Condition | None = None
-    shape: promql.Shape | None = None
-    windows: Windows | None = None
-    step: float = 0.0
-    evidence: list[Evidence] = field(default_factory=list)
-    signal_evidence: str | None = None
-    label_evidence: dict[str, str] = field(default_factory=dict)  # label -> evidence id of its breakdown
-    leaf_evidence: list[str] = field(default_factory=list)
-    cause_evidence: dict[tuple[tuple[str, str], ...], str] = field(
-        default_factory=dict
-    )  # element -> evidence id
-    labels: list[str] = field(default_factory=list)
-    jobs: list[str] = field(default_factory=list)  # `job` values of the alert's underlying series
-    context: ContextResult | None = None
-    related_evidence: dict[str, str] = field(default_factory=dict)  # context kind -> evidence id
-    localization: Localization | None = None
-    notes: list[str] = field(default_factory=list)
-    degraded: bool = False
-    unavailable: bool = False  # Prometheus could not be reached at all
-    timings: dict[str, float] = field(default_factory=dict)
-
-
-class Writer(Protocol):
-    def write(self, findings: Findings) -> Report: ...
 
 
 def _ts(dt: datetime) -> float:
@@ -94,8 +58,8 @@ def _stats(rows: Sequence[tuple[dict[str, str], WindowStat]]) -> tuple[list[Segm
     return out, len(rows) > MAX_STATS_PER_EVIDENCE
 
 
-class Investigator:
-    """Runs one investigation against Prometheus. Thread-safe; share one per process."""
+class EvidenceCollector:
+    """Collects the evidence of one alert at a time from Prometheus. Thread-safe; share one per process."""
 
     def __init__(
         self,
@@ -106,23 +70,16 @@ class Investigator:
         self.prom = prom
         self.config = config
         self.clock = clock
-        self.writer: Writer | None = None  # None: the offline writer
 
     # ------------------------------------------------------------------ public
 
-    def investigate(self, alert: AlertInfo, writer: Writer | None = None) -> Report:
-        return self.write(self.collect(alert), writer)
-
-    def write(self, findings: Findings, writer: Writer | None = None) -> Report:
-        writer = writer or self.writer
-        if writer is None:
-            from agent.writer import OfflineWriter
-
-            writer = OfflineWriter()
-        t0 = time.perf_counter()
-        report = writer.write(findings)
-        report.timings["write_seconds"] = round(time.perf_counter() - t0, 4)
-        return report
+    def collect(self, alert: AlertInfo) -> Findings:
+        """The findings of `alert`. Its queries are counted on a view of the adapter of its own, so
+        `timings["queries"]` is this investigation's even while others share the adapter."""
+        prom = self.prom.counting_view()
+        findings = EvidenceCollector(prom, self.config, self.clock)._collect(alert)
+        findings.timings["queries"] = float(prom.log.queries)
+        return findings
 
     def breakdown(self, expr: str, start: datetime, end: datetime) -> Findings:
         """The investigation of an ad-hoc expression, as if it had alerted at `start`, seen at `end`:
@@ -130,11 +87,10 @@ class Investigator:
         alert = AlertInfo(
             name="breakdown", starts_at=start, generator_url=f"http://prometheus/graph?g0.expr={quote(expr)}"
         )
-        return Investigator(self.prom, self.config, clock=lambda: end).collect(alert)
+        return EvidenceCollector(self.prom, self.config, clock=lambda: end).collect(alert)
 
-    def collect(self, alert: AlertInfo) -> Findings:
+    def _collect(self, alert: AlertInfo) -> Findings:
         t_start = time.perf_counter()
-        q0 = self.prom.log.queries
         f = Findings(alert=alert, language=self.config.language)
         try:
             self._plan(f)
@@ -142,8 +98,7 @@ class Investigator:
                 self._signal(f)
                 if not f.unavailable:
                     self._breakdowns(f)
-                    if self.config.related_context:
-                        self._related(f)
+                    self._related(f)
         except PrometheusUnavailable as exc:
             f.unavailable = f.degraded = True
             f.notes.append(str(exc))
@@ -151,7 +106,6 @@ class Investigator:
             f.degraded = True
             f.notes.append(str(exc))
         f.timings["evidence_seconds"] = round(time.perf_counter() - t_start, 4)
-        f.timings["queries"] = float(self.prom.log.queries - q0)
         return f
 
     # ------------------------------------------------------------------ phases
@@ -256,8 +210,8 @@ class Investigator:
         assert f.condition is not None
         signal = f.condition.signal
         q = self._range(f, signal.promql())
-        if q.error_type == "PrometheusUnavailable":
-            raise PrometheusUnavailable(q.error or "Prometheus unavailable")
+        if isinstance(q.exception, PrometheusUnavailable):
+            raise q.exception
         base, inc = self._bounds(f)
         rows = segment_stats(q.series, base, inc)
         if q.error:
@@ -352,7 +306,7 @@ class Investigator:
                 num_q = q
             else:
                 den_q = q
-        if q_err := next((q for q in results if q.error_type == "PrometheusUnavailable"), None):
+        if q_err := next((q for q in results if isinstance(q.exception, PrometheusUnavailable)), None):
             f.degraded = True
             f.notes.append(f"some breakdown queries failed: {q_err.error}")
         if num_q is None:
@@ -439,18 +393,18 @@ class Investigator:
         assert f.windows is not None
         w = f.windows
         start = w.baseline.start
-        span = (w.incident.end - start).total_seconds() + self.config.context_lookback_seconds
-        ctx = collect_context(
+        span = (w.incident.end - start).total_seconds() + RELATED_LOOKBACK_SECONDS
+        related = collect_related(
             self.prom,
             jobs=f.jobs,
             alert_labels={**f.alert.labels, "alertname": f.alert.name},
             start=start,
             end=w.incident.end,
             step=choose_step(span, self.config.max_points, self.config.min_step_seconds),
-            lookback_seconds=self.config.context_lookback_seconds,
+            lookback_seconds=RELATED_LOOKBACK_SECONDS,
         )
-        f.context = ctx
-        for section in ctx.sections:
+        f.related = related
+        for section in related.sections:
             if section.query is None:
                 continue
             f.related_evidence[section.kind] = self._add(
@@ -483,18 +437,3 @@ class Investigator:
             f.cause_evidence[cand.labels] = self._add(
                 f, "localization", f"Alert signal within {text}", q, summary, rows
             )
-
-
-def make_investigator(prom: Prometheus, config: InvestigationConfig, llm: LLMConfig) -> Investigator:
-    """An Investigator whose reports the LangChain agent writes when an LLM is configured, else offline.
-    (LangChain is imported only then: it takes seconds to load.)"""
-    inv = Investigator(prom, config)
-    if llm.enabled:
-        from agent.agent import AgentWriter
-
-        inv.writer = AgentWriter(llm, inv)
-    return inv
-
-
-def new_report_id() -> str:
-    return uuid.uuid4().hex

@@ -11,12 +11,15 @@ from typing import Any
 
 import pytest
 
-from agent.agent import AgentWriter, data_block, parse_report
-from agent.investigate import Findings, InvestigationConfig, Investigator
+from agent.evidence import InvestigationConfig
+from agent.findings import Findings
+from agent.investigator import Investigator
 from agent.llm import LLMConfig
+from agent.llm_run import data_block
+from agent.llm_writer import LLMWriter, parse_report
 from agent.models import AlertInfo, Report
-from agent.writer import OfflineWriter
-from tests.agent.test_investigate import fire
+from agent.offline_writer import OfflineWriter
+from tests.agent.test_investigator import fire
 from tests.conftest import PromEnv
 from tests.fakes import Error, ScriptedOpenAI, Slow, ToolCalls
 from tools.format import fmt_num, fmt_pct
@@ -30,6 +33,11 @@ def setup(prom: PromEnv, alert: AlertInfo) -> tuple[Investigator, Findings, Repo
     inv = Investigator(Prometheus(prom.url), config, clock=lambda: datetime.fromtimestamp(prom.now, UTC))
     findings = inv.collect(alert)
     return inv, findings, OfflineWriter().write(findings)
+
+
+def llm_writer(inv: Investigator, config: LLMConfig) -> LLMWriter:
+    """The LLM writer over the investigation's Prometheus, clock and breakdown."""
+    return LLMWriter(config, inv.prom, clock=inv.clock, breakdown=inv.breakdown)
 
 
 def llm(srv: ScriptedOpenAI, **kw: Any) -> LLMConfig:
@@ -73,7 +81,7 @@ def test_agent_queries_once_then_writes_a_grounded_report(prom: PromEnv) -> None
     query = {"promql": sc.expr().split(" > ")[0], "start": "now-30m", "end": "now"}
     script = [ToolCalls([("query_range", query)]), ToolCalls([("LLMReport", answer(offline))])]
     with ScriptedOpenAI(script, api_key=KEY) as srv:
-        report = AgentWriter(llm(srv), inv).write(findings)
+        report = llm_writer(inv, llm(srv)).write(findings)
         first, second = srv.chat_requests
     assert report.llm is not None and report.llm.fallback_reason is None, report.llm
     assert (report.llm.provider, report.llm.model) == ("openai-compatible", "deepseek-chat")
@@ -105,7 +113,7 @@ def test_ungrounded_figure_gets_one_repair_round(prom: PromEnv) -> None:
         ToolCalls([("LLMReport", answer(offline))]),  # the repair, via structured output
     ]
     with ScriptedOpenAI(script, api_key=KEY) as srv:
-        report = AgentWriter(llm(srv), inv).write(findings)
+        report = llm_writer(inv, llm(srv)).write(findings)
         repair = srv.chat_requests[1]
     assert report.grounding.checked and report.grounding.ungrounded == []
     assert report.llm is not None and report.llm.calls == 2
@@ -119,7 +127,7 @@ def test_still_ungrounded_after_repair_is_flagged(prom: PromEnv) -> None:
     with ScriptedOpenAI(
         [ToolCalls([("LLMReport", bad)]), ToolCalls([("LLMReport", bad)])], api_key=KEY
     ) as srv:
-        report = AgentWriter(llm(srv), inv).write(findings)
+        report = llm_writer(inv, llm(srv)).write(findings)
     flagged = " | ".join(report.grounding.ungrounded)
     assert "0.987654" in flagged and "unknown evidence id E99" in flagged
     assert report.llm is not None and report.llm.fallback_reason is None
@@ -136,7 +144,7 @@ def test_still_ungrounded_after_repair_is_flagged(prom: PromEnv) -> None:
 def test_llm_errors_fall_back_to_the_offline_report(prom: PromEnv, step: Any, reason: str) -> None:
     inv, findings, offline = setup(prom, fire(prom, "burst"))
     with ScriptedOpenAI([step], api_key=KEY) as srv:
-        report = AgentWriter(llm(srv, timeout=0.5), inv).write(findings)
+        report = llm_writer(inv, llm(srv, timeout=0.5)).write(findings)
         srv.failures.clear()
     assert report.llm is not None and reason in (report.llm.fallback_reason or "")
     assert report.summary == offline.summary and report.root_causes == offline.root_causes
@@ -146,7 +154,7 @@ def test_model_call_budget_exhausted_falls_back(prom: PromEnv) -> None:
     inv, findings, _ = setup(prom, fire(prom, "burst"))
     loop = [ToolCalls([("list_metrics", {"contains": "login"})]) for _ in range(2)]
     with ScriptedOpenAI(loop, api_key=KEY) as srv:
-        report = AgentWriter(llm(srv, max_model_calls=2), inv).write(findings)
+        report = llm_writer(inv, llm(srv, max_model_calls=2)).write(findings)
     assert report.llm is not None and "no report" in (report.llm.fallback_reason or "")
     assert report.llm.calls == 2
 
@@ -155,7 +163,7 @@ def test_tool_budget_stops_tools_but_the_model_still_answers(prom: PromEnv) -> N
     inv, findings, offline = setup(prom, fire(prom, "burst"))
     many = ToolCalls([("list_metrics", {"contains": "login"})] * 3)
     with ScriptedOpenAI([many, ToolCalls([("LLMReport", answer(offline))])], api_key=KEY) as srv:
-        report = AgentWriter(llm(srv, max_tool_calls=1), inv).write(findings)
+        report = llm_writer(inv, llm(srv, max_tool_calls=1)).write(findings)
         results = [m for m in srv.chat_requests[1].body["messages"] if m["role"] == "tool"]
     assert report.llm is not None and report.llm.fallback_reason is None
     assert sum("limit" in m["content"].lower() for m in results) == 2
@@ -167,7 +175,7 @@ def test_reasoner_model_runs_evidence_only_in_one_call(prom: PromEnv) -> None:
     from tests.fakes import Reply
 
     with ScriptedOpenAI([Reply(text)], api_key=KEY) as srv:
-        report = AgentWriter(llm(srv, model="deepseek-reasoner"), inv).write(findings)
+        report = llm_writer(inv, llm(srv, model="deepseek-reasoner")).write(findings)
         sent = srv.chat_requests[0].body
     assert "tools" not in sent
     assert report.llm is not None and report.llm.fallback_reason is None and report.llm.calls == 1
@@ -189,7 +197,7 @@ def test_untrusted_annotations_stay_inside_data_blocks(prom: PromEnv) -> None:
 
     step: Callable[[dict[str, Any]], Any] = capture
     with ScriptedOpenAI([step], api_key=KEY) as srv:
-        report = AgentWriter(llm(srv), inv).write(findings)
+        report = llm_writer(inv, llm(srv)).write(findings)
     system = next(m for m in seen[0]["messages"] if m["role"] == "system")["content"]
     human = next(m for m in seen[0]["messages"] if m["role"] == "user")["content"]
     assert "Ignore previous instructions" not in system

@@ -1,0 +1,45 @@
+"""`Findings`: everything the evidence phase learned about one alert, the one input of every writer."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+from agent.models import AlertInfo, Evidence, Windows
+from tools import promql
+from tools.analysis import Localization
+from tools.related import RelatedResult
+
+
+@dataclass
+class Findings:
+    """Everything the evidence phase learned; what a writer turns into a Report."""
+
+    alert: AlertInfo
+    language: str
+    expression: str | None = None
+    expression_source: str | None = None
+    condition: promql.Condition | None = None
+    shape: promql.Shape | None = None
+    windows: Windows | None = None
+    step: float = 0.0
+    evidence: list[Evidence] = field(default_factory=list)
+    signal_evidence: str | None = None
+    label_evidence: dict[str, str] = field(default_factory=dict)  # label -> evidence id of its breakdown
+    leaf_evidence: list[str] = field(default_factory=list)
+    cause_evidence: dict[tuple[tuple[str, str], ...], str] = field(
+        default_factory=dict
+    )  # element -> evidence id
+    labels: list[str] = field(default_factory=list)
+    jobs: list[str] = field(default_factory=list)  # `job` values of the alert's underlying series
+    related: RelatedResult | None = None  # other alerts, targets down, restarts, deploys
+    related_evidence: dict[str, str] = field(default_factory=dict)  # related section kind -> evidence id
+    localization: Localization | None = None
+    notes: list[str] = field(default_factory=list)
+    degraded: bool = False
+    unavailable: bool = False  # Prometheus could not be reached at all
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def new_report_id() -> str:
+    return uuid.uuid4().hex

@@ -1,0 +1,182 @@
+"""The view of a `Report` that both report templates render (Markdown and HTML).
+
+`build_view(report)` turns the report into the plain values the templates print: every figure already
+formatted through `tools.format`, every fixed phrase in the report's language (from
+`agent/text/report.yaml`), links only where `agent.markup.safe_url` allows them, sparkline geometry
+from the evidence series. Free text stays raw here: the templates escape it with `agent.markup`'s
+filters, which read `known_ids` from this view to decide which `[E3]` citations become links.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from agent.markup import safe_url
+from agent.models import Evidence, Report, Windows
+from agent.sparklines import (
+    SPARK_HEIGHT,
+    SPARK_WIDTH,
+    polyline_points,
+    series_labels,
+    series_points,
+    shade_box,
+    text_spark,
+    x_extent,
+)
+from agent.texts import language, phrases
+from tools.format import fmt_duration, fmt_labels, fmt_num, fmt_pct, fmt_range, fmt_time, to_utc
+
+__all__ = ["build_view"]
+
+MAX_STAT_ROWS = 15
+MAX_SERIES = 5
+
+
+def _sparklines(ev: Evidence, windows: Windows | None) -> tuple[list[dict[str, Any]], int]:
+    """Up to MAX_SERIES sparklines for an evidence's series, and how many series were left out."""
+    if not ev.series:
+        return [], 0
+    parsed = []
+    for s in ev.series:
+        if isinstance(s, Mapping):
+            pts = series_points(s)
+            if pts:
+                parsed.append((series_labels(s), pts))
+    shown = parsed[:MAX_SERIES]
+    more = len(parsed) - len(shown)  # series without a usable point are not counted
+    if not shown:
+        return [], more
+    x0, x1 = x_extent(to_utc(ev.start).timestamp(), to_utc(ev.end).timestamp(), [p for _, p in shown])
+    shade = None
+    if windows is not None:
+        inc = windows.incident
+        shade = shade_box(x0, x1, to_utc(inc.start).timestamp(), to_utc(inc.end).timestamp())
+    out: list[dict[str, Any]] = []
+    for labels, pts in shown:
+        values = [v for _, v in pts]
+        out.append(
+            {
+                "labels": fmt_labels(labels),
+                "points": polyline_points(pts, x0, x1),
+                "shade": shade,
+                "min": fmt_num(min(values)),
+                "max": fmt_num(max(values)),
+                "last": fmt_num(values[-1]),
+                "text": text_spark(values),
+                "width": SPARK_WIDTH,
+                "height": SPARK_HEIGHT,
+            }
+        )
+    return out, more
+
+
+def _timing_rows(timings: Mapping[str, float], phases: Mapping[str, str]) -> list[tuple[str, str]]:
+    """(phase, shown value) per timings entry: `<phase>_seconds` in seconds, anything else a count."""
+    rows = []
+    for key, value in timings.items():
+        if key.endswith("seconds"):
+            phase = key.removesuffix("seconds").rstrip("_") or key
+            shown = f"{fmt_num(value)} s"
+        else:
+            phase, shown = key, fmt_num(value)
+        rows.append((phases.get(phase, phase), shown))
+    return rows
+
+
+def build_view(report: Report) -> dict[str, Any]:
+    """The template context for `report`: see the module docstring."""
+    lang = language(report.language)
+    text = phrases("report", lang)
+    t: dict[str, str] = text["labels"]
+    statuses: dict[str, str] = text["status"]
+    kinds: dict[str, str] = text["kinds"]
+    alert = report.alert
+    status_key = alert.status.strip().lower()
+    annotations = alert.annotations
+    other_annotations = [
+        {"key": k, "value": v, "url": safe_url(v)}
+        for k, v in annotations.items()
+        if k not in ("summary", "description") and v
+    ]
+    evidence = []
+    for ev in report.evidence:
+        sparks, series_more = _sparklines(ev, report.windows)
+        evidence.append(
+            {
+                "ev": ev,
+                "kind": kinds.get(ev.kind, ev.kind),
+                "range": fmt_range(ev.start, ev.end),
+                "step": fmt_duration(ev.step),
+                "rows": [
+                    {
+                        "labels": fmt_labels(s.labels),
+                        "baseline": fmt_num(s.baseline),
+                        "incident": fmt_num(s.incident),
+                        "peak": fmt_num(s.peak),
+                    }
+                    for s in ev.stats[:MAX_STAT_ROWS]
+                ],
+                "more_rows": t["more_rows"].format(n=len(ev.stats) - MAX_STAT_ROWS)
+                if len(ev.stats) > MAX_STAT_ROWS
+                else "",
+                "sparks": sparks,
+                "more_series": t["more_series"].format(n=series_more) if series_more > 0 else "",
+            }
+        )
+    root_causes = [
+        {
+            "rank": n,
+            "rc": rc,
+            "labels": fmt_labels(rc.labels),
+            "score": fmt_num(rc.score),
+            "change": f"{fmt_num(rc.baseline)} → {fmt_num(rc.incident)}",
+            "share": fmt_pct(rc.explained_share),
+        }
+        for n, rc in enumerate(report.root_causes, start=1)
+    ]
+    llm = None
+    if report.llm is not None:
+        u = report.llm
+        llm = {
+            "u": u,
+            "tokens": t["tokens_detail"].format(
+                total=u.prompt_tokens + u.completion_tokens,
+                prompt=u.prompt_tokens,
+                completion=u.completion_tokens,
+            ),
+            "seconds": fmt_num(u.seconds),
+        }
+    windows = None
+    if report.windows is not None:
+        w = report.windows
+        windows = {
+            name: f"{fmt_range(tr.start, tr.end)} ({fmt_duration(tr.seconds)})"
+            for name, tr in (("baseline", w.baseline), ("incident", w.incident))
+        }
+    return {
+        "r": report,
+        "t": t,
+        "lang": lang,
+        "html_lang": "zh-CN" if lang == "zh" else "en",
+        "known_ids": frozenset(ev.id for ev in report.evidence),
+        "status_text": statuses.get(status_key, alert.status),
+        "status_class": status_key if status_key in ("firing", "resolved") else "other",
+        "severity": alert.labels.get("severity"),
+        "starts_at": fmt_time(alert.starts_at),
+        "ends_at": fmt_time(alert.ends_at) if alert.ends_at and alert.ends_at.year > 1 else t["still_firing"],
+        "labels": sorted(alert.labels.items()),
+        "ann_summary": annotations.get("summary", ""),
+        "ann_description": annotations.get("description", ""),
+        "other_annotations": other_annotations,
+        "generator_url": alert.generator_url or "",
+        "generator_href": safe_url(alert.generator_url),
+        "windows": windows,
+        "verdict_labels": fmt_labels(report.root_causes[0].labels) if report.root_causes else None,
+        "root_causes": root_causes,
+        "evidence": evidence,
+        "llm": llm,
+        "timings": _timing_rows(report.timings, text["phases"]),
+        "created_at": fmt_time(report.created_at),
+        "tickets": [{"sink": tk.sink, "key": tk.key, "href": safe_url(tk.url)} for tk in report.tickets],
+    }

@@ -1,0 +1,34 @@
+"""Persistence through SQLAlchemy: the tables (`models`) and one module per job; `Store` holds them."""
+
+from server.db.deliveries import ClaimedDelivery, NewDelivery, Plan, Told
+from server.db.intake import IngestResult
+from server.db.jobs import ClaimedJob
+from server.db.models import (
+    AskMessage,
+    AskSession,
+    Delivery,
+    Incident,
+    Job,
+    Notification,
+    ReportRow,
+    Ticket,
+)
+from server.db.store import Store
+
+__all__ = [
+    "AskMessage",
+    "AskSession",
+    "ClaimedDelivery",
+    "ClaimedJob",
+    "Delivery",
+    "Incident",
+    "IngestResult",
+    "Job",
+    "NewDelivery",
+    "Notification",
+    "Plan",
+    "ReportRow",
+    "Store",
+    "Ticket",
+    "Told",
+]

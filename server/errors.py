@@ -1,0 +1,65 @@
+"""Errors as HTTP answers: the one place a failure becomes a status and a `detail`.
+
+    request body malformed JSON                400  {"detail": "...", "errors": [...]}
+    request body invalid                       422  {"detail": "...", "errors": [...]}
+    LLMUnavailable                             503  no model can be used (the detail names the settings)
+    any other AlertsleuthError                 502  what the answer depended on failed (Prometheus, ...)
+    ValueError while answering                 422  the question cannot be answered as asked
+    an LLM client's own error, timed out       504  "the LLM did not answer in time (...)"
+    an LLM client's own error, otherwise       502  "the LLM call failed: ..."
+
+Routes raise; the handlers installed by `install_error_handlers` answer. Code that cannot raise through
+FastAPI (the `ask` stream's error event) asks `status_of` for the same status and detail.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from server.metrics import Metrics
+from tools.errors import AlertsleuthError, LLMUnavailable
+
+
+def status_of(exc: Exception) -> tuple[int, str]:
+    """The status and detail for an error raised while serving a request (see the table above)."""
+    if isinstance(exc, LLMUnavailable):
+        return status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)
+    if isinstance(exc, AlertsleuthError):
+        return status.HTTP_502_BAD_GATEWAY, str(exc)
+    if isinstance(exc, ValueError):
+        return status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)
+    name = type(exc).__name__
+    if "Timeout" in name:
+        return status.HTTP_504_GATEWAY_TIMEOUT, f"the LLM did not answer in time ({name})"
+    return status.HTTP_502_BAD_GATEWAY, f"the LLM call failed: {name}: {str(exc)[:300]}"
+
+
+def http_error(exc: Exception) -> HTTPException:
+    """`exc` as the HTTPException FastAPI answers with (for errors that are not ours: LLM clients)."""
+    code, detail = status_of(exc)
+    return HTTPException(code, detail)
+
+
+def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
+    """Register the handlers: invalid requests, and alertsleuth's own error tree."""
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors: list[dict[str, Any]] = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in exc.errors()
+        ]
+        malformed = any(e["type"] == "json_invalid" for e in errors)
+        metrics.requests_rejected.labels("malformed" if malformed else "invalid").inc()
+        code = status.HTTP_400_BAD_REQUEST if malformed else status.HTTP_422_UNPROCESSABLE_CONTENT
+        summary = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors[:10])
+        return JSONResponse({"detail": summary, "errors": errors}, status_code=code)
+
+    @app.exception_handler(AlertsleuthError)
+    async def ours(request: Request, exc: AlertsleuthError) -> JSONResponse:
+        code, detail = status_of(exc)
+        return JSONResponse({"detail": detail}, status_code=code)

@@ -1,4 +1,5 @@
-"""Local Prometheus and Alertmanager processes: used by `alertsleuth demo` and the test fixtures.
+"""Launchers of the real binaries (Prometheus with promtool backfill, Alertmanager, Redmine, uvicorn
+servers) on free loopback ports: used by `alertsleuth-demo`, the test fixtures and the benchmarks.
 
 Binaries come from PATH (Debian names `prometheus`, `promtool`, `prometheus-alertmanager`, or the
 upstream `alertmanager`) or from the environment variables PROMETHEUS_BIN, PROMTOOL_BIN and

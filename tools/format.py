@@ -32,20 +32,27 @@ __all__ = [
 # ---------------------------------------------------------------------------------------------------
 
 
-def fmt_num(x: float | None) -> str:
-    """Format a number compactly: 4 significant digits, no scientific notation for ordinary magnitudes.
-
-    None → "–"; NaN → "NaN"; ±inf → "+Inf"/"-Inf"; 0 → "0"; 12345.678 → "12346"; 0.123456 → "0.1235";
-    magnitudes below 1e-4 or from 1e15 up use a short exponent form ("1e-6").
-    """
+def _number(x: float | None) -> float | str:
+    """`x` as a float, or the text that stands for it when it is none: None → "–", NaN → "NaN", a
+    non-number → its str()."""
     if x is None:
         return "–"
     try:
         v = float(x)
     except (TypeError, ValueError):
         return str(x)
-    if math.isnan(v):
-        return "NaN"
+    return "NaN" if math.isnan(v) else v
+
+
+def fmt_num(x: float | None) -> str:
+    """Format a number compactly: 4 significant digits, no scientific notation for ordinary magnitudes.
+
+    None → "–"; NaN → "NaN"; ±inf → "+Inf"/"-Inf"; 0 → "0"; 12345.678 → "12346"; 0.123456 → "0.1235";
+    magnitudes below 1e-4 or from 1e15 up use a short exponent form ("1e-6").
+    """
+    v = _number(x)
+    if isinstance(v, str):
+        return v
     if math.isinf(v):
         return "+Inf" if v > 0 else "-Inf"
     if v == 0:
@@ -65,15 +72,8 @@ def fmt_num(x: float | None) -> str:
 
 def fmt_pct(x: float | None) -> str:
     """Format a share (0..1) as a percentage with `fmt_num`'s precision: 0.8734 → "87.34%"."""
-    if x is None:
-        return "–"
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return str(x)
-    if math.isnan(v):
-        return "NaN"
-    return f"{fmt_num(v * 100.0)}%"
+    v = _number(x)
+    return v if isinstance(v, str) else f"{fmt_num(v * 100.0)}%"
 
 
 def fmt_duration(seconds: float | None) -> str:

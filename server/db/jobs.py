@@ -4,7 +4,7 @@ complete (the report and its deliveries in one transaction)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
 
@@ -95,28 +95,25 @@ class JobQueue:
             return [d.id for d in queue_deliveries(s, inc, plan, report.id)]
 
     def retry_later(self, job_id: int, error: str, delay_seconds: float) -> None:
-        with self.db.session() as s:
-            job = s.get(Job, job_id)
-            assert job is not None
-            job.state = "queued"
-            job.lease_until = None
-            job.last_error = error
-            job.not_before = utcnow() + timedelta(seconds=delay_seconds)
-            inc = s.get(Incident, job.incident_id)
-            assert inc is not None
-            inc.investigation = "queued"
-            inc.error = error
+        self._end_attempt(job_id, "queued", error, not_before=utcnow() + timedelta(seconds=delay_seconds))
 
     def fail(self, job_id: int, error: str) -> None:
+        self._end_attempt(job_id, "failed", error)
+
+    def _end_attempt(self, job_id: int, state: str, error: str, not_before: datetime | None = None) -> None:
+        """The job's attempt ended without a report: queued again (`not_before`) or failed for good; the
+        incident says so, with the error."""
         with self.db.session() as s:
             job = s.get(Job, job_id)
             assert job is not None
-            job.state = "failed"
+            job.state = state
             job.lease_until = None
             job.last_error = error
+            if not_before is not None:
+                job.not_before = not_before
             inc = s.get(Incident, job.incident_id)
             assert inc is not None
-            inc.investigation = "failed"
+            inc.investigation = state
             inc.error = error
 
     def requeue(self, incident_id: int) -> bool:

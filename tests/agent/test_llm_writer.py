@@ -19,9 +19,9 @@ from agent.llm_run import data_block
 from agent.llm_writer import LLMWriter, parse_report
 from agent.models import AlertInfo, Report
 from agent.offline_writer import OfflineWriter
+from exporter.fake_openai import Error, ScriptedOpenAI, Slow, ToolCalls
 from tests.agent.test_investigator import fire
 from tests.conftest import PromEnv
-from tests.fakes import Error, ScriptedOpenAI, Slow, ToolCalls
 from tools.format import fmt_num, fmt_pct
 from tools.prom import Prometheus
 
@@ -172,7 +172,7 @@ def test_tool_budget_stops_tools_but_the_model_still_answers(prom: PromEnv) -> N
 def test_reasoner_model_runs_evidence_only_in_one_call(prom: PromEnv) -> None:
     inv, findings, offline = setup(prom, fire(prom, "burst"))
     text = "<think>the evidence says shanghai</think>\n```json\n" + json.dumps(answer(offline)) + "\n```"
-    from tests.fakes import Reply
+    from exporter.fake_openai import Reply
 
     with ScriptedOpenAI([Reply(text)], api_key=KEY) as srv:
         report = llm_writer(inv, llm(srv, model="deepseek-reasoner")).write(findings)

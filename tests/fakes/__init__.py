@@ -1,25 +1,2 @@
-"""Fakes that speak real protocols on loopback, for contract tests."""
-
-from exporter.fake_openai import (
-    Error,
-    Malformed,
-    RecordedRequest,
-    Reply,
-    ScriptedOpenAI,
-    ScriptError,
-    Slow,
-    Step,
-    ToolCalls,
-)
-
-__all__ = [
-    "Error",
-    "Malformed",
-    "RecordedRequest",
-    "Reply",
-    "ScriptError",
-    "ScriptedOpenAI",
-    "Slow",
-    "Step",
-    "ToolCalls",
-]
+"""Fakes that speak real protocols on loopback, for contract tests (the scripted OpenAI-protocol server
+is shared with the benchmarks: `exporter/fake_openai.py`)."""

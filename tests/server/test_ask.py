@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
+from exporter.fake_openai import Reply, ScriptedOpenAI, ToolCalls
 from server.settings import Settings
 from tests.conftest import PromEnv, ServerEnv, serve
-from tests.fakes import Reply, ScriptedOpenAI, ToolCalls
 
 KEY = "sk-ask"
 
@@ -141,7 +141,7 @@ def test_stream_sends_evidence_tokens_and_the_answer(with_llm: tuple[ServerEnv, 
 
 
 def test_llm_errors_are_precise(with_llm: tuple[ServerEnv, ScriptedOpenAI]) -> None:
-    from tests.fakes import Error
+    from exporter.fake_openai import Error
 
     env, srv = with_llm
     srv.add(Error(429, retry_after=0.1))
@@ -212,7 +212,7 @@ def _report_answer(body: dict[str, Any]) -> Any:
 def test_webhook_report_written_by_the_llm_and_fallback_over_http(
     make_settings: Callable[..., Settings], prom: PromEnv
 ) -> None:
-    from tests.fakes import Error
+    from exporter.fake_openai import Error
     from tests.server.test_api import wait_report, webhook
 
     with ScriptedOpenAI([_report_answer, Error(500)], api_key=KEY) as srv:

@@ -21,6 +21,7 @@ from agent.llm import LLMConfig, build_chat_model
 from agent.models import Evidence, LLMUsage, Report
 from tools import promql
 from tools.errors import AlertsleuthError, LLMUnavailable, UnsupportedQuery
+from tools.format import rfc3339
 
 if TYPE_CHECKING:
     from tools.toolkit import Localizer, Recorder
@@ -148,7 +149,7 @@ class Asker:
             system_prompt=prompt("ask", self.investigator.config.language),
             middleware=budget_middleware(self.config),
         )
-        context = {"now": end.isoformat(), "window": {"start": start.isoformat(), "end": end.isoformat()}}
+        context = {"now": rfc3339(end), "window": {"start": rfc3339(start), "end": rfc3339(end)}}
         if report is not None:
             context["incident_report"] = {
                 "alert": report.alert.name,

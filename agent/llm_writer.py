@@ -34,6 +34,7 @@ from agent.models import Evidence, Grounding, LLMUsage, Report, RootCause
 from agent.offline_writer import OfflineWriter
 from agent.texts import prompt
 from tools.errors import LLMFailure
+from tools.format import rfc3339
 from tools.prom import Prometheus
 from tools.toolkit import Limits, PromToolkit, Recorder
 
@@ -63,7 +64,7 @@ class LLMReport(BaseModel):
 
 def _evidence_payload(ev: Evidence, max_stats: int) -> dict[str, Any]:
     out: dict[str, Any] = {"id": ev.id, "kind": ev.kind, "title": ev.title, "promql": ev.promql}
-    out["range"] = f"{ev.start.isoformat()} .. {ev.end.isoformat()} step {ev.step:g}s"
+    out["range"] = f"{rfc3339(ev.start)} .. {rfc3339(ev.end)} step {ev.step:g}s"
     out["summary"] = ev.summary
     if ev.stats and max_stats:
         out["stats"] = [
@@ -86,7 +87,7 @@ def evidence_prompt(f: Findings, offline: Report, max_chars: int) -> str:
         "status": alert.status,
         "labels": alert.labels,
         "annotations": alert.annotations,
-        "starts_at": alert.starts_at.isoformat(),
+        "starts_at": rfc3339(alert.starts_at),
         "expression": f.expression,
         "windows": offline.windows.model_dump(mode="json") if offline.windows else None,
     }

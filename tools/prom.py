@@ -16,6 +16,7 @@ from prometheus_api_client import PrometheusApiClientException, PrometheusConnec
 from urllib3.util.retry import Retry
 
 from tools.errors import PrometheusError, PrometheusUnavailable, QueryError, QueryTooLarge
+from tools.format import rfc3339
 
 # Prometheus refuses range queries of more than 11,000 points per series.
 MAX_POINTS_PER_SERIES = 11_000
@@ -124,7 +125,7 @@ class Prometheus:
 
     def range_query(self, expr: str, start: datetime, end: datetime, step: float) -> list[Series]:
         if end < start:
-            raise QueryError(f"range end {end.isoformat()} is before start {start.isoformat()}")
+            raise QueryError(f"range end {rfc3339(end)} is before start {rfc3339(start)}")
         if step <= 0:
             raise QueryError("step must be positive")
         points = (end - start).total_seconds() / step + 1

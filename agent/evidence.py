@@ -26,7 +26,7 @@ from tools.breakdown import (
 )
 from tools.errors import AlertsleuthError, PrometheusUnavailable, UnsupportedQuery
 from tools.format import fmt_labels, fmt_num, fmt_pct
-from tools.prom import Prometheus
+from tools.prom import Prometheus, Series
 from tools.related import collect_related
 
 MAX_STATS_PER_EVIDENCE = 30
@@ -48,6 +48,19 @@ class InvestigationConfig:
 
 def _ts(dt: datetime) -> float:
     return dt.timestamp()
+
+
+def _data_seconds(series: Sequence[Series], bounds: tuple[float, float], step: float, length: float) -> float:
+    """How much of a window (`bounds`, `length` seconds long) the series had data for: the span of its
+    timestamps with a finite value, plus the step the last point stands for, at most `length`."""
+    lo, hi = bounds
+    ts = [
+        t
+        for s in series
+        for t, v in zip(s.timestamps, s.values, strict=True)
+        if lo <= t <= hi and math.isfinite(v)
+    ]
+    return round(min(length, max(ts) - min(ts) + step), 3) if ts else 0.0
 
 
 def _stats(rows: Sequence[tuple[dict[str, str], WindowStat]]) -> tuple[list[SegmentStat], bool]:
@@ -214,6 +227,12 @@ class EvidenceCollector:
             raise q.exception
         base, inc = self._bounds(f)
         rows = segment_stats(q.series, base, inc)
+        assert f.windows is not None
+        for name, bounds, window in (
+            ("baseline", base, f.windows.baseline),
+            ("incident", inc, f.windows.incident),
+        ):  # a fact about the data only: the analysis does not read it
+            f.data_seconds[name] = _data_seconds(q.series, bounds, f.step, window.seconds)
         if q.error:
             f.degraded = True
             summary = ""

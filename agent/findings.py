@@ -35,6 +35,8 @@ class Findings:
     related: RelatedResult | None = None  # other alerts, targets down, restarts, deploys
     related_evidence: dict[str, str] = field(default_factory=dict)  # related section kind -> evidence id
     localization: Localization | None = None
+    # window name (baseline, incident) -> seconds of it in which the signal had data
+    data_seconds: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     degraded: bool = False
     unavailable: bool = False  # Prometheus could not be reached at all

@@ -5,6 +5,10 @@ are untrusted. In Markdown they are backslash-escaped so they cannot open tags, 
 in HTML they are escaped. Within such text, `inline code` spans stay code and `[E3]` citations become
 links to the evidence anchors, but only for ids the report knows (the template context's `known_ids`)
 or ids shaped like `E<n>`.
+
+Bidi controls (U+202A–U+202E, U+2066–U+2069) would reorder what a reader sees (`admin\u202egnp.exe`
+shows as `adminexe.png`): every value a template prints shows them as that visible text instead
+(`show_bidi_controls`, the templates' `finalize`), and no URL holding one becomes a link.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from jinja2 import pass_context
 from jinja2.runtime import Context
 from markupsafe import Markup, escape
 
-__all__ = ["FILTERS", "safe_url"]
+__all__ = ["FILTERS", "safe_url", "show_bidi_controls"]
 
 _ID = r"[A-Za-z][A-Za-z0-9_.-]{0,39}"
 _INLINE = re.compile(r"(`+)(.+?)\1|\[\s*(" + _ID + r"(?:\s*[,，;、]\s*" + _ID + r")*)\s*\]")
@@ -27,7 +31,8 @@ _MD_SPECIAL = re.compile(r"([\\`*\[\]<>])")
 _MD_BLOCK_START = re.compile(r"^(?:[#=+-]|\d{1,9}[.)](?=\s|$))")
 _PARAGRAPH_SPLIT = re.compile(r"\n\s*\n")
 _UNSAFE_ANCHOR = re.compile(r"[^A-Za-z0-9_.-]")
-_SAFE_URL = re.compile(r"^https?://[^\s<>\"'`\\]+$", re.IGNORECASE)
+_SAFE_URL = re.compile(r"^https?://[^\s<>\"'`\\\u202a-\u202e\u2066-\u2069]+$", re.IGNORECASE)
+_BIDI_CONTROLS = {c: f"\\u{c:04x}" for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
 
 Token = tuple[str, Any]
 
@@ -37,6 +42,16 @@ def safe_url(value: str | None) -> str | None:
     if value and _SAFE_URL.match(value.strip()):
         return value.strip()
     return None
+
+
+def show_bidi_controls(value: Any) -> Any:
+    """`value` with each bidi control as the visible text `\\u202e`; anything but text unchanged. Safe
+    on escaped markup (the replacement is plain ASCII), so it runs last, on every printed value."""
+    if isinstance(value, Markup):
+        return Markup(str.translate(value, _BIDI_CONTROLS))
+    if isinstance(value, str):
+        return value.translate(_BIDI_CONTROLS)
+    return value
 
 
 def _collapse(text: str) -> str:

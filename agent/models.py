@@ -111,6 +111,11 @@ class Report(BaseModel):
     windows: Windows | None = None
     summary: str
     localized: bool = False
+    localization_note: str | None = Field(
+        default=None,
+        description="why the localization did not run, when it did not (null: it ran, or the report "
+        "was written before this field)",
+    )
     root_causes: list[RootCause] = Field(default_factory=list, description="best first")
     evidence: list[Evidence] = Field(default_factory=list)
     impact: str = ""
@@ -121,6 +126,15 @@ class Report(BaseModel):
     remediation: list[str] = Field(default_factory=list)
     prevention: list[str] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list, description="limits and degradations met on the way")
+    data_coverage: dict[str, float] = Field(
+        default_factory=dict,
+        description="window name (baseline, incident) -> seconds of it in which the alert signal had data",
+    )
+    confidence: str | None = Field(
+        default=None,
+        description="'low' when the baseline window had data for less than half of it (the comparison "
+        "rests on little history), else 'normal'; null when the signal was not measured",
+    )
     degraded: bool = Field(default=False, description="true when part of the investigation could not run")
     language: str = "en"
     llm: LLMUsage | None = None

@@ -12,7 +12,7 @@ from agent.models import Report, RootCause
 from agent.texts import phrases
 from tools import promql
 from tools.analysis import Candidate
-from tools.format import fmt_labels, fmt_num, fmt_pct
+from tools.format import fmt_duration, fmt_labels, fmt_num, fmt_pct
 
 HINT_WORDS = {  # metric-name fragments -> hint key
     "login": "login",
@@ -29,6 +29,9 @@ HINT_WORDS = {  # metric-name fragments -> hint key
     "mem": "memory",
 }
 
+
+# A baseline with data for less of its window than this share gives a low-confidence report.
+THIN_BASELINE = 0.5
 
 # The prose quotes figures exactly as the rendered tables show them.
 fmt_value = fmt_num
@@ -64,23 +67,30 @@ class OfflineWriter:
             evidence=f.evidence,
             notes=list(dict.fromkeys(f.notes)),
             degraded=f.degraded,
+            data_coverage=dict(f.data_seconds),
             language=f.language if f.language in ("en", "zh") else "en",
             timings=dict(f.timings),
         )
         signal_ev = next((e for e in f.evidence if e.id == f.signal_evidence), None)
+        skipped: dict[str, str] = t["skipped"]  # why the localization did not run
         if f.unavailable:
             report.summary = t["unavailable"].format(alert=alert.name, status=alert.status)
+            report.localization_note = skipped["unavailable"]
             report.impact = t["impact_unknown"]
             detail = f.notes[-1] if f.notes else "unreachable"
             report.remediation = [t["remediation_unavailable"].format(detail=detail)]
             return report
         if f.expression is None or f.condition is None:
-            report.summary = t["no_expression"].format(alert=alert.name, status=alert.status)
+            why = "no_expression" if f.expression is None else "unsupported"
+            report.summary = t[why].format(alert=alert.name, status=alert.status)
+            report.localization_note = skipped[why]
             report.impact = t["impact_unknown"]
             report.remediation = [t["remediation_generic"].format(alert=alert.name)]
             return report
         if signal_ev is None or not signal_ev.stats or signal_ev.stats[0].incident is None:
-            report.summary = t["no_data"].format(alert=alert.name, status=alert.status)
+            why = "signal_failed" if signal_ev is not None and signal_ev.error else "no_data"
+            report.summary = t[why].format(alert=alert.name, status=alert.status)
+            report.localization_note = skipped[why]
             report.impact = t["impact_unknown"]
             report.remediation = [t["remediation_generic"].format(alert=alert.name)]
             return report
@@ -101,10 +111,17 @@ class OfflineWriter:
             threshold=threshold,
         )
 
+        thin = self._thin_baseline(f, t)
+        report.confidence = "low" if thin else "normal"
+        if thin:
+            report.notes.append(thin["note"])
         causes = loc.causes if (loc is not None and loc.localized) else []
         report.localized = bool(causes)
         for cand in causes:
-            report.root_causes.append(self._cause(f, cand, t))
+            cause = self._cause(f, cand, t)
+            if thin:  # the figures stand; how far to trust them is said with them
+                cause.statement += thin["cause"]
+            report.root_causes.append(cause)
         if causes:
             first = report.root_causes[0]
             ev = ", ".join(first.evidence_ids)
@@ -135,9 +152,14 @@ class OfflineWriter:
                 summary += t["not_localized"].format(labels=", ".join(f.labels))
             elif not f.labels:
                 summary += t["not_localized_nolabels"]
+                report.localization_note = skipped["no_labels"]
             elif f.shape is not None:
                 ev = ", ".join(f.label_evidence.values())
                 summary += t["no_localization"].format(shape=f.shape.kind, ev=ev)
+            if f.localization is None and report.localization_note is None:
+                # The finest breakdown ran and failed, or never ran: the shape cannot be localized.
+                failed = any(e.error for e in f.evidence if e.id in f.leaf_evidence)
+                report.localization_note = skipped["failed" if failed else "shape"]
             report.impact = t["impact_spread"].format(
                 signal=f"`{signal}`", inc=fmt_value(inc), base=fmt_value(base)
             )
@@ -146,6 +168,24 @@ class OfflineWriter:
         report.remediation = self._remediation(f, report, t)
         report.prevention = self._prevention(f, report, t)
         return report
+
+    def _thin_baseline(self, f: Findings, t: dict[str, Any]) -> dict[str, str] | None:
+        """The note and the root-cause remark when the baseline had data for less than half of its
+        window (THIN_BASELINE), else None."""
+        if f.windows is None or "baseline" not in f.data_seconds:
+            return None
+        window, covered = f.windows.baseline.seconds, f.data_seconds["baseline"]
+        if window <= 0 or covered >= THIN_BASELINE * window:
+            return None
+        args = {
+            "window": fmt_duration(window),
+            "covered": fmt_duration(covered),
+            "share": fmt_share(covered / window),
+        }
+        return {
+            "note": t["thin_baseline_note"].format(**args),
+            "cause": t["thin_baseline_cause"].format(**args),
+        }
 
     def _cause(self, f: Findings, cand: Candidate, t: dict[str, Any]) -> RootCause:
         labels = dict(cand.labels)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from agent.markup import FILTERS
+from agent.markup import FILTERS, show_bidi_controls
 from agent.models import Report
 from agent.report_view import build_view
 
@@ -36,6 +36,7 @@ def _env() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        finalize=show_bidi_controls,
     )
     env.filters.update(FILTERS)
     return env

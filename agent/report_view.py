@@ -150,10 +150,13 @@ def build_view(report: Report) -> dict[str, Any]:
     windows = None
     if report.windows is not None:
         w = report.windows
-        windows = {
-            name: f"{fmt_range(tr.start, tr.end)} ({fmt_duration(tr.seconds)})"
-            for name, tr in (("baseline", w.baseline), ("incident", w.incident))
-        }
+        windows = {}
+        for name, tr in (("baseline", w.baseline), ("incident", w.incident)):
+            length = fmt_duration(tr.seconds)
+            covered = report.data_coverage.get(name)
+            if covered is not None and covered < tr.seconds:  # how much of the window had data
+                length = t["with_data"].format(window=length, covered=fmt_duration(covered))
+            windows[name] = f"{fmt_range(tr.start, tr.end)} ({length})"
     return {
         "r": report,
         "t": t,
@@ -173,6 +176,8 @@ def build_view(report: Report) -> dict[str, Any]:
         "generator_href": safe_url(alert.generator_url),
         "windows": windows,
         "verdict_labels": fmt_labels(report.root_causes[0].labels) if report.root_causes else None,
+        # Not localized: why it did not run (the writer's note), else it ran and found the change spread.
+        "not_run": t["not_run"].format(why=report.localization_note) if report.localization_note else None,
         "root_causes": root_causes,
         "evidence": evidence,
         "llm": llm,

@@ -37,6 +37,7 @@ ALERT = "HighLoginFailureRate"
 # Logins per second. High enough that the short demo baseline holds real counts in every segment
 # (shanghai admins see ~2.5/s), so the baseline is not mostly zeros.
 RATE = 100
+BASELINE_SCRAPES = 45  # seconds of exporter data before the fault: a 30 s baseline of 30 s rates
 
 
 def demo_configs(exporter: int, server: int, alertmanager: int) -> tuple[str, str, str]:
@@ -84,6 +85,21 @@ def _spawn(
         env={**os.environ, **(env or {})},
         cwd=Path(__file__).resolve().parent.parent,
     )
+
+
+def _wait_for_baseline(prom_url: str, t0: float, timeout: float) -> None:
+    """Until Prometheus holds BASELINE_SCRAPES scrapes of the exporter (1 s apart), at least 12 s."""
+    time.sleep(12)
+    query = 'count_over_time(up{job="login-exporter"}[5m])'
+    while time.monotonic() - t0 < timeout / 2:
+        try:
+            result = httpx.get(f"{prom_url}/api/v1/query", params={"query": query}, timeout=5).json()
+            values = [float(r["value"][1]) for r in result["data"]["result"]]
+        except (httpx.HTTPError, ValueError, KeyError):
+            values = []
+        if values and max(values) >= BASELINE_SCRAPES:
+            return
+        time.sleep(1)
 
 
 def _say(t0: float, text: str) -> None:
@@ -169,8 +185,9 @@ def run_demo(
             f"Prometheus {prom.url}, Alertmanager {am.url}, exporter {exporter_url}, server {server_url}",
         )
 
-        # A short normal baseline, then the fault.
-        time.sleep(12)
+        # A normal baseline, then the fault: enough scraped data that the 30 s baseline window holds
+        # full 30 s rates (a fixed sleep gave a thin, noisy baseline whenever the start-up was quick).
+        _wait_for_baseline(prom.url, t0, timeout)
         body = {
             "ip_region": REGION,
             "user_type": USER_TYPE,

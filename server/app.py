@@ -7,9 +7,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
 
 from agent.ask import Asker
 from agent.investigator import make_investigator
+from server.archive import restore_archive
 from server.db import Store
 from server.delivery.outbox import Outbox
 from server.deps import Services
@@ -45,7 +47,9 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = Store(settings.database_url)
-        prom = Prometheus(settings.prometheus_url, timeout=settings.prometheus_timeout)
+        prom = Prometheus(
+            settings.prometheus_url, timeout=settings.prometheus_timeout, observer=metrics.prometheus_query
+        )
         investigator = make_investigator(prom, settings.investigation(), settings.llm())
         outbox = Outbox(
             store,
@@ -75,6 +79,8 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
         )
         holder["services"] = app.state.services = services
         if start_workers:
+            # Before any worker writes: temporaries a killed writer left, and files missing for stored rows.
+            await run_in_threadpool(restore_archive, store, settings.reports_dir)
             pool.start()
             outbox.start()
         log.info(
@@ -89,10 +95,12 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
         try:
             yield
         finally:
+            log.info("shutting down", extra={"workers": settings.workers})
             pool.stop()
             outbox.stop()
             prom.close()
             store.close()
+            log.info("stopped")
 
     app = FastAPI(title="alertsleuth", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.add_middleware(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -19,18 +20,17 @@ if TYPE_CHECKING:
 
 def _settings(**overrides: object) -> Settings | None:
     """The settings, or None after printing every problem with the key it is at (exit code 2)."""
-    from server.settings import Settings
+    from server.settings import Settings, problems
 
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
-    except (ValidationError, ValueError) as exc:
-        problems = (
-            [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-            if isinstance(exc, ValidationError)
-            else [str(exc)]
-        )
-        print("error: invalid settings\n" + "\n".join(f"  {p}" for p in problems), file=sys.stderr)
+    except ValueError as exc:  # a ValidationError is one
+        print("error: invalid settings\n" + "\n".join(f"  {p}" for p in problems(exc)), file=sys.stderr)
         return None
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -44,6 +44,9 @@ def _serve(args: argparse.Namespace) -> int:
     if settings is None:
         return 2
     setup_logging(settings.log_level, settings.log_format)
+    # uvicorn shuts down gracefully on SIGTERM (the lifespan logs it), then raises the signal again for
+    # the handler it found: this one makes that a clean exit (0), as it does before uvicorn starts.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.run(
         create_app(settings), host=settings.host, port=settings.port, log_level="warning", access_log=False
     )
@@ -60,6 +63,7 @@ def _investigator(args: argparse.Namespace) -> tuple[Settings, Investigator] | N
         k: v
         for k, v in (
             ("language", args.language),
+            ("prometheus_url", args.prometheus_url),
             ("llm_provider", args.llm),
             ("llm_base_url", args.llm_base_url),
             ("llm_model", args.llm_model),
@@ -69,8 +73,11 @@ def _investigator(args: argparse.Namespace) -> tuple[Settings, Investigator] | N
     settings = _settings(**overrides)
     if settings is None:
         return None
-    prom = Prometheus(args.prometheus_url or settings.prometheus_url, timeout=settings.prometheus_timeout)
+    prom = Prometheus(settings.prometheus_url, timeout=settings.prometheus_timeout)
     return settings, make_investigator(prom, settings.investigation(), settings.llm())
+
+
+EXIT_DEGRADED = 4  # `investigate`: the report was printed, but part of the investigation could not run
 
 
 def _investigate(args: argparse.Namespace) -> int:
@@ -108,6 +115,9 @@ def _investigate(args: argparse.Namespace) -> int:
         print(render_markdown(report))
     else:
         print(render_html(report))
+    if report.degraded:  # printed all the same; the exit code says it is incomplete
+        print("note: the investigation was degraded (see the report's notes)", file=sys.stderr)
+        return EXIT_DEGRADED
     return 0
 
 
@@ -195,7 +205,10 @@ def _sinks(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from server import version
+
     p = argparse.ArgumentParser(prog="alertsleuth", description=__doc__)
+    p.add_argument("--version", action="version", version=f"alertsleuth {version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("serve", help="run the HTTP server (webhooks, API, workers)")

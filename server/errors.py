@@ -1,5 +1,7 @@
 """Errors as HTTP answers: the one place a failure becomes a status and a `detail`.
 
+    request body not JSON (Content-Type)       415  (server/security.py, after authentication)
+    a string that cannot be encoded as UTF-8   422  {"detail": "...", "errors": [...]} (server/security.py)
     request body malformed JSON                400  {"detail": "...", "errors": [...]}
     request body invalid                       422  {"detail": "...", "errors": [...]}
     LLMUnavailable                             503  no model can be used (the detail names the settings)
@@ -20,6 +22,7 @@ from fastapi import FastAPI, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from server.logs import log_rejected
 from server.metrics import Metrics
 from tools.errors import AlertsleuthError, LLMUnavailable
 
@@ -56,6 +59,10 @@ def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
         malformed = any(e["type"] == "json_invalid" for e in errors)
         metrics.requests_rejected.labels("malformed" if malformed else "invalid").inc()
         code = status.HTTP_400_BAD_REQUEST if malformed else status.HTTP_422_UNPROCESSABLE_CONTENT
+        fields = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['type']}" for e in errors)[:500]
+        log_rejected(
+            request.url.path, code, "malformed JSON" if malformed else "invalid request", errors=fields
+        )
         summary = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors[:10])
         return JSONResponse({"detail": summary, "errors": errors}, status_code=code)
 

@@ -44,3 +44,14 @@ def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
     root.setLevel(level.upper())
     for noisy in ("httpx", "urllib3", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+_rejections = logging.getLogger("alertsleuth.http")
+
+
+def log_rejected(path: str, status: int, reason: str, **fields: object) -> None:
+    """One line for a refused request: its path (never the query string), the status, and the reason in
+    the words of the answer. Callers pass no body content and no credentials."""
+    _rejections.warning(
+        "request rejected", extra={"path": path[:200], "status": status, "reason": reason, **fields}
+    )

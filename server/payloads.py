@@ -1,19 +1,56 @@
 """Alert payloads as they arrive: Alertmanager's webhook (version 4) and Prometheus' own alert list.
 
 Unknown fields are kept (a newer Alertmanager may add some), never rejected. Required fields and
-types are enforced; errors name the field.
+types are enforced; errors name the field. Strings that cannot be encoded as UTF-8 (`unencodable`) are
+refused before any model sees them (server/security.py `GuardedRoute`), ids beyond what the database
+stores (`MAX_ID`) by the routes' parameters.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterator
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from agent.models import AlertInfo
 
 ZERO_TIME = datetime(1, 1, 1, tzinfo=UTC)
+MAX_ID = 2**63 - 1  # the largest id the database stores (SQLite's INTEGER, PostgreSQL's BIGINT)
+
+Loc = tuple[str | int, ...]
+
+
+def _shown(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def unencodable(data: Any) -> Iterator[tuple[Loc, str]]:
+    """Where parsed JSON holds a string that cannot be encoded as UTF-8: a lone surrogate, which JSON
+    can carry as an escape (`"\\ud800"`) and which no database, hash or response can take. Yields
+    (location, what) for each value or key, with keys shown escaped so the answer can carry them."""
+    stack: list[tuple[Loc, Any]] = [((), data)]
+    while stack:  # iterative: a deeply nested body cannot exhaust the stack
+        loc, value = stack.pop()
+        if isinstance(value, str):
+            if not value.isascii() and not _encodable(value):
+                yield loc, "the value"
+        elif isinstance(value, dict):
+            for key, item in reversed(value.items()):
+                if not key.isascii() and not _encodable(key):
+                    yield (*loc, _shown(key)), "the key"
+                stack.append(((*loc, _shown(key)), item))
+        elif isinstance(value, list):
+            stack.extend(((*loc, i), item) for i, item in reversed(list(enumerate(value))))
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _labels_ok(labels: dict[str, str]) -> dict[str, str]:
@@ -109,17 +146,24 @@ class PostableAlert(BaseModel):
     def _check_labels(cls, v: dict[str, str]) -> dict[str, str]:
         return _labels_ok(v)
 
-    def to_alert(self, now: datetime) -> AlertInfo:
+    def to_alert(self, now: datetime, drop_labels: Collection[str] = ()) -> AlertInfo:
+        """The alert as of `now`, without the labels in `drop_labels`.
+
+        Prometheus computes no fingerprint; we take Alertmanager's over the labels left. HA replicas of
+        one Prometheus differ only in an external label (`replica`, ...), which Alertmanager setups drop
+        with `alert_relabel_configs`: dropping it here makes both replicas' alerts one.
+        """
         starts = _aware(self.startsAt) or now
         ends = _aware(self.endsAt)
         resolved = ends is not None and ends.year > 1 and ends <= now
+        labels = {k: v for k, v in self.labels.items() if k not in drop_labels or k == "alertname"}
         return AlertInfo(
-            name=self.labels["alertname"],
+            name=labels["alertname"],
             status="resolved" if resolved else "firing",
-            labels=self.labels,
+            labels=labels,
             annotations=self.annotations,
             starts_at=starts,
             ends_at=ends if resolved else None,
-            fingerprint=fingerprint(self.labels),
+            fingerprint=fingerprint(labels),
             generator_url=self.generatorURL or None,
         )

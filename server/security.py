@@ -1,24 +1,43 @@
-"""Authentication of alert senders (what Alertmanager's http_config can send) and body limits."""
+"""Authentication of alert senders (what Alertmanager's http_config can send), the order in which a
+request is checked (`GuardedRoute`), and body limits.
+
+A request to an authenticated route is checked in this order, each step answering before the next runs:
+
+    body over ALERTSLEUTH_MAX_BODY_BYTES           413  (BodyLimitMiddleware, before anything else)
+    credentials missing or wrong                   401  (before the body is read)
+    a body that is not JSON (by its Content-Type)  415
+    a string that cannot be encoded as UTF-8       422  naming the field (a lone surrogate, `\\ud800`)
+    malformed JSON                                 400  (FastAPI, then server/errors.py)
+    invalid for the route's model                  422  naming the field
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import email.message
 import secrets
+from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi import HTTPException, Request, status
+from fastapi import HTTPException, Request, Response, params, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server.deps import ServicesDep
+from server.deps import Services, get_services
+from server.logs import log_rejected
+from server.payloads import unencodable
+
+UNAUTHORIZED = "missing or invalid credentials"  # the 401 answer's detail and its log line's reason
 
 
 def _eq(a: str, b: str) -> bool:
     return secrets.compare_digest(a.encode(), b.encode())
 
 
-def require_auth(request: Request, services: ServicesDep) -> None:
+def require_auth(request: Request, services: Services) -> None:
     """Bearer token or basic auth, when configured; 401 otherwise."""
     s = services.settings
     if not s.auth_enabled:
@@ -40,6 +59,7 @@ def require_auth(request: Request, services: ServicesDep) -> None:
         if _eq(user, s.basic_auth_username) and _eq(password, s.basic_auth_password.get_secret_value()):
             return
     services.metrics.requests_rejected.labels("unauthorized").inc()
+    log_rejected(request.url.path, status.HTTP_401_UNAUTHORIZED, UNAUTHORIZED)
     challenges = []
     if s.auth_token is not None:
         challenges.append('Bearer realm="alertsleuth"')
@@ -47,9 +67,73 @@ def require_auth(request: Request, services: ServicesDep) -> None:
         challenges.append('Basic realm="alertsleuth"')
     raise HTTPException(
         status.HTTP_401_UNAUTHORIZED,
-        "missing or invalid credentials",
+        UNAUTHORIZED,
         headers={"WWW-Authenticate": ", ".join(challenges)},
     )
+
+
+def _is_json(content_type: str) -> bool:
+    message = email.message.Message()
+    message["content-type"] = content_type
+    subtype = message.get_content_subtype()
+    return message.get_content_maintype() == "application" and (
+        subtype == "json" or subtype.endswith("+json")
+    )
+
+
+async def _check_json_body(request: Request, services: Services) -> None:
+    """415 for a body that is not JSON; 422 naming each string that cannot be encoded as UTF-8. A body
+    that does not parse is left to FastAPI (400), an empty one without a content type too (422)."""
+    body = await request.body()
+    content_type = request.headers.get("content-type")
+    if content_type is None and not body:
+        return
+    if content_type is None or not _is_json(content_type):
+        services.metrics.requests_rejected.labels("media_type").inc()
+        detail = (
+            "the body must be JSON, sent with Content-Type: application/json "
+            f"(got {content_type[:100] if content_type else 'no Content-Type'})"
+        )
+        log_rejected(request.url.path, status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, detail)
+        raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, detail)
+    try:
+        data = await request.json()  # kept by the request: FastAPI does not parse it again
+    except (ValueError, RecursionError):
+        return
+    errors = [
+        {
+            "type": "string_unicode",
+            "loc": ("body", *loc),
+            "msg": f"{what} holds a lone surrogate, which cannot be encoded as UTF-8: send text as UTF-8",
+            "input": None,
+        }
+        for loc, what in unencodable(data)
+    ]
+    if errors:
+        raise RequestValidationError(errors)
+
+
+class GuardedRoute(APIRoute):
+    """A route that authenticates before its body is read, then takes only JSON that can be stored.
+
+    FastAPI reads and parses a route's body before it solves the route's dependencies, so a dependency
+    cannot authenticate first: anyone would learn from a 400 that their malformed body reached the
+    parser. This route class runs `require_auth`, then (for a route with a body) the checks of
+    `_check_json_body`, and only then FastAPI's own handler (see the order in this module's docstring).
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        takes_json = self.body_field is not None and not isinstance(self.body_field.field_info, params.Form)
+
+        async def guarded(request: Request) -> Response:
+            services = get_services(request)
+            require_auth(request, services)
+            if takes_json:
+                await _check_json_body(request, services)
+            return await handler(request)
+
+        return guarded
 
 
 class BodyLimitMiddleware:
@@ -63,6 +147,7 @@ class BodyLimitMiddleware:
     async def _reject(self, scope: Scope, receive: Receive, send: Send, detail: str) -> None:
         if self.on_reject is not None:
             self.on_reject()
+        log_rejected(scope["path"], 413, detail)
         await JSONResponse({"detail": detail}, status_code=413)(scope, receive, send)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -8,13 +8,17 @@ import time
 import uuid
 
 from agent.investigator import Investigator
-from server.archive import archive_report
-from server.db import ClaimedJob, Store
+from server.archive import render_report, write_files
+from server.db import ClaimedJob, FailedJob, Store
 from server.delivery.outbox import Outbox
 from server.metrics import Metrics
 from server.poller import Poller
 
 log = logging.getLogger("alertsleuth.worker")
+
+# The longest wait between two tries of an investigation Prometheus did not answer (unless the first
+# retry delay is longer): a resolution waits for the retry, so it stays short.
+UNAVAILABLE_BACKOFF_CAP_SECONDS = 60.0
 
 
 class WorkerPool:
@@ -39,11 +43,12 @@ class WorkerPool:
         self.reports_dir = reports_dir
         self.max_attempts = max_attempts
         self.retry_backoff = retry_backoff
+        self.lease_seconds = lease_seconds
         self.name = f"w-{uuid.uuid4().hex[:8]}"
         self.poller = Poller(
             self.name,
             workers,
-            lambda worker: store.jobs.claim(worker, lease_seconds),
+            self._claim,
             self.run_job,
             poll_interval,
             log=log,
@@ -74,34 +79,51 @@ class WorkerPool:
         t0 = time.perf_counter()
         try:
             findings = self.investigator.collect(job.alert)
-            if findings.unavailable and job.attempts < self.max_attempts:
-                delay = self.retry_backoff * 2 ** (job.attempts - 1)
+            # Prometheus unreachable: retried with capped backoff, past max_attempts while the incident
+            # fires with a good report (the last good analysis, which a degraded report never replaces).
+            if findings.unavailable and (
+                job.attempts < self.max_attempts or self.store.jobs.keeps_retrying(job.incident_id)
+            ):
+                delay = min(
+                    self.retry_backoff * 2 ** (job.attempts - 1),
+                    max(self.retry_backoff, UNAVAILABLE_BACKOFF_CAP_SECONDS),
+                )
                 self.store.jobs.retry_later(job.id, "; ".join(findings.notes)[-500:], delay)
-                self.metrics.investigations.labels("retried").inc()
+                self.metrics.attempt_ended("retried")
                 log.warning(
                     "Prometheus unavailable, investigation re-queued", extra={**ctx, "retry_in": delay}
                 )
                 return
-            # Out of attempts: the report says Prometheus was unreachable (degraded), nothing is lost.
+            # Out of attempts: the report says Prometheus was unreachable (degraded), nothing is lost;
+            # `complete` keeps a good report current over it.
             report = self.investigator.write(findings)
+            if findings.unavailable:  # the writer cannot know what the server does next; it says so
+                report.notes.append(
+                    f"Prometheus did not answer in {job.attempts} attempts; the server does not retry "
+                    f"further: POST /api/v1/incidents/{job.incident_id}/investigate investigates again"
+                )
         except Exception as exc:  # a bug or an unexpected failure: retry, then mark failed; never lose it
             log.exception("investigation crashed", extra=ctx)
             self._retry_or_fail(job, f"{type(exc).__name__}: {exc}", ctx)
             return
         seconds = time.perf_counter() - t0
         try:
-            markdown, html, paths = archive_report(report, self.reports_dir)
+            archived = render_report(report, self.reports_dir)  # files are written after the commit
             # Routed once, here; the store queues what the plan decides in the report's transaction.
             plan = self.outbox.planner.for_report(job.alert.labels, report) if self.outbox else None
-            queued = self.store.jobs.complete(job.id, report, markdown, html, paths, plan=plan)
+            queued = self.store.jobs.complete(
+                job.id, report, archived.markdown, archived.html, archived.paths, plan=plan
+            )
         except Exception as exc:
             log.exception("cannot store the report", extra=ctx)
             self._retry_or_fail(job, f"storing the report failed: {exc}", ctx)
             return
+        write_files(archived)  # a copy of the committed row; the start-up restores what a crash left out
         if queued and self.outbox:
             self.outbox.wake()
         outcome = "degraded" if report.degraded else "ok"
-        self.metrics.investigations.labels(outcome).inc()
+        self.metrics.attempt_ended(outcome)
+        self.metrics.report_stored(report)
         self.metrics.investigation_seconds.observe(seconds)
         log.info(
             "investigation finished",
@@ -110,15 +132,40 @@ class WorkerPool:
                 "report": report.id,
                 "outcome": outcome,
                 "seconds": round(seconds, 3),
-                "path": paths.get("md"),
+                "path": archived.paths.get("md"),
             },
         )
 
+    def _claim(self, worker: str) -> ClaimedJob | None:
+        """The next job to investigate. A job the queue fails instead of handing out (out of attempts
+        after a lost lease, or an unreadable incident) is counted and logged as failed, and the next
+        one is taken: each is failed once, so this ends."""
+        while True:
+            claimed = self.store.jobs.claim(worker, self.lease_seconds, self.max_attempts)
+            if not isinstance(claimed, FailedJob):
+                return claimed
+            self.metrics.attempt_ended("failed")
+            log.error(
+                "investigation failed for good",
+                extra={
+                    "incident": claimed.incident_id,
+                    "job": claimed.id,
+                    "attempt": claimed.attempts,
+                    "error": claimed.error,
+                },
+            )
+
     def _retry_or_fail(self, job: ClaimedJob, error: str, ctx: dict[str, object]) -> None:
-        if job.attempts < self.max_attempts:
-            self.store.jobs.retry_later(job.id, error, self.retry_backoff * 2 ** (job.attempts - 1))
-            self.metrics.investigations.labels("retried").inc()
-        else:
-            self.store.jobs.fail(job.id, error)
-            self.metrics.investigations.labels("failed").inc()
-            log.error("investigation failed for good", extra={**ctx, "error": error})
+        """Retry with backoff, or fail for good once the attempts are spent. Never raises (the worker
+        thread would die): when not even that can be stored, the job keeps its lease, and once the lease
+        runs out `claim` hands it out again or, attempts spent, fails it."""
+        try:
+            if job.attempts < self.max_attempts:
+                self.store.jobs.retry_later(job.id, error, self.retry_backoff * 2 ** (job.attempts - 1))
+                self.metrics.attempt_ended("retried")
+            else:
+                self.store.jobs.fail(job.id, error)
+                self.metrics.attempt_ended("failed")
+                log.error("investigation failed for good", extra={**ctx, "error": error})
+        except Exception:
+            log.exception("cannot record the end of the attempt", extra={**ctx, "error": error})

@@ -7,6 +7,8 @@ import json
 import math
 import re
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,6 +22,10 @@ from tools.format import rfc3339
 
 # Prometheus refuses range queries of more than 11,000 points per series.
 MAX_POINTS_PER_SERIES = 11_000
+
+# Told how each call to Prometheus ended ("ok", "error": the query was refused, "unavailable") and how
+# many seconds it took; the server counts them. It must not raise.
+QueryObserver = Callable[[str, float], None]
 
 
 @dataclass(frozen=True)
@@ -70,8 +76,10 @@ class Prometheus:
         headers: dict[str, str] | None = None,
         max_series: int = 2_000,
         retries: int = 1,
+        observer: QueryObserver | None = None,
     ) -> None:
         self.url = url.rstrip("/")
+        self.observer = observer
         self.timeout = timeout
         self.max_series = max_series
         retry = Retry(
@@ -93,8 +101,12 @@ class Prometheus:
     # ------------------------------------------------------------------ plumbing
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        outcome = "unavailable"
+        t0 = time.perf_counter()
         try:
-            return fn(*args, **kwargs)
+            result = fn(*args, **kwargs)
+            outcome = "ok"
+            return result
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise PrometheusUnavailable(
                 f"Prometheus at {self.url} is unreachable: {type(exc).__name__}"
@@ -105,9 +117,12 @@ class Prometheus:
             text = str(exc)
             if "HTTP Status Code 5" in text and "bad_data" not in text:
                 raise PrometheusUnavailable(f"Prometheus at {self.url} answered {text[:300]}") from exc
+            outcome = "error"
             raise QueryError(_prom_error_text(text)) from exc
         finally:
             self.log.add()
+            if self.observer is not None:
+                self.observer(outcome, time.perf_counter() - t0)
 
     def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
         def fetch() -> Any:

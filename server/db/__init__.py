@@ -2,7 +2,7 @@
 
 from server.db.deliveries import ClaimedDelivery, NewDelivery, Plan, Told
 from server.db.intake import IngestResult
-from server.db.jobs import ClaimedJob
+from server.db.jobs import ClaimedJob, FailedJob
 from server.db.models import (
     AskMessage,
     AskSession,
@@ -21,6 +21,7 @@ __all__ = [
     "ClaimedDelivery",
     "ClaimedJob",
     "Delivery",
+    "FailedJob",
     "Incident",
     "IngestResult",
     "Job",

@@ -1,8 +1,19 @@
 """Intake: a notification and its alerts persisted in one transaction, deduplicated into incidents.
 
-One incident per (fingerprint, startsAt). A new firing alert queues an investigation; a resolution
-marks the incident resolved and queues, in the same transaction, the resolved notices its plan decides
-on; a repeat is counted, or re-investigated when its report is stale.
+An alert belongs to the incident with its fingerprint and startsAt; failing that, to the one with its
+fingerprint whose startsAt is within `window` seconds of the alert's and which was still firing when
+the alert started (firing, or resolved after the alert's startsAt). The second rule is for HA replicas
+of one Prometheus posting directly: each evaluates the rule at its own moment, so their startsAt are up
+to an evaluation interval apart, and one may see the resolution before the other. A new firing after a
+resolution starts after it, so it is a new incident however soon it comes.
+
+A new firing alert queues an investigation; a resolution marks the incident resolved and queues, in the
+same transaction, the resolved notices its plan decides on; a repeat is counted, or re-investigated when
+its report is stale.
+
+Concurrent ingests: the notification's INSERT comes first in the transaction, so on SQLite the write
+lock orders ingests and each lookup sees every incident committed before it. The unique key
+(fingerprint, startsAt) catches two inserts of the same key on any backend (the loser retries).
 """
 
 from __future__ import annotations
@@ -43,8 +54,10 @@ class Intake:
         *,
         on_resolved: Callable[[AlertInfo], Plan] | None = None,
         refresh_after: float = 0.0,
+        window: float = 0.0,
     ) -> IngestResult:
-        """Persist a notification and its alerts in one transaction; dedup by (fingerprint, startsAt).
+        """Persist a notification and its alerts in one transaction; dedup by fingerprint and startsAt
+        (within `window` seconds, for HA replicas: see the module's docstring).
 
         `on_resolved(alert)` is the plan of the resolved notices for a resolution (the delivery layer
         routes the alert once and decides); they are queued in the same transaction, so a resolution is
@@ -56,7 +69,7 @@ class Intake:
         """
         for attempt in range(3):
             try:
-                return self._ingest(source, body, group_key, alerts, on_resolved, refresh_after)
+                return self._ingest(source, body, group_key, alerts, on_resolved, refresh_after, window)
             except IntegrityError:
                 if attempt == 2:
                     raise
@@ -70,6 +83,7 @@ class Intake:
         alerts: list[AlertInfo],
         on_resolved: Callable[[AlertInfo], Plan] | None,
         refresh_after: float,
+        window: float,
     ) -> IngestResult:
         with self.db.session() as s:
             note = Notification(source=source, group_key=group_key, alerts=len(alerts), body=body)
@@ -77,11 +91,7 @@ class Intake:
             s.flush()
             result = IngestResult(note.id)
             for alert in alerts:
-                inc = s.scalars(
-                    select(Incident).where(
-                        Incident.fingerprint == alert.fingerprint, Incident.starts_at == alert.starts_at
-                    )
-                ).first()
+                inc = _incident_of(s, alert, window)
                 if inc is None:
                     inc = Incident(
                         fingerprint=alert.fingerprint,
@@ -121,6 +131,26 @@ class Intake:
                 else:
                     result.deduplicated.append(inc.id)
             return result
+
+
+def _incident_of(s: Session, alert: AlertInfo, window: float) -> Incident | None:
+    """The incident `alert` belongs to, if any (the rules are in the module's docstring)."""
+    same = Incident.fingerprint == alert.fingerprint
+    exact = s.scalars(select(Incident).where(same, Incident.starts_at == alert.starts_at)).first()
+    if exact is not None or window <= 0:
+        return exact
+    span = timedelta(seconds=window)
+    near = s.scalars(
+        select(Incident).where(
+            same, Incident.starts_at.between(alert.starts_at - span, alert.starts_at + span)
+        )
+    )
+    was_firing = [
+        inc
+        for inc in near
+        if inc.status != "resolved" or inc.resolved_at is None or alert.starts_at < inc.resolved_at
+    ]
+    return min(was_firing, key=lambda inc: abs(inc.starts_at - alert.starts_at), default=None)
 
 
 def _stale(s: Session, inc: Incident, seconds: float) -> bool:

@@ -3,15 +3,17 @@ complete (the report and its deliveries in one transaction)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 
 from agent.models import AlertInfo, Report, utcnow
 from server.db.database import Database
 from server.db.deliveries import Plan, queue_deliveries
-from server.db.models import Incident, Job
+from server.db.models import Incident, Job, ReportRow
 from server.db.reports import add_report
 
 
@@ -21,6 +23,44 @@ class ClaimedJob:
     incident_id: int
     attempts: int
     alert: AlertInfo
+
+
+@dataclass
+class FailedJob:
+    """A due job the queue failed instead of handing out: out of attempts, or its incident unreadable."""
+
+    id: int
+    incident_id: int
+    attempts: int
+    error: str
+
+
+def _storable(error: str) -> str:
+    """An error text any database takes (a lone surrogate in an exception message would not be)."""
+    return error.encode("utf-8", "backslashreplace").decode("utf-8")[:4000]
+
+
+def _end(s: Session, job: Job, state: str, error: str, not_before: datetime | None = None) -> None:
+    """The job's attempt ended without a report: queued again (`not_before`) or failed for good; the
+    incident says so, with the error."""
+    error = _storable(error)
+    job.state = state
+    job.lease_until = None
+    job.last_error = error
+    if not_before is not None:
+        job.not_before = not_before
+    inc = s.get(Incident, job.incident_id)
+    assert inc is not None
+    inc.investigation = state
+    inc.error = error
+
+
+def _good_report(s: Session, inc: Incident) -> str | None:
+    """The incident's current report when it is not degraded (the last good analysis), else None."""
+    if not inc.report_id:
+        return None
+    body = s.scalar(select(ReportRow.body).where(ReportRow.id == inc.report_id))
+    return inc.report_id if body and not json.loads(body).get("degraded", False) else None
 
 
 class JobQueue:
@@ -38,8 +78,16 @@ class JobQueue:
             )
             return int(res.rowcount or 0)  # type: ignore[attr-defined]
 
-    def claim(self, worker: str, lease_seconds: float) -> ClaimedJob | None:
-        """Take the oldest due job (or one whose lease expired). Safe with several workers/processes."""
+    def claim(
+        self, worker: str, lease_seconds: float, max_attempts: int | None = None
+    ) -> ClaimedJob | FailedJob | None:
+        """Take the oldest due job (or one whose lease expired). Safe with several workers/processes.
+
+        A due job is failed instead (a `FailedJob`, with the reason) when its lease ran out on its last
+        allowed attempt (`max_attempts`: an attempt that hangs or loses its worker would be tried
+        forever otherwise), or when its incident cannot be read (it would fail every claim and block
+        the queue). A queued job runs whatever its attempts: `recover` re-queued it after a restart (an
+        interrupted attempt), or the worker re-queued it past them on purpose (`keeps_retrying`)."""
         now = utcnow()
         due = ((Job.state == "queued") & (Job.not_before <= now)) | (
             (Job.state == "running") & (Job.lease_until < now)
@@ -50,12 +98,14 @@ class JobQueue:
                 if job is None:
                     return None
                 job_id, state, attempts = job.id, job.state, job.attempts
+                # Spent: its lease ran out on its last allowed attempt (see the docstring).
+                spent = max_attempts is not None and state == "running" and attempts >= max_attempts
                 res = s.execute(
                     update(Job)
                     .where(Job.id == job_id, Job.state == state, Job.attempts == attempts)
                     .values(
                         state="running",
-                        attempts=attempts + 1,
+                        attempts=attempts if spent else attempts + 1,
                         worker=worker,
                         lease_until=now + timedelta(seconds=lease_seconds),
                     )
@@ -63,10 +113,24 @@ class JobQueue:
                 )
                 if (res.rowcount or 0) != 1:  # type: ignore[attr-defined]
                     continue  # another worker took it
+                s.expire(job)  # updated above, behind the session's back
                 inc = s.get(Incident, job.incident_id)
                 assert inc is not None
-                inc.investigation = "running"
-                return ClaimedJob(job_id, inc.id, attempts + 1, inc.alert())
+                if spent:
+                    error = (
+                        f"out of attempts ({attempts} of {max_attempts}): the last one ran past its lease "
+                        f"of {lease_seconds:g} s without a result (it hung, or its worker stopped)"
+                    )
+                else:
+                    try:
+                        alert = inc.alert()
+                    except Exception as exc:  # a row no investigation can start from
+                        error = f"cannot read the incident to investigate it: {type(exc).__name__}: {exc}"
+                    else:
+                        inc.investigation = "running"
+                        return ClaimedJob(job_id, inc.id, attempts + 1, alert)
+                _end(s, job, "failed", error)
+                return FailedJob(job_id, inc.id, job.attempts, _storable(error))
         return None
 
     def complete(
@@ -80,7 +144,11 @@ class JobQueue:
         plan: Plan | None = None,
     ) -> list[int]:
         """Store the report and, in the same transaction, queue the deliveries `plan` decides on (given
-        what each sink was told before). Returns the ids queued."""
+        what each sink was told before). Returns the ids queued.
+
+        A degraded report never replaces a good one: when the incident's current report is not
+        degraded, the degraded one is stored (readable by its id) but the good one stays current, the
+        job's `last_error` records the attempt, and nobody is told (it is not a change of analysis)."""
         with self.db.session() as s:
             job = s.get(Job, job_id)
             assert job is not None
@@ -89,10 +157,26 @@ class JobQueue:
             add_report(s, job.incident_id, report, markdown, html, paths)
             inc = s.get(Incident, job.incident_id)
             assert inc is not None
+            kept = _good_report(s, inc) if report.degraded else None
+            if kept is not None:
+                why = "; ".join(dict.fromkeys(report.notes)) or "part of the investigation could not run"
+                job.last_error = inc.error = (
+                    f"degraded ({why[-400:]}): its report {report.id} was stored, "
+                    f"the last good report {kept} stays current"
+                )
+                inc.investigation = "done"
+                return []
             inc.report_id = report.id
             inc.investigation = "degraded" if report.degraded else "done"
             inc.error = None
             return [d.id for d in queue_deliveries(s, inc, plan, report.id)]
+
+    def keeps_retrying(self, incident_id: int) -> bool:
+        """Whether an investigation that cannot reach Prometheus is retried past its attempts: while the
+        incident is firing and holds a good report (which a degraded one would not replace anyway)."""
+        with self.db.session() as s:
+            inc = s.get(Incident, incident_id)
+            return inc is not None and inc.status != "resolved" and _good_report(s, inc) is not None
 
     def retry_later(self, job_id: int, error: str, delay_seconds: float) -> None:
         self._end_attempt(job_id, "queued", error, not_before=utcnow() + timedelta(seconds=delay_seconds))
@@ -101,20 +185,11 @@ class JobQueue:
         self._end_attempt(job_id, "failed", error)
 
     def _end_attempt(self, job_id: int, state: str, error: str, not_before: datetime | None = None) -> None:
-        """The job's attempt ended without a report: queued again (`not_before`) or failed for good; the
-        incident says so, with the error."""
+        """The job's attempt ended without a report (see `_end`)."""
         with self.db.session() as s:
             job = s.get(Job, job_id)
             assert job is not None
-            job.state = state
-            job.lease_until = None
-            job.last_error = error
-            if not_before is not None:
-                job.not_before = not_before
-            inc = s.get(Incident, job.incident_id)
-            assert inc is not None
-            inc.investigation = state
-            inc.error = error
+            _end(s, job, state, error, not_before)
 
     def requeue(self, incident_id: int) -> bool:
         """Start a new investigation of an incident (API: re-investigate)."""

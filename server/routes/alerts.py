@@ -5,16 +5,16 @@ from __future__ import annotations
 import functools
 import logging
 
-from fastapi import APIRouter, Depends, Request, status
+from fastapi import APIRouter, Request, status
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
 from agent.models import AlertInfo, utcnow
 from server.deps import Services, ServicesDep
 from server.payloads import AlertmanagerWebhook, PostableAlert
-from server.security import require_auth
+from server.security import GuardedRoute
 
-router = APIRouter(tags=["alerts"], dependencies=[Depends(require_auth)])
+router = APIRouter(tags=["alerts"], route_class=GuardedRoute)
 log = logging.getLogger("alertsleuth.intake")
 
 
@@ -41,6 +41,7 @@ async def _accept(
             alerts,
             on_resolved=lambda a: services.outbox.planner.for_resolution(a.labels),  # routed once, here
             refresh_after=services.settings.refresh_seconds,
+            window=services.settings.dedup_window_seconds,
         )
     )
     services.metrics.alerts_deduplicated.inc(len(result.deduplicated))
@@ -96,7 +97,9 @@ async def prometheus_alerts(
     payload: list[PostableAlert], request: Request, services: ServicesDep
 ) -> Accepted:
     """Prometheus can send here directly (`alerting.alertmanagers` with `path_prefix` pointing at
-    alertsleuth). An alert whose endsAt is in the past is resolved."""
+    alertsleuth). An alert whose endsAt is in the past is resolved. The labels in
+    ALERTSLEUTH_DEDUP_IGNORE_LABELS (HA replicas' external labels) are dropped, so both replicas of a
+    pair make one incident."""
     now = utcnow()
-    alerts = [a.to_alert(now) for a in payload]
+    alerts = [a.to_alert(now, services.settings.dedup_ignore_labels) for a in payload]
     return await _accept(services, "prometheus", await request.body(), "", alerts)

@@ -6,32 +6,49 @@ import asyncio
 import json
 import threading
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, HTTPException, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from agent.ask import Answer, Turn
 from agent.models import Evidence, LLMUsage, Report
 from server.deps import Services, ServicesDep
 from server.errors import http_error, status_of
-from server.security import require_auth
+from server.payloads import MAX_ID
+from server.security import GuardedRoute
 from tools.errors import AlertsleuthError
 
-router = APIRouter(prefix="/api/v1/ask", tags=["ask"], dependencies=[Depends(require_auth)])
+router = APIRouter(prefix="/api/v1/ask", tags=["ask"], route_class=GuardedRoute)
+
+# A window Prometheus can hold (no data before the epoch; its times end in 2262) and our arithmetic too.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2262, 1, 1, tzinfo=UTC)
 
 
 class AskIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     question: str = Field(min_length=1, max_length=4000)
-    incident_id: int | None = Field(None, description="answer in the context of this incident's report")
+    incident_id: int | None = Field(
+        None, ge=1, le=MAX_ID, description="answer in the context of this incident's report"
+    )
     start: datetime | None = Field(None, description="window start (default: an hour before `end`)")
     end: datetime | None = Field(None, description="window end (default: now)")
     session_id: str | None = Field(None, max_length=32, description="continue this conversation")
+
+    @field_validator("start", "end")
+    @classmethod
+    def _in_range(cls, v: datetime | None, info: ValidationInfo) -> datetime | None:
+        if v is not None and not EARLIEST <= (v if v.tzinfo else v.replace(tzinfo=UTC)) < LATEST:
+            raise ValueError(
+                f"{info.field_name} must lie between 1970-01-01T00:00:00Z and 2262-01-01T00:00:00Z "
+                "(the times Prometheus can hold)"
+            )
+        return v
 
 
 class AskOut(BaseModel):

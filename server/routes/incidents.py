@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
+from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
 from server.archive import report_output
 from server.db import Delivery, Incident, Job
 from server.deps import ServicesDep
-from server.security import require_auth
+from server.payloads import MAX_ID
+from server.security import GuardedRoute
 
-router = APIRouter(tags=["incidents"], dependencies=[Depends(require_auth)])
+router = APIRouter(tags=["incidents"], route_class=GuardedRoute)
+
+# An id outside 1..2^63-1 (what the database stores) is refused with 422 naming the parameter, like any
+# other invalid parameter; an id in range that names nothing is 404.
+IncidentId = Annotated[int, Path(ge=1, le=MAX_ID, description="the incident's id")]
+DeliveryId = Annotated[int, Path(ge=1, le=MAX_ID, description="the delivery's id")]
 
 
 class JobOut(BaseModel):
@@ -99,14 +105,14 @@ async def list_incidents(
     status_: Literal["firing", "resolved"] | None = Query(None, alias="status"),
     alertname: str | None = None,
     limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_ID),
 ) -> IncidentPage:
     rows, total = await run_in_threadpool(services.store.incidents.page, status_, alertname, limit, offset)
     return IncidentPage(total=total, items=[IncidentOut(**_out(r)) for r in rows])
 
 
 @router.get("/api/v1/incidents/{incident_id}", response_model=IncidentDetail)
-async def get_incident(incident_id: int, services: ServicesDep) -> IncidentDetail:
+async def get_incident(incident_id: IncidentId, services: ServicesDep) -> IncidentDetail:
     found = await run_in_threadpool(services.store.incidents.detail, incident_id)
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no incident {incident_id}")
@@ -124,7 +130,7 @@ async def get_incident(incident_id: int, services: ServicesDep) -> IncidentDetai
     status_code=status.HTTP_202_ACCEPTED,
     response_model=IncidentDetail,
 )
-async def reinvestigate(incident_id: int, services: ServicesDep) -> IncidentDetail:
+async def reinvestigate(incident_id: IncidentId, services: ServicesDep) -> IncidentDetail:
     """Queue a new investigation of an incident (after a failure, or to refresh the report)."""
     if not await run_in_threadpool(services.store.jobs.requeue, incident_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no incident {incident_id}")
@@ -138,7 +144,9 @@ async def reinvestigate(incident_id: int, services: ServicesDep) -> IncidentDeta
     response_model=DeliveryOut,
     responses={404: {"description": "no such delivery"}, 409: {"description": "the delivery has not failed"}},
 )
-async def retry_delivery(incident_id: int, delivery_id: int, services: ServicesDep) -> DeliveryOut:
+async def retry_delivery(
+    incident_id: IncidentId, delivery_id: DeliveryId, services: ServicesDep
+) -> DeliveryOut:
     """Send a failed delivery again, with a fresh set of attempts. Ticket sinks comment on or close the
     ticket they already opened: a retry never opens a second one."""
     d, requeued = await run_in_threadpool(services.store.deliveries.retry, incident_id, delivery_id)

@@ -162,7 +162,7 @@ def test_demo_runs_the_whole_flow(tmp_path: Path, alertmanager_bin: str, redmine
             }
         )
         delivery["route"]["routes"][0]["continue"] = True
-        assert run_demo(timeout=90, reports_dir=str(tmp_path / "reports"), delivery=delivery) == 0
+        assert run_demo(timeout=150, reports_dir=str(tmp_path / "reports"), delivery=delivery) == 0
         [mail] = smtp.wait_for(1)
         time.sleep(0.5)
         assert len(smtp.messages) == 1, [m.message["Subject"] for m in smtp.messages]

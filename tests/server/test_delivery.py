@@ -165,7 +165,8 @@ def test_ticket_and_mail_from_firing_to_resolved(
             assert len(smtp.messages) == 1
 
             metrics = c.get("/metrics").text
-            assert 'alertsleuth_deliveries{sink="ops-redmine",state="done"} 2.0' in metrics
+            assert 'alertsleuth_deliveries{sink="ops-redmine",state="pending"} 0.0' in metrics  # not history
+            assert 'alertsleuth_delivery_attempts_total{outcome="sent",sink="ops-redmine"} 2.0' in metrics
             assert 'alertsleuth_delivery_attempts_total{outcome="sent",sink="mail"} 1.0' in metrics
     finally:
         stop()

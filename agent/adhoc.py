@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from agent.findings import Findings
-from tools.format import fmt_labels, fmt_num, fmt_pct
+from tools.format import fmt_labels, fmt_num, fmt_pct, fmt_range
 
 if TYPE_CHECKING:
     from tools.toolkit import Localizer, Recorder
@@ -40,11 +40,22 @@ def localizer(breakdown: Breakdown, record: Recorder) -> Localizer:
 
 
 def breakdown_text(f: Findings) -> str:
-    """What a breakdown found, in numbers: the localized label sets, or why nothing localized."""
+    """What a breakdown found, in numbers: the windows it compared, then the localized label sets, or why
+    nothing localized."""
+    w = f.windows
+    compared = (
+        f"baseline {fmt_range(w.baseline.start, w.baseline.end)} vs incident "
+        f"{fmt_range(w.incident.start, w.incident.end)}: "
+        if w
+        else ""
+    )
     loc = f.localization
     if loc is None:
-        return "not localized: " + ("; ".join(f.notes) or "no data")
-    head = f"signal {fmt_num(loc.baseline)} -> {fmt_num(loc.incident)} over labels {', '.join(f.labels)}"
+        return compared + "not localized: " + ("; ".join(f.notes) or "no data")
+    head = (
+        f"{compared}signal {fmt_num(loc.baseline)} -> {fmt_num(loc.incident)} over labels "
+        f"{', '.join(f.labels)}"
+    )
     if not loc.localized:
         return f"{head}; not localized: " + "; ".join(loc.notes or ["the change is spread"])
     causes = [

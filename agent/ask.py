@@ -1,8 +1,10 @@
 """`ask`: ad-hoc questions answered with the same tools as the investigation.
 
 With an LLM, a LangChain agent answers over the Prometheus tools, in a multi-turn conversation whose
-history the caller keeps. Without one, a question that is a PromQL expression, or that names an alerting
-rule, gets the deterministic breakdown; anything else raises LLMUnavailable naming the settings.
+history the caller keeps. Without one, a question that is a PromQL expression, names an alerting rule or
+is a metric's name gets the deterministic breakdown; anything else is answered from the incident's stored
+report when one is given, and otherwise raises LLMUnavailable naming the settings. When Prometheus
+cannot be reached for a breakdown, PrometheusUnavailable says so (never an answer that hides it).
 """
 
 from __future__ import annotations
@@ -20,15 +22,16 @@ from agent.investigator import Investigator
 from agent.llm import LLMConfig, build_chat_model
 from agent.models import Evidence, LLMUsage, Report
 from tools import promql
-from tools.errors import AlertsleuthError, LLMUnavailable, UnsupportedQuery
-from tools.format import rfc3339
+from tools.errors import AlertsleuthError, LLMUnavailable, PrometheusUnavailable, UnsupportedQuery
+from tools.format import fmt_range, rfc3339
 
 if TYPE_CHECKING:
     from tools.toolkit import Localizer, Recorder
 
 NO_LLM = (
-    "no LLM is configured, and without one only a PromQL expression or an alert rule's name can be "
-    "answered: set ALERTSLEUTH_LLM_PROVIDER (e.g. deepseek) and its key (DEEPSEEK_API_KEY)"
+    "no LLM is configured, and without one only a PromQL expression, an alert rule's name or a metric's "
+    "name can be answered (or, with an incident, its stored report): set ALERTSLEUTH_LLM_PROVIDER "
+    "(e.g. deepseek) and its key (DEEPSEEK_API_KEY)"
 )
 
 
@@ -42,7 +45,7 @@ class Turn:
 class Answer:
     answer: str
     queries: list[Evidence] = field(default_factory=list)
-    mode: str = "llm"  # llm | breakdown
+    mode: str = "llm"  # llm | breakdown | report (no LLM: the incident's stored report)
     llm: LLMUsage | None = None
 
 
@@ -80,15 +83,14 @@ class Asker:
         end = end or self.investigator.clock()
         start = start or end - timedelta(hours=1)
         if not self.config.enabled:
-            expr = self.deterministic_expression(question)
-            if expr is None:
-                raise LLMUnavailable(NO_LLM)
-            return self._breakdown(expr, start, end)
+            return self._without_llm(question, report, start, end)
         return self._llm(question, history, report, start, end, emit)
 
     def deterministic_expression(self, question: str) -> str | None:
         """The PromQL a question stands for without an LLM: the question itself when it is an expression
-        (it has a selector, call or operator, not only words), or the expression of a rule it names."""
+        (it has a selector, call or operator, not only words), the expression of a rule it names, or the
+        question itself when it is one word naming a metric Prometheus has (`up`, `user_login_total`).
+        Raises PrometheusUnavailable when Prometheus cannot be asked for its rules or metric names."""
         text = question.strip().rstrip("?").strip()
         if re.search(r"[{}()\[\]/*+<>=]", text):
             try:
@@ -96,22 +98,86 @@ class Asker:
                 return text
             except UnsupportedQuery:
                 pass
+        prom = self.investigator.prom
         try:
-            rules = self.investigator.prom.rules()
+            rules = prom.rules()
+        except PrometheusUnavailable:
+            raise
         except AlertsleuthError:
-            return None
+            rules = []
         for rule in rules:
             name = str(rule.get("name") or "")
             if name and re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", question, re.I):
                 return str(rule.get("query") or "") or None
+        if re.fullmatch(r"[a-zA-Z_:][a-zA-Z0-9_:]*", text):
+            try:
+                names = prom.label_values("__name__")
+            except PrometheusUnavailable:
+                raise
+            except AlertsleuthError:
+                return None
+            if text in names:
+                try:
+                    promql.parse(text)
+                    return text
+                except UnsupportedQuery:
+                    return None
         return None
 
     # ------------------------------------------------------------------ without an LLM
 
+    def _without_llm(self, question: str, report: Report | None, start: datetime, end: datetime) -> Answer:
+        try:
+            expr = self.deterministic_expression(question)
+        except PrometheusUnavailable as exc:
+            if report is not None:  # the stored report needs no Prometheus
+                return self._from_report(report, note=f"{exc}, so nothing was queried")
+            raise PrometheusUnavailable(
+                f"{exc}: the question could not be matched against its alert rules and metrics"
+            ) from exc
+        if expr is not None:
+            return self._breakdown(expr, start, end)
+        if report is not None:
+            return self._from_report(report)
+        raise LLMUnavailable(NO_LLM)
+
     def _breakdown(self, expr: str, start: datetime, end: datetime) -> Answer:
         findings = self.investigator.breakdown(expr, start, end)
+        if findings.unavailable:  # the breakdown could not run: say so, not "not localized"
+            raise PrometheusUnavailable("; ".join(findings.notes) or "Prometheus could not be reached")
         text = breakdown_text(findings)
         return Answer(answer=f"`{expr}`: {text}", queries=list(findings.evidence), mode="breakdown")
+
+    @staticmethod
+    def _from_report(report: Report, note: str | None = None) -> Answer:
+        """Without an LLM, a free question about an incident: what its stored report found, citing its
+        evidence (returned as the answer's queries, so the ids resolve)."""
+        w = report.windows
+        lines = [
+            f"No LLM is configured, so this is the stored report {report.id} of alert {report.alert.name}"
+            + (
+                f" (baseline {fmt_range(w.baseline.start, w.baseline.end)} vs incident "
+                f"{fmt_range(w.incident.start, w.incident.end)})"
+                if w
+                else ""
+            )
+            + (f"; {note}" if note else "")
+            + ".",
+            f"Summary: {report.summary}",
+        ]
+        if report.root_causes:
+            lines.append("Root causes:")
+            for i, rc in enumerate(report.root_causes, 1):
+                cited = " ".join(
+                    f"[{e}]" for e in rc.evidence_ids if not re.search(rf"\b{re.escape(e)}\b", rc.statement)
+                )
+                lines.append(f"{i}. {rc.statement}" + (f" {cited}" if cited else ""))
+        else:
+            why = f" ({report.localization_note})" if report.localization_note else ""
+            lines.append(f"Root causes: none found{why}")
+        if report.evidence:
+            lines.append("Evidence: " + "; ".join(f"[{e.id}] {e.title}" for e in report.evidence))
+        return Answer(answer="\n".join(lines), queries=list(report.evidence), mode="report")
 
     # ------------------------------------------------------------------ with an LLM
 

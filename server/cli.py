@@ -78,6 +78,7 @@ def _investigator(args: argparse.Namespace) -> tuple[Settings, Investigator] | N
 
 
 EXIT_DEGRADED = 4  # `investigate`: the report was printed, but part of the investigation could not run
+EXIT_PROMETHEUS = 5  # `ask`: Prometheus could not be reached, so nothing could be answered
 
 
 def _investigate(args: argparse.Namespace) -> int:
@@ -123,7 +124,7 @@ def _investigate(args: argparse.Namespace) -> int:
 
 def _ask(args: argparse.Namespace) -> int:
     from agent.ask import Asker
-    from tools.errors import LLMUnavailable
+    from tools.errors import LLMUnavailable, PrometheusUnavailable
     from tools.toolkit import ToolInputError, parse_time
 
     built = _investigator(args)
@@ -147,6 +148,9 @@ def _ask(args: argparse.Namespace) -> int:
     except LLMUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
+    except PrometheusUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_PROMETHEUS
     except Exception as exc:  # noqa: BLE001 - an LLM client error: say it, don't trace it
         print(f"error: the LLM call failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 4
@@ -235,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.set_defaults(fn=_investigate)
 
     a = sub.add_parser("ask", help="answer a question with the investigation's tools")
-    a.add_argument("question", help="a question, a PromQL expression, or an alert rule's name")
+    a.add_argument("question", help="a question, PromQL, an alert rule's name or a metric's name")
     a.add_argument("--start", help="window start: RFC 3339, Unix seconds or now-1h (default: end - 1h)")
     a.add_argument("--end", help="window end (default: now)")
     a.add_argument("--prometheus-url", help="Prometheus base URL (ALERTSLEUTH_PROMETHEUS_URL)")

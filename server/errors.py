@@ -5,6 +5,9 @@
     request body malformed JSON                400  {"detail": "...", "errors": [...]}
     request body invalid                       422  {"detail": "...", "errors": [...]}
     LLMUnavailable                             503  no model can be used (the detail names the settings)
+    PrometheusUnavailable                      503  Prometheus could not be reached (the detail names it)
+    StoreBusy                                  503  + Retry-After: the store stayed locked past the intake
+                                                    timeout; nothing was stored (counted, logged)
     any other AlertsleuthError                 502  what the answer depended on failed (Prometheus, ...)
     ValueError while answering                 422  the question cannot be answered as asked
     an LLM client's own error, timed out       504  "the LLM did not answer in time (...)"
@@ -16,6 +19,7 @@ FastAPI (the `ask` stream's error event) asks `status_of` for the same status an
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request, status
@@ -24,12 +28,12 @@ from fastapi.responses import JSONResponse
 
 from server.logs import log_rejected
 from server.metrics import Metrics
-from tools.errors import AlertsleuthError, LLMUnavailable
+from tools.errors import AlertsleuthError, LLMUnavailable, PrometheusUnavailable, StoreBusy
 
 
 def status_of(exc: Exception) -> tuple[int, str]:
     """The status and detail for an error raised while serving a request (see the table above)."""
-    if isinstance(exc, LLMUnavailable):
+    if isinstance(exc, LLMUnavailable | PrometheusUnavailable | StoreBusy):
         return status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)
     if isinstance(exc, AlertsleuthError):
         return status.HTTP_502_BAD_GATEWAY, str(exc)
@@ -69,4 +73,9 @@ def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
     @app.exception_handler(AlertsleuthError)
     async def ours(request: Request, exc: AlertsleuthError) -> JSONResponse:
         code, detail = status_of(exc)
+        if isinstance(exc, StoreBusy):
+            metrics.requests_rejected.labels("busy").inc()
+            log_rejected(request.url.path, code, "store busy")
+            retry_after = str(max(1, math.ceil(exc.retry_after)))
+            return JSONResponse({"detail": detail}, status_code=code, headers={"Retry-After": retry_after})
         return JSONResponse({"detail": detail}, status_code=code)

@@ -124,6 +124,9 @@ class Settings(BaseSettings):
     dedup_window_seconds: float = Field(
         300.0, ge=0, description="an alert whose startsAt is this close to an incident's joins it"
     )
+    intake_timeout_seconds: float = Field(
+        5.0, gt=0, le=60, description="longest wait for the store at intake; then 503 with Retry-After"
+    )
     dedup_ignore_labels: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["replica", "prometheus_replica", "__replica__"],
         description="labels dropped from alerts Prometheus posts directly (HA replicas' external labels)",

@@ -11,6 +11,7 @@
     │   ├── LLMUnavailable         no model can be used (not configured, unknown provider, no key, failing)
     │   └── LLMFailure             a run gave up (budget spent, no structured answer): the offline report
     ├── DeliveryError              a sink's delivery attempt failed (`retryable`, `retry_after`)
+    ├── StoreBusy                  the store stayed locked past the intake timeout (`retry_after`)
     └── BinaryNotFound             a binary a launcher needs (prometheus, promtool, ...) is missing
 
 It lives in tools/, the bottom of the `server → agent → tools` chain, so every package can raise and
@@ -72,6 +73,15 @@ class DeliveryError(AlertsleuthError):
     def __init__(self, message: str, *, retryable: bool = True, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.retry_after = retry_after
+
+
+class StoreBusy(AlertsleuthError):
+    """The store's write lock was not had within the intake timeout; nothing was stored, the sender
+    should retry after `retry_after` seconds."""
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
         self.retry_after = retry_after
 
 

@@ -1,13 +1,20 @@
 """The database handle: the engine, a transaction per unit of work, and a ping.
 
 Blocking: call from worker threads (FastAPI's threadpool or the worker pool), never on the event loop.
+
+A transaction may bound its wait for another writer's lock (`session(lock_timeout=...)`): on SQLite the
+connection's busy timeout for that transaction (restored after), on PostgreSQL `SET LOCAL lock_timeout`.
+Running out raises an `OperationalError` that `is_lock_timeout` recognizes; the transaction is rolled back.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.db.models import Base, make_engine
@@ -20,10 +27,25 @@ class Database:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """One transaction: committed when the block ends, rolled back if it raises."""
-        with self._sessions.begin() as s:
-            yield s
+    def session(self, *, lock_timeout: float | None = None) -> Iterator[Session]:
+        """One transaction: committed when the block ends, rolled back if it raises. With `lock_timeout`
+        (seconds), waiting for another writer's lock longer raises (see `is_lock_timeout`)."""
+        if lock_timeout is None:
+            with self._sessions.begin() as s:
+                yield s
+        elif self.engine.dialect.name == "sqlite":
+            with (
+                self.engine.connect() as conn,
+                _busy_timeout(conn, lock_timeout),
+                self._sessions(bind=conn) as s,
+                s.begin(),
+            ):
+                yield s
+        else:
+            with self._sessions.begin() as s:
+                if self.engine.dialect.name == "postgresql":
+                    s.execute(text(f"SET LOCAL lock_timeout = '{max(1, round(lock_timeout * 1000))}ms'"))
+                yield s
 
     def ping(self) -> None:
         with self.engine.connect() as conn:
@@ -31,3 +53,25 @@ class Database:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def is_lock_timeout(exc: OperationalError) -> bool:
+    """Whether `exc` is a wait for a lock that ran out (SQLite's "database is locked", PostgreSQL's
+    lock_not_available), as opposed to a broken database."""
+    orig: Any = exc.orig
+    if getattr(orig, "sqlstate", None) == "55P03" or getattr(orig, "pgcode", None) == "55P03":
+        return True
+    return "database is locked" in str(orig)
+
+
+@contextmanager
+def _busy_timeout(conn: Connection, seconds: float) -> Iterator[None]:
+    """The SQLite connection's busy timeout set to `seconds` while the block runs, then restored (the
+    connection goes back to the pool). Set on the driver's connection, outside any transaction."""
+    raw: Any = conn.connection.dbapi_connection
+    before = int(raw.execute("PRAGMA busy_timeout").fetchone()[0])
+    raw.execute(f"PRAGMA busy_timeout = {max(1, round(seconds * 1000))}")
+    try:
+        yield
+    finally:
+        raw.execute(f"PRAGMA busy_timeout = {before}")

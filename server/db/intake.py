@@ -14,6 +14,9 @@ its report is stale.
 Concurrent ingests: the notification's INSERT comes first in the transaction, so on SQLite the write
 lock orders ingests and each lookup sees every incident committed before it. The unique key
 (fingerprint, startsAt) catches two inserts of the same key on any backend (the loser retries).
+
+The wait for the write lock is bounded (`lock_timeout`): past it the transaction is rolled back, nothing
+is stored, and `StoreBusy` tells the sender to retry.
 """
 
 from __future__ import annotations
@@ -23,13 +26,14 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from agent.models import AlertInfo, utcnow
-from server.db.database import Database
+from server.db.database import Database, is_lock_timeout
 from server.db.deliveries import Plan, queue_deliveries
 from server.db.models import Incident, Job, Notification, ReportRow
+from tools.errors import StoreBusy
 
 
 @dataclass
@@ -55,6 +59,7 @@ class Intake:
         on_resolved: Callable[[AlertInfo], Plan] | None = None,
         refresh_after: float = 0.0,
         window: float = 0.0,
+        lock_timeout: float | None = None,
     ) -> IngestResult:
         """Persist a notification and its alerts in one transaction; dedup by fingerprint and startsAt
         (within `window` seconds, for HA replicas: see the module's docstring).
@@ -65,14 +70,25 @@ class Intake:
         (> 0) is re-investigated.
 
         Two replicas delivering the same group at once race on the unique key: the loser retries and
-        finds the winner's incident.
+        finds the winner's incident. Waiting longer than `lock_timeout` seconds for the store's write
+        lock raises `StoreBusy`, with nothing stored.
         """
         for attempt in range(3):
             try:
-                return self._ingest(source, body, group_key, alerts, on_resolved, refresh_after, window)
+                return self._ingest(
+                    source, body, group_key, alerts, on_resolved, refresh_after, window, lock_timeout
+                )
             except IntegrityError:
                 if attempt == 2:
                     raise
+            except OperationalError as exc:
+                if lock_timeout is None or not is_lock_timeout(exc):
+                    raise
+                raise StoreBusy(
+                    f"the store is busy (its write lock was not free within {lock_timeout:g} s); "
+                    "nothing was stored, retry later",
+                    retry_after=lock_timeout,
+                ) from exc
         raise AssertionError("unreachable")
 
     def _ingest(
@@ -84,8 +100,9 @@ class Intake:
         on_resolved: Callable[[AlertInfo], Plan] | None,
         refresh_after: float,
         window: float,
+        lock_timeout: float | None,
     ) -> IngestResult:
-        with self.db.session() as s:
+        with self.db.session(lock_timeout=lock_timeout) as s:
             note = Notification(source=source, group_key=group_key, alerts=len(alerts), body=body)
             s.add(note)
             s.flush()

@@ -42,6 +42,7 @@ async def _accept(
             on_resolved=lambda a: services.outbox.planner.for_resolution(a.labels),  # routed once, here
             refresh_after=services.settings.refresh_seconds,
             window=services.settings.dedup_window_seconds,
+            lock_timeout=services.settings.intake_timeout_seconds,  # then 503 + Retry-After
         )
     )
     services.metrics.alerts_deduplicated.inc(len(result.deduplicated))

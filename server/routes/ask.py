@@ -1,4 +1,5 @@
-"""`ask`: questions answered with the investigation's tools, as JSON or as server-sent events."""
+"""`ask`: questions answered with the investigation's tools, as JSON or as server-sent events; failures
+are answered as server/errors.py says (Prometheus or the LLM unavailable: 503)."""
 
 from __future__ import annotations
 
@@ -54,7 +55,10 @@ class AskIn(BaseModel):
 class AskOut(BaseModel):
     session_id: str
     answer: str
-    mode: str = Field(description="llm, or breakdown (no LLM: the deterministic breakdown)")
+    mode: str = Field(
+        description="llm; without an LLM, breakdown (the deterministic breakdown) or report (the "
+        "incident's stored report)"
+    )
     queries: list[Evidence] = Field(description="the queries run to answer, as evidence")
     llm: LLMUsage | None = None
 

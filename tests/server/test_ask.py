@@ -235,3 +235,86 @@ def test_webhook_report_written_by_the_llm_and_fallback_over_http(
                 assert report2["root_causes"][0]["labels"] == {"ip_region": "shanghai", "user_type": "admin"}
         finally:
             stop()
+
+
+def test_without_llm_the_breakdown_names_the_windows_it_compared(offline: ServerEnv, prom: PromEnv) -> None:
+    expr = prom.scenarios["burst"].expr().split(" > ")[0]
+    r = httpx.post(f"{offline.url}/api/v1/ask", json={"question": expr, **window(prom)}, timeout=30)
+    assert r.status_code == 200, r.text
+    answer = r.json()["answer"]
+    assert "baseline " in answer and "incident " in answer and answer.count(" UTC") >= 2, answer
+
+
+@pytest.mark.parametrize("question", ["user_login_total", "user_login_total?"])
+def test_without_llm_a_bare_metric_name_gets_the_breakdown(
+    offline: ServerEnv, prom: PromEnv, question: str
+) -> None:
+    r = httpx.post(f"{offline.url}/api/v1/ask", json={"question": question, **window(prom)}, timeout=30)
+    assert r.status_code == 200, r.text
+    assert r.json()["mode"] == "breakdown" and r.json()["answer"].startswith("`user_login_total`: baseline")
+
+
+# A word must name a metric Prometheus has: this one scrapes no targets, so it has no `up` either.
+@pytest.mark.parametrize("question", ["logins", "up"])
+def test_without_llm_a_word_naming_no_metric_is_not_a_query(offline: ServerEnv, question: str) -> None:
+    r = httpx.post(f"{offline.url}/api/v1/ask", json={"question": question}, timeout=10)
+    assert r.status_code == 503 and "ALERTSLEUTH_LLM_PROVIDER" in r.json()["detail"]
+
+
+def test_without_llm_an_incident_question_is_answered_from_its_report(
+    make_settings: Callable[..., Settings], prom: PromEnv
+) -> None:
+    from tests.server.test_api import wait_report, webhook
+
+    env, stop = serve(make_settings(prometheus_url=prom.url, llm_provider="none"))
+    try:
+        with httpx.Client(base_url=env.url, timeout=30) as c:
+            created = c.post("/api/v1/webhook/alertmanager", json=webhook(prom))
+            incident_id = created.json()["incidents_created"][0]
+            inc = wait_report(c, incident_id)
+            report = c.get(inc["report_url"]).json()
+            r = c.post("/api/v1/ask", json={"question": "what caused this?", "incident_id": incident_id})
+    finally:
+        stop()
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["mode"] == "report" and body["llm"] is None
+    assert report["summary"] in body["answer"]
+    assert report["root_causes"][0]["statement"] in body["answer"]
+    cited = report["root_causes"][0]["evidence_ids"][0]
+    assert f"[{cited}]" in body["answer"]
+    assert [q["id"] for q in body["queries"]] == [e["id"] for e in report["evidence"]]
+
+
+@pytest.fixture
+def prometheus_down(make_settings: Callable[..., Settings]) -> Iterator[ServerEnv]:
+    from exporter.launch import free_port
+
+    dead = f"http://127.0.0.1:{free_port()}"
+    env, stop = serve(
+        make_settings(prometheus_url=dead, prometheus_timeout=2, llm_provider="none"), start_workers=False
+    )
+    yield env
+    stop()
+
+
+@pytest.mark.parametrize("question", ["rate(user_login_total[5m])", "Why is BurstFailureRatio firing?", "up"])
+def test_without_llm_and_prometheus_down_the_answer_says_so(
+    prometheus_down: ServerEnv, question: str
+) -> None:
+    r = httpx.post(f"{prometheus_down.url}/api/v1/ask", json={"question": question}, timeout=60)
+    assert r.status_code == 503, r.text
+    detail = r.json()["detail"]
+    assert "Prometheus" in detail and "unreachable" in detail and "LLM" not in detail, detail
+
+
+def test_cli_ask_with_prometheus_down_says_so() -> None:
+    from exporter.launch import free_port
+
+    out = subprocess.run(
+        [sys.executable, "-m", "server.cli", "ask", "Why is BurstFailureRatio firing?",
+         "--prometheus-url", f"http://127.0.0.1:{free_port()}", "--llm", "none"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 5, out.stderr
+    assert "Prometheus" in out.stderr and "unreachable" in out.stderr and "no LLM" not in out.stderr

@@ -85,8 +85,7 @@ class WorkerPool:
                 job.attempts < self.max_attempts or self.store.jobs.keeps_retrying(job.incident_id)
             ):
                 delay = min(
-                    self.retry_backoff * 2 ** (job.attempts - 1),
-                    max(self.retry_backoff, UNAVAILABLE_BACKOFF_CAP_SECONDS),
+                    self._retry_delay(job.attempts), max(self.retry_backoff, UNAVAILABLE_BACKOFF_CAP_SECONDS)
                 )
                 self.store.jobs.retry_later(job.id, "; ".join(findings.notes)[-500:], delay)
                 self.metrics.attempt_ended("retried")
@@ -155,13 +154,18 @@ class WorkerPool:
                 },
             )
 
+    def _retry_delay(self, attempts: int) -> float:
+        """Seconds before attempt `attempts + 1`: the first delay, doubled per attempt. The exponent is
+        capped: a Prometheus outage retried for hours reaches attempt 1025, and 2.0**1024 overflows."""
+        return self.retry_backoff * 2.0 ** min(max(0, attempts - 1), 64)
+
     def _retry_or_fail(self, job: ClaimedJob, error: str, ctx: dict[str, object]) -> None:
         """Retry with backoff, or fail for good once the attempts are spent. Never raises (the worker
         thread would die): when not even that can be stored, the job keeps its lease, and once the lease
         runs out `claim` hands it out again or, attempts spent, fails it."""
         try:
             if job.attempts < self.max_attempts:
-                self.store.jobs.retry_later(job.id, error, self.retry_backoff * 2 ** (job.attempts - 1))
+                self.store.jobs.retry_later(job.id, error, self._retry_delay(job.attempts))
                 self.metrics.attempt_ended("retried")
             else:
                 self.store.jobs.fail(job.id, error)

@@ -8,7 +8,8 @@
 Each POST /v1/chat/completions consumes the next step of the script. A request with the wrong API key
 (401), a body that is not JSON or that fails `protocol_error` (400), or an unknown path (404) is answered
 without consuming a step. A request past the end of the script is answered 500 and, like a step callable
-that raised, makes the `with` block raise `ScriptError` on exit.
+that raised, makes the `with` block raise `ScriptError` on exit, unless an `otherwise` step is given:
+then it answers every request past the end (a model that is always there, for fuzzing).
 """
 
 from __future__ import annotations
@@ -409,8 +410,10 @@ class ScriptedOpenAI:
         models: Sequence[str] = ("deepseek-chat",),
         check_protocol: bool = True,
         stream_parts: int = 3,
+        otherwise: Step | None = None,
     ) -> None:
         self.api_key = api_key
+        self.otherwise = otherwise
         self.models = tuple(models)
         self.check_protocol = check_protocol
         self.stream_parts = stream_parts
@@ -507,7 +510,7 @@ class ScriptedOpenAI:
     def _take(self) -> Step | None:
         with self._lock:
             if not self._script:
-                return None
+                return self.otherwise
             self._steps_taken += 1
             return self._script.popleft()
 

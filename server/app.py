@@ -15,8 +15,10 @@ from server.archive import restore_archive
 from server.db import Store
 from server.delivery.outbox import Outbox
 from server.deps import Services
+from server.docs import install_docs
 from server.errors import install_error_handlers
 from server.metrics import Metrics
+from server.openapi import document_security
 from server.routes import alerts, ask, health, incidents
 from server.security import BodyLimitMiddleware
 from server.settings import Settings
@@ -102,7 +104,14 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
             store.close()
             log.info("stopped")
 
-    app = FastAPI(title="alertsleuth", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="alertsleuth",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,  # served by install_docs, from local assets
+        redoc_url=None,
+    )
     app.add_middleware(
         BodyLimitMiddleware,
         limit=settings.max_body_bytes,
@@ -110,8 +119,10 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
     )
 
     install_error_handlers(app, metrics)
+    document_security(app)
     app.include_router(alerts.router)
     app.include_router(incidents.router)
     app.include_router(ask.router)
     app.include_router(health.router)
+    install_docs(app)
     return app

@@ -1,6 +1,7 @@
 """Errors as HTTP answers: the one place a failure becomes a status and a `detail`.
 
     request body not JSON (Content-Type)       415  (server/security.py, after authentication)
+    request body not UTF-8, nested too deeply  400  {"detail": "...", "errors": [...]} (server/security.py)
     a string that cannot be encoded as UTF-8   422  {"detail": "...", "errors": [...]} (server/security.py)
     request body malformed JSON                400  {"detail": "...", "errors": [...]}
     request body invalid                       422  {"detail": "...", "errors": [...]}
@@ -9,7 +10,7 @@
     StoreBusy                                  503  + Retry-After: the store stayed locked past the intake
                                                     timeout; nothing was stored (counted, logged)
     any other AlertsleuthError                 502  what the answer depended on failed (Prometheus, ...)
-    ValueError while answering                 422  the question cannot be answered as asked
+    ValueError while answering                 422  the question cannot be answered as asked (`invalid`)
     an LLM client's own error, timed out       504  "the LLM did not answer in time (...)"
     an LLM client's own error, otherwise       502  "the LLM call failed: ..."
 
@@ -43,6 +44,12 @@ def status_of(exc: Exception) -> tuple[int, str]:
     if "Timeout" in name:
         return status.HTTP_504_GATEWAY_TIMEOUT, f"the LLM did not answer in time ({name})"
     return status.HTTP_502_BAD_GATEWAY, f"the LLM call failed: {name}: {str(exc)[:300]}"
+
+
+def invalid(loc: tuple[str | int, ...], msg: str) -> RequestValidationError:
+    """A 422 found after validation (`end` before `start`, a question that cannot be answered), raised
+    so that it is answered, counted and logged as any invalid request is: `{"detail", "errors"}`."""
+    return RequestValidationError([{"type": "value_error", "loc": loc, "msg": msg, "input": None}])
 
 
 def http_error(exc: Exception) -> HTTPException:

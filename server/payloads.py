@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, field_validator
 
 from agent.models import AlertInfo
 
@@ -53,6 +53,26 @@ def _encodable(text: str) -> bool:
     return True
 
 
+def _time_string(value: Any) -> Any:
+    """Times arrive as RFC 3339 strings, as the schema says; a number is not taken for a Unix time."""
+    if value is not None and not isinstance(value, str | datetime):
+        raise ValueError("must be an RFC 3339 time string, such as 2026-01-01T00:00:00Z")
+    return value
+
+
+Time = Annotated[datetime, BeforeValidator(_time_string)]
+
+
+# What `_labels_ok` enforces, said in the OpenAPI document too.
+LABELS = Field(
+    description="the alert's labels; `alertname` is required",
+    json_schema_extra={
+        "required": ["alertname"],
+        "properties": {"alertname": {"type": "string", "minLength": 1}},
+    },
+)
+
+
 def _labels_ok(labels: dict[str, str]) -> dict[str, str]:
     if not labels.get("alertname"):
         raise ValueError("labels must include a non-empty 'alertname'")
@@ -80,10 +100,10 @@ class WebhookAlert(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     status: Literal["firing", "resolved"]
-    labels: dict[str, str]
+    labels: dict[str, str] = LABELS
     annotations: dict[str, str] = Field(default_factory=dict)
-    startsAt: datetime
-    endsAt: datetime | None = None
+    startsAt: Time
+    endsAt: Time | None = None
     generatorURL: str = ""
     fingerprint: str = ""
 
@@ -111,9 +131,9 @@ class AlertmanagerWebhook(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    version: str = "4"
+    version: str = Field("4", json_schema_extra={"enum": ["4"]})
     groupKey: str = ""
-    truncatedAlerts: int = 0
+    truncatedAlerts: StrictInt = 0  # a number, as the schema says: not "1", not 1.0
     status: Literal["firing", "resolved"]
     receiver: str = ""
     groupLabels: dict[str, str] = Field(default_factory=dict)
@@ -135,10 +155,10 @@ class PostableAlert(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    labels: dict[str, str]
+    labels: dict[str, str] = LABELS
     annotations: dict[str, str] = Field(default_factory=dict)
-    startsAt: datetime | None = None
-    endsAt: datetime | None = None
+    startsAt: Time | None = None
+    endsAt: Time | None = None
     generatorURL: str = ""
 
     @field_validator("labels")

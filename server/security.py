@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.deps import Services, get_services
 from server.logs import log_rejected
+from server.openapi import SECURITY, answers
 from server.payloads import unencodable
 
 UNAUTHORIZED = "missing or invalid credentials"  # the 401 answer's detail and its log line's reason
@@ -82,8 +83,9 @@ def _is_json(content_type: str) -> bool:
 
 
 async def _check_json_body(request: Request, services: Services) -> None:
-    """415 for a body that is not JSON; 422 naming each string that cannot be encoded as UTF-8. A body
-    that does not parse is left to FastAPI (400), an empty one without a content type too (422)."""
+    """415 for a body that is not JSON; 400 for one that is not UTF-8 or nested too deeply to parse; 422
+    naming each string that cannot be encoded as UTF-8. Other JSON that does not parse is left to FastAPI
+    (400 naming the position), an empty body without a content type too (422)."""
     body = await request.body()
     content_type = request.headers.get("content-type")
     if content_type is None and not body:
@@ -98,7 +100,11 @@ async def _check_json_body(request: Request, services: Services) -> None:
         raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, detail)
     try:
         data = await request.json()  # kept by the request: FastAPI does not parse it again
-    except (ValueError, RecursionError):
+    except UnicodeDecodeError as exc:
+        raise _malformed(exc.start, f"the body is not UTF-8 (byte {exc.start})") from exc
+    except RecursionError as exc:
+        raise _malformed(0, "the body is nested too deeply to parse") from exc
+    except ValueError:
         return
     errors = [
         {
@@ -113,6 +119,13 @@ async def _check_json_body(request: Request, services: Services) -> None:
         raise RequestValidationError(errors)
 
 
+def _malformed(position: int, msg: str) -> RequestValidationError:
+    """A parse failure FastAPI cannot name (not UTF-8, too deep), answered as its own are (400)."""
+    return RequestValidationError(
+        [{"type": "json_invalid", "loc": ("body", position), "msg": msg, "input": None}]
+    )
+
+
 class GuardedRoute(APIRoute):
     """A route that authenticates before its body is read, then takes only JSON that can be stored.
 
@@ -120,11 +133,30 @@ class GuardedRoute(APIRoute):
     cannot authenticate first: anyone would learn from a 400 that their malformed body reached the
     parser. This route class runs `require_auth`, then (for a route with a body) the checks of
     `_check_json_body`, and only then FastAPI's own handler (see the order in this module's docstring).
+    The route's OpenAPI entry lists what these checks answer (server/openapi.py).
     """
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)  # first to learn the route's body and parameters
+        codes = [401]
+        if (self.methods or set()) & {"POST", "PUT", "PATCH"}:
+            codes.append(413)  # BodyLimitMiddleware reads every body it is sent, wanted or not
+        if self._takes_json():
+            codes += [400, 415]
+        d = self.dependant
+        if self.body_field is not None or d.path_params or d.query_params or d.header_params:
+            codes.append(422)
+        # Then again with these answers documented (FastAPI builds their schemas as a route is made).
+        kwargs["responses"] = {**answers(*codes), **(kwargs.get("responses") or {})}
+        kwargs["openapi_extra"] = {"security": SECURITY, **(kwargs.get("openapi_extra") or {})}
+        super().__init__(path, endpoint, **kwargs)
+
+    def _takes_json(self) -> bool:
+        return self.body_field is not None and not isinstance(self.body_field.field_info, params.Form)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
-        takes_json = self.body_field is not None and not isinstance(self.body_field.field_info, params.Form)
+        takes_json = self._takes_json()
 
         async def guarded(request: Request) -> Response:
             services = get_services(request)

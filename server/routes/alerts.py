@@ -11,10 +11,19 @@ from pydantic import BaseModel
 
 from agent.models import AlertInfo, utcnow
 from server.deps import Services, ServicesDep
+from server.openapi import RETRY_AFTER, answers
 from server.payloads import AlertmanagerWebhook, PostableAlert
 from server.security import GuardedRoute
 
 router = APIRouter(tags=["alerts"], route_class=GuardedRoute)
+BUSY = answers(
+    503,
+    s503={
+        "description": "the store stayed locked past ALERTSLEUTH_INTAKE_TIMEOUT_SECONDS: nothing was "
+        "stored; send again after Retry-After (Alertmanager does)",
+        "headers": RETRY_AFTER,
+    },
+)
 log = logging.getLogger("alertsleuth.intake")
 
 
@@ -74,6 +83,7 @@ async def _accept(
     "/api/v1/webhook/alertmanager",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Accepted,
+    responses=BUSY,
     summary="Alertmanager webhook (version 4)",
 )
 async def alertmanager_webhook(
@@ -92,6 +102,7 @@ async def alertmanager_webhook(
     "/api/v2/alerts",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Accepted,
+    responses=BUSY,
     summary="Prometheus alert list (Alertmanager API v2 shape)",
 )
 async def prometheus_alerts(

@@ -13,13 +13,14 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationInfo, field_validator
 
 from agent.ask import Answer, Turn
 from agent.models import Evidence, LLMUsage, Report
 from server.deps import Services, ServicesDep
-from server.errors import http_error, status_of
-from server.payloads import MAX_ID
+from server.errors import http_error, invalid, status_of
+from server.openapi import answers, event_stream
+from server.payloads import MAX_ID, Time
 from server.security import GuardedRoute
 from tools.errors import AlertsleuthError
 
@@ -34,11 +35,11 @@ class AskIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     question: str = Field(min_length=1, max_length=4000)
-    incident_id: int | None = Field(
+    incident_id: StrictInt | None = Field(
         None, ge=1, le=MAX_ID, description="answer in the context of this incident's report"
     )
-    start: datetime | None = Field(None, description="window start (default: an hour before `end`)")
-    end: datetime | None = Field(None, description="window end (default: now)")
+    start: Time | None = Field(None, description="window start (default: an hour before `end`)")
+    end: Time | None = Field(None, description="window end (default: now)")
     session_id: str | None = Field(None, max_length=32, description="continue this conversation")
 
     @field_validator("start", "end")
@@ -61,6 +62,22 @@ class AskOut(BaseModel):
     )
     queries: list[Evidence] = Field(description="the queries run to answer, as evidence")
     llm: LLMUsage | None = None
+
+
+class EvidenceEvent(BaseModel):
+    id: str
+    title: str
+    promql: str
+    error: str | None
+
+
+class TokenEvent(BaseModel):
+    text: str
+
+
+class ErrorEvent(BaseModel):
+    status: int
+    detail: str
 
 
 class MessageOut(BaseModel):
@@ -90,7 +107,7 @@ def _prepare(services: Services, body: AskIn) -> tuple[list[Turn], Report | None
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no incident {body.incident_id}")
         report = services.store.reports.latest(body.incident_id)
     if body.start and body.end and body.end <= body.start:
-        raise HTTPException(422, "end must be after start")
+        raise invalid(("body", "end"), "end must be after start")
     return history, report
 
 
@@ -109,7 +126,7 @@ def _answer(
     )
 
 
-@router.post("", response_model=AskOut)
+@router.post("", response_model=AskOut, responses=answers(404, 502, 503, 504))
 async def ask(body: AskIn, services: ServicesDep) -> AskOut:
     """Answer a question with the investigation's tools; the answer and the queries it ran."""
     history, report = await run_in_threadpool(_prepare, services, body)
@@ -117,11 +134,29 @@ async def ask(body: AskIn, services: ServicesDep) -> AskOut:
         return await run_in_threadpool(_answer, services, body, history, report)
     except AlertsleuthError:
         raise  # answered by server/errors.py's handler
-    except Exception as exc:  # a question it cannot answer (ValueError), or the LLM client's own error
+    except ValueError as exc:
+        raise invalid(("body", "question"), str(exc)) from exc
+    except Exception as exc:  # the LLM client's own error
         raise http_error(exc) from exc
 
 
-@router.post("/stream")
+@router.post(
+    "/stream",
+    response_class=StreamingResponse,
+    responses={
+        200: event_stream(
+            "server-sent events: `evidence` per query, `token` per piece of the answer, then `answer` or "
+            "`error` (the status and detail the JSON route would have answered)",
+            {
+                "evidence": EvidenceEvent.model_json_schema(),
+                "token": TokenEvent.model_json_schema(),
+                "answer": {"$ref": "#/components/schemas/AskOut"},
+                "error": ErrorEvent.model_json_schema(),
+            },
+        ),
+        **answers(404),
+    },
+)
 async def ask_stream(body: AskIn, services: ServicesDep) -> StreamingResponse:
     """The same, as server-sent events: `evidence` per query, `token` per piece of the answer, then
     `answer` (the AskOut JSON) or `error` ({status, detail})."""
@@ -154,7 +189,7 @@ async def ask_stream(body: AskIn, services: ServicesDep) -> StreamingResponse:
     return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
 
-@router.get("/sessions/{session_id}", response_model=SessionOut)
+@router.get("/sessions/{session_id}", response_model=SessionOut, responses=answers(404))
 async def session(session_id: str, services: ServicesDep) -> SessionOut:
     found = await run_in_threadpool(services.store.ask_sessions.get, session_id)
     if found is None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 
 from server.deps import ServicesDep
 
@@ -18,7 +19,16 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+class Readiness(BaseModel):
+    status: str  # ready | not ready
+    checks: dict[str, object]  # database, prometheus: "ok" or what is wrong; llm: what is configured
+
+
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "not ready: the database or Prometheus is not"}},
+)
 async def readyz(services: ServicesDep) -> JSONResponse:
     """Ready to investigate: database reachable, Prometheus reachable; reports whether an LLM is set."""
     checks: dict[str, object] = {}
@@ -41,7 +51,11 @@ async def readyz(services: ServicesDep) -> JSONResponse:
     )
 
 
-@router.get("/metrics")
+@router.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
 async def metrics(services: ServicesDep) -> Response:
     """alertsleuth's own metrics in the Prometheus text format."""
     body = await run_in_threadpool(generate_latest, services.metrics.registry)

@@ -9,9 +9,11 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
+from agent.models import Report
 from server.archive import report_output
 from server.db import Delivery, Incident, Job
 from server.deps import ServicesDep
+from server.openapi import answers
 from server.payloads import MAX_ID
 from server.security import GuardedRoute
 
@@ -111,7 +113,7 @@ async def list_incidents(
     return IncidentPage(total=total, items=[IncidentOut(**_out(r)) for r in rows])
 
 
-@router.get("/api/v1/incidents/{incident_id}", response_model=IncidentDetail)
+@router.get("/api/v1/incidents/{incident_id}", response_model=IncidentDetail, responses=answers(404))
 async def get_incident(incident_id: IncidentId, services: ServicesDep) -> IncidentDetail:
     found = await run_in_threadpool(services.store.incidents.detail, incident_id)
     if found is None:
@@ -129,6 +131,7 @@ async def get_incident(incident_id: IncidentId, services: ServicesDep) -> Incide
     "/api/v1/incidents/{incident_id}/investigate",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=IncidentDetail,
+    responses=answers(404),
 )
 async def reinvestigate(incident_id: IncidentId, services: ServicesDep) -> IncidentDetail:
     """Queue a new investigation of an incident (after a failure, or to refresh the report)."""
@@ -142,7 +145,12 @@ async def reinvestigate(incident_id: IncidentId, services: ServicesDep) -> Incid
     "/api/v1/incidents/{incident_id}/deliveries/{delivery_id}/retry",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=DeliveryOut,
-    responses={404: {"description": "no such delivery"}, 409: {"description": "the delivery has not failed"}},
+    responses=answers(
+        404,
+        409,
+        s404={"description": "no such delivery"},
+        s409={"description": "the delivery has not failed"},
+    ),
 )
 async def retry_delivery(
     incident_id: IncidentId, delivery_id: DeliveryId, services: ServicesDep
@@ -163,7 +171,17 @@ async def retry_delivery(
 @router.get(
     "/api/v1/reports/{report_id}",
     tags=["reports"],
-    responses={200: {"content": {"application/json": {}, "text/markdown": {}, "text/html": {}}}},
+    responses={
+        200: {
+            "model": Report,
+            "description": "the report in the format asked for",
+            "content": {
+                "text/markdown": {"schema": {"type": "string"}},
+                "text/html": {"schema": {"type": "string"}},
+            },
+        },
+        **answers(404),
+    },
 )
 async def get_report(
     report_id: str,

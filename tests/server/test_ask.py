@@ -286,6 +286,20 @@ def test_without_llm_an_incident_question_is_answered_from_its_report(
     assert [q["id"] for q in body["queries"]] == [e["id"] for e in report["evidence"]]
 
 
+def test_without_llm_an_incident_not_yet_investigated_is_503_naming_the_settings(
+    offline: ServerEnv, prom: PromEnv
+) -> None:
+    from tests.server.test_api import webhook
+
+    with httpx.Client(base_url=offline.url, timeout=30) as c:  # no workers: no report will be written
+        incident_id = c.post("/api/v1/webhook/alertmanager", json=webhook(prom)).json()["incidents_created"][
+            0
+        ]
+        r = c.post("/api/v1/ask", json={"question": "what caused this?", "incident_id": incident_id})
+    assert r.status_code == 503, r.text
+    assert "ALERTSLEUTH_LLM_PROVIDER" in r.json()["detail"]
+
+
 @pytest.fixture
 def prometheus_down(make_settings: Callable[..., Settings]) -> Iterator[ServerEnv]:
     from exporter.launch import free_port
@@ -318,3 +332,16 @@ def test_cli_ask_with_prometheus_down_says_so() -> None:
     )  # fmt: skip
     assert out.returncode == 5, out.stderr
     assert "Prometheus" in out.stderr and "unreachable" in out.stderr and "no LLM" not in out.stderr
+
+
+def test_the_stream_with_prometheus_down_ends_in_an_error_event_saying_so(prometheus_down: ServerEnv) -> None:
+    with httpx.stream(
+        "POST", f"{prometheus_down.url}/api/v1/ask/stream", json={"question": "up"}, timeout=60
+    ) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        text = r.read().decode()
+    events = [block.split("\n", 1) for block in text.strip().split("\n\n")]
+    kind, data = events[-1]
+    assert kind == "event: error", text
+    error = json.loads(data.removeprefix("data: "))
+    assert error["status"] == 503 and "Prometheus" in error["detail"] and "unreachable" in error["detail"]

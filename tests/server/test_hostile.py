@@ -201,7 +201,7 @@ def test_a_job_out_of_attempts_when_its_lease_ran_out_fails_instead_of_running_a
         (b'{"question": "0", "end": "0001-01-01T00:00:01Z"}', "end must lie between 1970"),
         (b'{"question": "0", "start": "1969-12-31T23:59:59Z"}', "start must lie between 1970"),
         (b'{"question": "0", "end": "9999-12-31T23:59:59Z"}', "end must lie between 1970"),
-        (b'{"question": "0", "end": -1}', "end must lie between 1970"),
+        (b'{"question": "0", "end": -1}', "must be an RFC 3339 time string"),  # not a Unix time
         (b'{"question": "0", "end": 1e400}', "end"),
         (b'{"question": "0", "end": Infinity}', "end"),
         (b'{"question": "0", "start": NaN}', "start"),
@@ -274,3 +274,21 @@ def test_bidi_controls_in_labels_show_escaped_in_the_rendered_report(
             assert not set(BIDI) & set(text), fmt
             assert "admin\\u202egnp.exe" in text, fmt
             assert "\\u2066\\u202a\\u202b\\u202c\\u202d\\u202e\\u2066\\u2067\\u2068\\u2069" in text, fmt
+
+
+# --- 14: a body that does not parse is 400 with the same body as any malformed JSON ----------------
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        (b'{"question": "\xc3\x28"}', "not UTF-8"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        (b'{"question": ', "JSON decode error"),
+    ],
+)
+def test_a_body_that_does_not_parse_is_400_naming_why(offline: ServerEnv, body: bytes, needle: str) -> None:
+    r = httpx.post(f"{offline.url}/api/v1/ask", content=body, headers=JSON, timeout=10)
+    assert r.status_code == 400, r.text
+    answer = r.json()
+    assert needle in answer["detail"] and answer["errors"][0]["type"] == "json_invalid"

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import quote
 
 from agent.findings import Findings
@@ -24,12 +25,15 @@ from tools.breakdown import (
     run_range,
     segment_stats,
 )
+from tools.chartdata import kept as kept_series
+from tools.chartdata import rest_of_cause, top_and_rest
 from tools.errors import AlertsleuthError, PrometheusUnavailable, UnsupportedQuery
 from tools.format import fmt_labels, fmt_num, fmt_pct
 from tools.prom import Prometheus, Series
 from tools.related import collect_related
 
 MAX_STATS_PER_EVIDENCE = 30
+LeafSeries = tuple[Sequence[Series], Sequence[Series] | None]  # the finest breakdown: numerator, denominator
 RELATED_LOOKBACK_SECONDS = 3600.0  # restarts and deploys are looked for this long before the baseline
 
 
@@ -186,7 +190,9 @@ class EvidenceCollector:
         q: QueryResult,
         summary: str,
         rows: Sequence[tuple[dict[str, str], WindowStat]] = (),
+        series: list[dict[str, Any]] | None = None,
     ) -> str:
+        """File `q` as the next evidence; `series`, when given, are the points its charts draw."""
         ev_id = f"E{len(f.evidence) + 1}"
         stats, truncated = _stats(rows)
         f.evidence.append(
@@ -202,6 +208,7 @@ class EvidenceCollector:
                 stats=stats,
                 truncated=truncated,
                 error=q.error,
+                series=series or None,
             )
         )
         return ev_id
@@ -249,8 +256,15 @@ class EvidenceCollector:
                 f"baseline mean {fmt_num(st.baseline)}, incident mean {fmt_num(st.incident)}, "
                 f"incident peak {fmt_num(st.peak)}{thr}{more}"
             )
+        order = [labels for labels, _ in rows]
         f.signal_evidence = self._add(
-            f, "signal", "Alert signal over the baseline and incident windows", q, summary, rows
+            f,
+            "signal",
+            "Alert signal over the baseline and incident windows",
+            q,
+            summary,
+            rows,
+            top_and_rest(q.series, order, role="signal", keep=3, with_rest=False),
         )
 
     def _breakdowns(self, f: Findings) -> None:
@@ -320,6 +334,7 @@ class EvidenceCollector:
                     q,
                     f"{len(rows)} values of {arg}, most changed first (baseline -> incident mean): {top}",
                     rows,
+                    top_and_rest(q.series, [r[0] for r in rows], with_rest=f.shape.kind == "additive"),
                 )
             elif kind == "num":
                 num_q = q
@@ -368,7 +383,10 @@ class EvidenceCollector:
         f.timings["elements_examined"] = float(f.localization.examined)
         f.notes.extend(f.localization.notes)
         if f.localization.localized:
-            self._verify_causes(f)
+            # The traffic outside each cause, from the same leaves (a sum or a ratio of sums only: the
+            # leaves of a quantile count observations, not the quantile).
+            outside = (num_q.series, den_q.series if den_q else None) if f.shape.kind != "quantile" else None
+            self._verify_causes(f, outside)
 
     def _quantile_bucket(self, f: Findings, found: Sequence[dict[str, str]]) -> str | None:
         """The bucket boundary a quantile alert is judged at: the smallest `le` at or above the alert's
@@ -431,9 +449,12 @@ class EvidenceCollector:
             )
             f.evidence[-1].truncated = section.truncated
 
-    def _verify_causes(self, f: Findings) -> None:
-        """Query the alert signal restricted to each cause: the figures its statement cites."""
-        assert f.condition is not None and f.localization is not None
+    def _verify_causes(
+        self, f: Findings, leaves: tuple[Sequence[Series], Sequence[Series] | None] | None
+    ) -> None:
+        """Query the alert signal restricted to each cause: the figures its statement cites, and the line
+        its chart draws against the rest of the traffic (computed from `leaves`, when given)."""
+        assert f.condition is not None and f.localization is not None and f.shape is not None
         base, inc = self._bounds(f)
         causes = f.localization.causes
 
@@ -453,6 +474,10 @@ class EvidenceCollector:
                     f"{text}: baseline mean {fmt_num(st.baseline)}, incident mean {fmt_num(st.incident)}, "
                     f"incident peak {fmt_num(st.peak)}"
                 )
+            series = top_and_rest(q.series, [r[0] for r in rows], role="cause", keep=1, with_rest=False)
+            rest = rest_of_cause(*leaves, dict(cand.labels), f.shape.scale) if leaves and series else []
+            if rest:
+                series.append(kept_series({}, rest, "rest"))
             f.cause_evidence[cand.labels] = self._add(
-                f, "localization", f"Alert signal within {text}", q, summary, rows
+                f, "localization", f"Alert signal within {text}", q, summary, rows, series
             )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
+from agent.history import HistorySummary
 from agent.models import AlertInfo, Evidence, Windows
 from tools import promql
 from tools.analysis import Localization
@@ -41,6 +42,7 @@ class Findings:
     degraded: bool = False
     unavailable: bool = False  # Prometheus could not be reached at all
     timings: dict[str, float] = field(default_factory=dict)
+    history: HistorySummary | None = None  # incidents seen before (None: no history was asked)
 
 
 def new_report_id() -> str:

@@ -3,6 +3,7 @@ the findings to a writer, the LLM writer when an LLM is configured, else the off
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -10,10 +11,14 @@ from typing import Protocol
 
 from agent.evidence import EvidenceCollector, InvestigationConfig
 from agent.findings import Findings
+from agent.history import History, Likeness
 from agent.llm import LLMConfig
 from agent.models import AlertInfo, Report
 from agent.offline_writer import OfflineWriter
+from tools import promql
 from tools.prom import Prometheus
+
+log = logging.getLogger("alertsleuth.investigator")
 
 
 class Writer(Protocol):
@@ -30,15 +35,45 @@ class Investigator:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         *,
         writer: Writer | None = None,
+        history: History | None = None,
     ) -> None:
         self.prom = prom
         self.config = config
         self.clock = clock
         self.collector = EvidenceCollector(prom, config, clock)
         self.writer: Writer = writer or OfflineWriter()
+        self.history = history
 
-    def investigate(self, alert: AlertInfo, writer: Writer | None = None) -> Report:
-        return self.write(self.collect(alert), writer)
+    def investigate(
+        self, alert: AlertInfo, writer: Writer | None = None, *, incident_id: int | None = None
+    ) -> Report:
+        """Collect the evidence, recall the incidents seen before (`incident_id`: the one under
+        investigation, never its own past), and write the report."""
+        findings = self.collect(alert)
+        self.recall(findings, incident_id)
+        return self.write(findings, writer)
+
+    def recall(self, f: Findings, incident_id: int | None = None) -> None:
+        """Ask the history (when there is one) for the past incidents most like `f`, once its root
+        causes are known; a history that cannot be read leaves a note, not a failed investigation."""
+        if self.history is None or f.unavailable:
+            return
+        loc = f.localization
+        causes = tuple(c.labels for c in loc.causes) if loc is not None and loc.localized else ()
+        metrics = tuple(dict.fromkeys(promql.metric_names(f.condition.signal))) if f.condition else ()
+        like = Likeness(
+            alertname=f.alert.name,
+            causes=causes,
+            metrics=metrics,
+            fingerprint=f.alert.fingerprint,
+            before=f.alert.starts_at,
+            exclude_incident=incident_id,
+        )
+        try:
+            f.history = self.history.similar(like)
+        except Exception as exc:  # noqa: BLE001 - the store's own error: the report goes on without it
+            log.warning("past incidents could not be read", extra={"error": f"{type(exc).__name__}: {exc}"})
+            f.notes.append(f"past incidents could not be read: {type(exc).__name__}")
 
     def collect(self, alert: AlertInfo) -> Findings:
         return self.collector.collect(alert)
@@ -54,10 +89,13 @@ class Investigator:
         return self.collector.breakdown(expr, start, end)
 
 
-def make_investigator(prom: Prometheus, config: InvestigationConfig, llm: LLMConfig) -> Investigator:
+def make_investigator(
+    prom: Prometheus, config: InvestigationConfig, llm: LLMConfig, history: History | None = None
+) -> Investigator:
     """An Investigator whose reports the LLM writer writes when an LLM is configured, else the offline
-    writer. (LangChain is imported only then: it takes seconds to load.)"""
-    inv = Investigator(prom, config)
+    writer (LangChain is imported only then: it takes seconds to load), recalling past incidents from
+    `history` when given."""
+    inv = Investigator(prom, config, history=history)
     if llm.enabled:
         from agent.llm_writer import LLMWriter
 

@@ -106,11 +106,13 @@ def evidence_prompt(f: Findings, offline: Report, max_chars: int) -> str:
         "notes": offline.notes,
         "related": offline.related,
     }
+    past = _past(f)
     for max_stats in (12, 6, 3, 1, 0):
         parts = [
             data_block("alert", alert_data),
             data_block("evidence", [_evidence_payload(e, max_stats) for e in f.evidence]),
             data_block("findings", findings),
+            *([data_block("past_incidents", past)] if past else []),
         ]
         text = "\n\n".join(parts)
         if len(text) <= max_chars:
@@ -283,9 +285,40 @@ class LLMWriter:
         return out
 
 
+def _past(f: Findings, limit: int = 3) -> dict[str, Any] | None:
+    """The incidents seen before, as the model gets them: the few most alike and the counts."""
+    h = f.history
+    if h is None:
+        return None
+    return {
+        "first_seen": rfc3339(h.first_seen) if h.first_seen else None,
+        "incidents_in_30_days": h.last_30_days,
+        "same_cause_in_30_days": h.same_cause_30_days,
+        "most_alike": [
+            {
+                "incident_id": p.incident_id,
+                "started": rfc3339(p.starts_at),
+                "lasted_seconds": p.duration_seconds,
+                "root_causes": p.root_causes,
+                "match": p.match,
+                "summary": p.summary[:400],
+                "ticket": p.ticket,
+            }
+            for p in h.similar[:limit]
+        ],
+    }
+
+
 def _extra_numbers(f: Findings, offline: Report) -> list[float]:
-    """Figures the deterministic findings state outside evidence stats: shares, threshold, volume."""
+    """Figures the deterministic findings state outside evidence stats: shares, threshold, volume, and
+    the counts and durations of the incidents seen before."""
     out: list[float] = []
+    if f.history is not None:
+        h = f.history
+        out += [float(h.last_30_days), float(h.same_cause_30_days), float(len(h.similar))]
+        for p in h.similar:
+            if p.duration_seconds is not None:
+                out += [p.duration_seconds, p.duration_seconds / 60, p.duration_seconds / 3600]
     if f.condition is not None and f.condition.threshold is not None:
         out.append(f.condition.threshold)
     if f.localization is not None:

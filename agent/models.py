@@ -11,6 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from agent.history import HistorySummary
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -109,6 +111,10 @@ class Report(BaseModel):
     alert: AlertInfo
     expression: str | None = Field(description="the alert rule's PromQL, as found")
     windows: Windows | None = None
+    threshold: float | None = Field(
+        default=None, description="the threshold the rule's expression compares its signal with, if any"
+    )
+    comparison: str | None = Field(default=None, description="that comparison: >, >=, <, <=, == or !=")
     summary: str
     localized: bool = False
     localization_note: str | None = Field(
@@ -136,6 +142,9 @@ class Report(BaseModel):
         "rests on little history), else 'normal'; null when the signal was not measured",
     )
     degraded: bool = Field(default=False, description="true when part of the investigation could not run")
+    history: HistorySummary | None = Field(
+        default=None, description="incidents seen before: the most alike, and how often this alert fired"
+    )
     language: str = "en"
     llm: LLMUsage | None = None
     grounding: Grounding = Field(default_factory=Grounding)

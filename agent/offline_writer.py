@@ -12,7 +12,7 @@ from agent.models import Report, RootCause
 from agent.texts import phrases
 from tools import promql
 from tools.analysis import Candidate
-from tools.format import fmt_duration, fmt_labels, fmt_num, fmt_pct
+from tools.format import fmt_duration, fmt_labels, fmt_num, fmt_pct, fmt_time
 
 HINT_WORDS = {  # metric-name fragments -> hint key
     "login": "login",
@@ -63,6 +63,8 @@ class OfflineWriter:
             alert=alert,
             expression=f.expression,
             windows=f.windows,
+            threshold=f.condition.threshold if f.condition else None,
+            comparison=f.condition.op if f.condition and f.condition.threshold is not None else None,
             summary="",
             evidence=f.evidence,
             notes=list(dict.fromkeys(f.notes)),
@@ -163,11 +165,33 @@ class OfflineWriter:
             report.impact = t["impact_spread"].format(
                 signal=f"`{signal}`", inc=fmt_value(inc), base=fmt_value(base)
             )
+        report.history = f.history
+        summary += self._seen_before(f, t)
         report.summary = summary
         report.related = self._related(f)
         report.remediation = self._remediation(f, report, t)
         report.prevention = self._prevention(f, report, t)
         return report
+
+    def _seen_before(self, f: Findings, t: dict[str, Any]) -> str:
+        """One sentence on the incidents seen before (none when no history was asked)."""
+        h = f.history
+        if h is None:
+            return ""
+        same = next((p for p in h.similar if p.match == "same_cause"), None)
+        if same is not None and h.same_cause_30_days:
+            when = fmt_time(same.starts_at)
+            if same.duration_seconds is None:
+                return str(t["seen_same_open"].format(n=h.same_cause_30_days, when=when))
+            lasted = fmt_duration(same.duration_seconds)
+            return str(t["seen_same"].format(n=h.same_cause_30_days, when=when, lasted=lasted))
+        if h.similar and h.last_30_days:
+            top = h.similar[0]
+            labels = fmt_labels(top.root_causes[0], plain=True) if top.root_causes else "–"
+            return str(t["seen_alert"].format(n=h.last_30_days, when=fmt_time(top.starts_at), labels=labels))
+        if h.first_seen is None and not h.similar:
+            return str(t["seen_none"])
+        return ""
 
     def _thin_baseline(self, f: Findings, t: dict[str, Any]) -> dict[str, str] | None:
         """The note and the root-cause remark when the baseline had data for less than half of its

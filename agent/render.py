@@ -4,7 +4,8 @@ Both renderings read one view of the report (`agent.report_view.build_view`) and
 jinja2 template (`agent/templates/report.md.j2`, `report.html.j2`) and in how free text is escaped:
 HTML is autoescaped, and both templates pass untrusted and written text through the filters of
 `agent.markup`. Fixed phrases come from `agent/text/report.yaml`, numbers from `tools.format`, charts
-from `agent.sparklines`, file names from `agent.filenames`.
+from `agent.charts` (HTML; the Markdown draws text sparklines from `agent.sparklines`), file names from
+`agent.filenames`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import re
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
 
+from agent.charts import charts_of
 from agent.markup import FILTERS, show_bidi_controls
 from agent.models import Report
 from agent.report_view import build_view
@@ -49,5 +52,21 @@ def render_markdown(report: Report) -> str:
 
 
 def render_html(report: Report) -> str:
-    """The report as one self-contained HTML page (inline CSS and SVG, no scripts, no external assets)."""
-    return _env().get_template("report.html.j2").render(build_view(report))
+    """The report as one self-contained HTML page (inline CSS and SVG, no scripts, no external assets):
+    the signal's and the root causes' charts on the first screen, each breakdown's by its evidence."""
+    view = build_view(report)
+    first: list[dict[str, object]] = []
+    by_evidence: dict[str, list[dict[str, object]]] = {}
+    for chart in charts_of(report, "svg"):
+        # matplotlib's SVG, its text escaped by it (agent/charts.py): markup to place as it is
+        shown: dict[str, object] = {
+            "svg": Markup(str(chart.data)),
+            "title": chart.title,
+            "evidence_id": chart.evidence_id,
+        }
+        if chart.key.startswith("breakdown"):
+            by_evidence.setdefault(chart.evidence_id, []).append(shown)
+        else:
+            first.append(shown)
+    view["charts_first"], view["charts_by_evidence"] = first, by_evidence
+    return _env().get_template("report.html.j2").render(view)

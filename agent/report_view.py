@@ -2,9 +2,10 @@
 
 `build_view(report)` turns the report into the plain values the templates print: every figure already
 formatted through `tools.format`, every fixed phrase in the report's language (from
-`agent/text/report.yaml`), links only where `agent.markup.safe_url` allows them, sparkline geometry
-from the evidence series. Free text stays raw here: the templates escape it with `agent.markup`'s
-filters, which read `known_ids` from this view to decide which `[E3]` citations become links.
+`agent/text/report.yaml`), links only where `agent.markup.safe_url` allows them, text sparklines
+from the evidence series (the HTML's charts are drawn by `agent.charts`, see `agent.render`). Free
+text stays raw here: the templates escape it with `agent.markup`'s filters, which read `known_ids`
+from this view to decide which `[E3]` citations become links.
 """
 
 from __future__ import annotations
@@ -12,20 +13,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from agent.headline import headline, unit_of
 from agent.markup import safe_url
-from agent.models import Evidence, Report, Windows
-from agent.sparklines import (
-    SPARK_HEIGHT,
-    SPARK_WIDTH,
-    polyline_points,
-    series_labels,
-    series_points,
-    shade_box,
-    text_spark,
-    x_extent,
-)
+from agent.models import Evidence, Report
+from agent.sparklines import series_labels, series_points, text_spark
 from agent.texts import language, phrases
-from tools.format import fmt_duration, fmt_labels, fmt_num, fmt_pct, fmt_range, fmt_time, to_utc
+from tools.format import fmt_duration, fmt_labels, fmt_num, fmt_pct, fmt_range, fmt_time, fmt_unit
 
 __all__ = ["build_view"]
 
@@ -33,8 +26,9 @@ MAX_STAT_ROWS = 15
 MAX_SERIES = 5
 
 
-def _sparklines(ev: Evidence, windows: Windows | None) -> tuple[list[dict[str, Any]], int]:
-    """Up to MAX_SERIES sparklines for an evidence's series, and how many series were left out."""
+def _sparklines(ev: Evidence) -> tuple[list[dict[str, Any]], int]:
+    """Up to MAX_SERIES text sparklines for an evidence's series (the Markdown report; the HTML one
+    draws charts), and how many series were left out."""
     if not ev.series:
         return [], 0
     parsed = []
@@ -45,30 +39,45 @@ def _sparklines(ev: Evidence, windows: Windows | None) -> tuple[list[dict[str, A
                 parsed.append((series_labels(s), pts))
     shown = parsed[:MAX_SERIES]
     more = len(parsed) - len(shown)  # series without a usable point are not counted
-    if not shown:
-        return [], more
-    x0, x1 = x_extent(to_utc(ev.start).timestamp(), to_utc(ev.end).timestamp(), [p for _, p in shown])
-    shade = None
-    if windows is not None:
-        inc = windows.incident
-        shade = shade_box(x0, x1, to_utc(inc.start).timestamp(), to_utc(inc.end).timestamp())
     out: list[dict[str, Any]] = []
     for labels, pts in shown:
         values = [v for _, v in pts]
         out.append(
             {
                 "labels": fmt_labels(labels),
-                "points": polyline_points(pts, x0, x1),
-                "shade": shade,
                 "min": fmt_num(min(values)),
                 "max": fmt_num(max(values)),
                 "last": fmt_num(values[-1]),
                 "text": text_spark(values),
-                "width": SPARK_WIDTH,
-                "height": SPARK_HEIGHT,
             }
         )
     return out, more
+
+
+def _seen_before(report: Report, t: Mapping[str, str], matches: Mapping[str, str]) -> dict[str, Any] | None:
+    """The incidents seen before as the templates print them; None when no history was asked."""
+    h = report.history
+    if h is None:
+        return None
+    rows = [
+        {
+            "when": fmt_time(p.starts_at),
+            "lasted": fmt_duration(p.duration_seconds) if p.duration_seconds is not None else t["unresolved"],
+            "causes": "; ".join(fmt_labels(c, plain=True) for c in p.root_causes) or "–",
+            "match": matches.get(p.match, p.match),
+            "ticket": p.ticket or "",
+            "ticket_href": safe_url(p.ticket_url),
+            "summary": p.summary,
+            "incident_id": p.incident_id,
+        }
+        for p in h.similar
+    ]
+    counts = ""
+    if h.first_seen is not None:
+        counts = t["seen_counts"].format(
+            first=fmt_time(h.first_seen), n=h.last_30_days, same=h.same_cause_30_days
+        )
+    return {"rows": rows, "counts": counts, "nothing": t["seen_nothing"] if not rows and not counts else ""}
 
 
 def _timing_rows(timings: Mapping[str, float], phases: Mapping[str, str]) -> list[tuple[str, str]]:
@@ -101,7 +110,7 @@ def build_view(report: Report) -> dict[str, Any]:
     ]
     evidence = []
     for ev in report.evidence:
-        sparks, series_more = _sparklines(ev, report.windows)
+        sparks, series_more = _sparklines(ev)
         evidence.append(
             {
                 "ev": ev,
@@ -124,13 +133,14 @@ def build_view(report: Report) -> dict[str, Any]:
                 "more_series": t["more_series"].format(n=series_more) if series_more > 0 else "",
             }
         )
+    unit = unit_of(report)
     root_causes = [
         {
             "rank": n,
             "rc": rc,
             "labels": fmt_labels(rc.labels),
             "score": fmt_num(rc.score),
-            "change": f"{fmt_num(rc.baseline)} → {fmt_num(rc.incident)}",
+            "change": f"{fmt_unit(rc.baseline, unit)} → {fmt_unit(rc.incident, unit)}",
             "share": fmt_pct(rc.explained_share),
         }
         for n, rc in enumerate(report.root_causes, start=1)
@@ -159,6 +169,7 @@ def build_view(report: Report) -> dict[str, Any]:
             windows[name] = f"{fmt_range(tr.start, tr.end)} ({length})"
     return {
         "r": report,
+        "head": headline(report),
         "t": t,
         "lang": lang,
         "html_lang": "zh-CN" if lang == "zh" else "en",
@@ -179,6 +190,7 @@ def build_view(report: Report) -> dict[str, Any]:
         # Not localized: why it did not run (the writer's note), else it ran and found the change spread.
         "not_run": t["not_run"].format(why=report.localization_note) if report.localization_note else None,
         "root_causes": root_causes,
+        "seen": _seen_before(report, t, text["match"]),
         "evidence": evidence,
         "llm": llm,
         "timings": _timing_rows(report.timings, text["phases"]),

@@ -95,6 +95,7 @@ class WorkerPool:
                 return
             # Out of attempts: the report says Prometheus was unreachable (degraded), nothing is lost;
             # `complete` keeps a good report current over it.
+            self.investigator.recall(findings, job.incident_id)
             report = self.investigator.write(findings)
             if findings.unavailable:  # the writer cannot know what the server does next; it says so
                 report.notes.append(

@@ -22,7 +22,9 @@ __all__ = [
     "fmt_pct",
     "fmt_range",
     "fmt_time",
+    "fmt_unit",
     "rfc3339",
+    "signal_unit",
     "to_utc",
 ]
 
@@ -74,6 +76,36 @@ def fmt_pct(x: float | None) -> str:
     """Format a share (0..1) as a percentage with `fmt_num`'s precision: 0.8734 → "87.34%"."""
     v = _number(x)
     return v if isinstance(v, str) else f"{fmt_num(v * 100.0)}%"
+
+
+def signal_unit(expression: str | None, values: Sequence[float | None]) -> str:
+    """The unit an alert signal reads in, from its expression and its values: "ratio" (a division whose
+    values all lie in 0..1: shown as percentages), "seconds" (a latency quantile or a `_seconds`
+    metric), "per_second" (a rate, not divided by another), or "" (a plain number)."""
+    expr = expression or ""
+    finite = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    if "/" in expr and finite and all(0.0 <= v <= 1.0 for v in finite):
+        return "ratio"
+    if "histogram_quantile" in expr or re.search(r"_seconds(_bucket|_sum|_count)?\b", expr):
+        return "seconds"
+    if "/" not in expr and re.search(r"\b(i?rate|deriv)\s*\(", expr):  # a ratio of rates has no unit
+        return "per_second"
+    return ""
+
+
+def fmt_unit(x: float | None, unit: str) -> str:
+    """`x` in the unit `signal_unit` named: "87.34%", "0.83 s", "120.5/s", or `fmt_num`'s form."""
+    if unit == "ratio":
+        return fmt_pct(x)
+    if unit == "seconds":
+        return f"{fmt_num(x)} s" if _is_number(x) else fmt_num(x)
+    if unit == "per_second":
+        return f"{fmt_num(x)}/s" if _is_number(x) else fmt_num(x)
+    return fmt_num(x)
+
+
+def _is_number(x: float | None) -> bool:
+    return not isinstance(_number(x), str)
 
 
 def fmt_duration(seconds: float | None) -> str:

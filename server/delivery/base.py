@@ -77,6 +77,10 @@ class Notice:
     )
     incident_url: str | None = None
     change: str | None = None  # update notices: what changed since the last one sent
+    # The report's first screen (agent/headline.py): the verdict, where the change lives, since when.
+    headline: list[str] = field(default_factory=list)
+    # The report's charts as PNG (filename, bytes), drawn when a sink first asks (agent/charts.py).
+    charts: Callable[[], list[tuple[str, bytes]]] = field(default=lambda: [], repr=False, compare=False)
 
 
 class TicketSlot:

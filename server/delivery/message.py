@@ -121,8 +121,11 @@ def label_set(labels: dict[str, str]) -> str:
 
 
 def brief(notice: Notice, style: Style = "markdown", *, causes: int = 3) -> str:
-    """The short message chat sinks send: title, summary, top root causes, timing, link."""
+    """The short message chat sinks send, in the report's order: title, the first screen (verdict,
+    where, since when, severity), then the summary, the top root causes, timing and the link."""
     lines = [bold(notice.title, style)]
+    if notice.headline:
+        lines += ["", *notice.headline]
     if notice.severity:
         lines.append(f"severity: {notice.severity}")
     if notice.event == "resolved":

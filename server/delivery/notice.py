@@ -6,6 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from agent.charts import charts_of
+from agent.filenames import report_filename_stem
+from agent.headline import headline
 from agent.models import Report
 from server.archive import report_output
 from server.db.models import Incident, ReportRow, Ticket
@@ -62,7 +65,23 @@ def build_notice(
         report_url=f"{base}/api/v1/reports/{row.id}?format=html" if base and row else None,
         incident_url=f"{base}/api/v1/incidents/{inc.id}" if base else None,
         change=change,
+        headline=_headline(report, ends),
+        charts=(lambda: _pngs(report)) if report is not None else (lambda: []),
     )
+
+
+def _pngs(report: Report) -> list[tuple[str, bytes]]:
+    stem = report_filename_stem(report)
+    return [
+        (f"{stem}.{c.key}.png", bytes(c.data)) for c in charts_of(report, "png") if isinstance(c.data, bytes)
+    ]
+
+
+def _headline(report: Report | None, ended: datetime | None) -> list[str]:
+    if report is None:
+        return []
+    head = headline(report, now=ended or datetime.now(UTC))
+    return [head.verdict, head.where, head.since]
 
 
 def probe_notice(sink: str) -> Notice:

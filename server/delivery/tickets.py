@@ -31,7 +31,8 @@ def marker_comment(marker: str) -> str:
 
 
 def report_files(notice: Notice) -> list[tuple[str, bytes, str]]:
-    """The report's HTML and JSON as (filename, content, media type), those the notice carries."""
+    """The report's HTML and JSON and its charts as PNG, as (filename, content, media type): those
+    the notice carries."""
     raw = notice.report_id or f"incident-{notice.incident_id}"
     stem = "alertsleuth-" + re.sub(r"[^A-Za-z0-9._-]", "_", raw)
     files = []
@@ -39,6 +40,7 @@ def report_files(notice: Notice) -> list[tuple[str, bytes, str]]:
         files.append((stem + ".html", notice.html.encode("utf-8"), "text/html"))
     if notice.report_json is not None:
         files.append((stem + ".json", notice.report_json.encode("utf-8"), "application/json"))
+    files += [(name, data, "image/png") for name, data in notice.charts()]
     return files
 
 

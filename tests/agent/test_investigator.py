@@ -151,3 +151,22 @@ def test_concurrent_investigations_count_their_own_queries(prom: PromEnv) -> Non
         with ThreadPoolExecutor(max_workers=len(alerts)) as pool:
             together = list(pool.map(investigate, alerts))
         assert together == alone
+
+
+def test_the_evidence_keeps_the_series_its_charts_draw(prom: PromEnv) -> None:
+    report = run(prom, fire(prom, "burst"))
+    assert report.threshold is not None and report.comparison == ">"
+    by_id = {e.id: e for e in report.evidence}
+    signal = next(e for e in report.evidence if e.kind == "signal")
+    assert signal.series and [s["role"] for s in signal.series] == ["signal"]
+    assert 10 < len(signal.series[0]["points"]) <= 300
+    region = next(e for e in report.evidence if e.title == "Alert signal by ip_region")
+    assert region.series and region.series[0]["labels"] == {"ip_region": "shanghai"}
+    assert {s["role"] for s in region.series} == {"series"}  # a ratio: its values do not add up to a rest
+    cause = by_id[report.root_causes[0].evidence_ids[0]]
+    assert cause.series and [s["role"] for s in cause.series] == ["cause", "rest"]
+    inside, outside = (dict((t, v) for t, v in s["points"]) for s in cause.series)
+    last = max(inside)
+    assert inside[last] > 0.5 > 0.2 > outside[last]  # the burst is in the cause, not in the rest
+    leaves = [e for e in report.evidence if e.title.startswith(("Numerator by", "Denominator by"))]
+    assert len(leaves) == 2 and all(e.series is None for e in leaves)  # no chart: too many series

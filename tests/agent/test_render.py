@@ -177,14 +177,15 @@ def make_report(language: str = "en", **overrides: object) -> Report:
     return Report.model_validate(fields)
 
 
+# The answer first (the headline above these, then the analysis), the alert's metadata after it.
 HEADINGS = {
     "en": [
-        "Alert",
         "Summary",
         "Root cause analysis",
         "Impact",
         "Remediation",
         "Prevention",
+        "Alert",
         "Evidence",
         "Notes",
         "LLM usage",
@@ -192,12 +193,12 @@ HEADINGS = {
         "Timings",
     ],
     "zh": [
-        "告警基本信息",
         "摘要",
         "根因分析",
         "影响",
         "处置步骤",
         "预防措施",
+        "告警基本信息",
         "证据",
         "说明",
         "大模型使用情况",
@@ -329,23 +330,18 @@ def test_html_evidence_anchors_and_citation_links() -> None:
     assert "<code>ip_region=shanghai</code>" in page  # inline code in an evidence summary
 
 
-def test_html_sparklines() -> None:
-    page = render_html(make_report())
+def test_html_charts_lead_and_sit_by_their_evidence() -> None:
+    report = make_report()
+    report.evidence[1].series = report.evidence[2].series  # the breakdown keeps its values' series
+    page = render_html(report)
+    first = page.split('id="verdict"')[1].split("</section>")[0]
+    assert first.count("<svg") >= 1 and 'role="img"' in first  # the signal's chart, with the answer
     e1 = page.split('id="E1"')[1].split('id="E2"')[0]
-    e3 = page.split('id="E3"')[1].split('id="E4"')[0]
-    assert e1.count("<polyline") == 1
-    assert e3.count("<polyline") == 5
-    assert "… 2 more series" in e3
-    assert 'class="shade"' in e1  # the incident window is shaded
-    points = re.search(r'<polyline points="([^"]+)"', e1)
-    assert points is not None
-    coords = [tuple(map(float, p.split(","))) for p in points.group(1).split()]
-    assert len(coords) == 60  # the NaN point is left out
-    xs = [x for x, _ in coords]
-    ys = [y for _, y in coords]
-    assert xs == sorted(xs)
-    assert min(xs) >= 0 and max(xs) <= 280 and min(ys) >= 0 and max(ys) <= 44
-    assert min(ys) < 10 < 34 < max(ys)  # the step up spans the chart height
+    e2 = page.split('id="E2"')[1].split('id="E3"')[0]
+    assert "<svg" not in e1  # shown on the first screen, not twice
+    assert e2.count("<svg") == 1  # the breakdown's small multiples, in its evidence
+    assert "<script" not in page.lower() and "<polyline" not in page
+    assert "default-src 'none'; style-src 'unsafe-inline'; img-src data:" in page  # the CSP holds
 
 
 def test_zh_fixed_phrases() -> None:
@@ -533,7 +529,5 @@ def test_odd_series_shapes_do_not_break_rendering() -> None:
         }
     )
     page = render_html(report.model_copy(update={"evidence": [odd]}))
-    e1 = page.split('id="E1"')[1]
-    assert e1.count("<polyline") == 1  # only the series with one usable point is drawn
-    assert "{job=&#34;x&#34;}" in e1
-    assert "more series" not in e1
+    first = page.split('id="verdict"')[1].split("</section>")[0]
+    assert first.count("<svg") == 1  # only the series with one usable point is drawn

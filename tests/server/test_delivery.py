@@ -109,7 +109,7 @@ def test_ticket_and_mail_from_firing_to_resolved(
             by_sink = {d["sink"]: d for d in inc["deliveries"]}
             assert set(by_sink) == {"ops-redmine", "mail"}
             assert all(d["event"] == "firing" and d["state"] == "done" for d in inc["deliveries"])
-            assert by_sink["ops-redmine"]["detail"].endswith("with 2 attachments")
+            assert by_sink["ops-redmine"]["detail"].endswith("with 6 attachments")  # HTML, JSON, 4 charts
 
             # The ticket is on the incident, in the report's JSON, and linked from its HTML and Markdown.
             [ticket] = inc["tickets"]
@@ -128,10 +128,12 @@ def test_ticket_and_mail_from_firing_to_resolved(
 
             issue = redmine_issue(redmine, ticket["key"][1:])
             assert issue["subject"] == "[FIRING] HighLoginFailureRate: ip_region=shanghai, user_type=admin"
-            assert {a["filename"] for a in issue["attachments"]} == {
-                f"report-{inc['report_id']}.html",
-                f"report-{inc['report_id']}.json",
-            }
+            names = {a["filename"] for a in issue["attachments"]}
+            assert {f"alertsleuth-{inc['report_id']}.html", f"alertsleuth-{inc['report_id']}.json"} <= names
+            charts = {n.rsplit(".", 2)[1] for n in names if n.endswith(".png")}  # from the report's series
+            assert {"signal", "cause-1", "breakdown-ip_region", "breakdown-user_type"} == charts, names
+            png = next(a for a in issue["attachments"] if a["filename"].endswith(".signal.png"))
+            assert png["content_type"] == "image/png" and png["filesize"] > 5000
             [mail] = smtp.wait_for(1)
             assert mail.rcpt_tos == ["oncall@example.com"] and mail.tls and mail.authenticated
             assert mail.message["Subject"] == f"[alertsleuth] {issue['subject']}"

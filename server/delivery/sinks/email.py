@@ -142,6 +142,25 @@ def _reply_text(resp: bytes | str) -> str:
     return _one_line(text)[:300]
 
 
+_SVG = re.compile(r"<svg\b.*?</svg>", re.S)
+
+
+def inline_charts(page: str, names: list[str], cids: list[str]) -> str:
+    """The report page for mail: each inline SVG chart, in order, replaced by its PNG part (`cid:`), and
+    the page's Content-Security-Policy letting those load."""
+    parts = iter(zip(names, cids, strict=True))
+
+    def swap(match: re.Match[str]) -> str:
+        found = next(parts, None)
+        if found is None:
+            return match.group(0)
+        name, cid = found
+        return f'<img src="cid:{cid}" alt="{html.escape(name)}" style="max-width:100%;height:auto">'
+
+    page = _SVG.sub(swap, page)
+    return page.replace("img-src data:", "img-src data: cid:", 1) if cids else page
+
+
 class EmailSink(Sink):
     kind = "email"
     config_model = EmailConfig
@@ -197,7 +216,15 @@ class EmailSink(Sink):
         if files:
             text += "\n\nAttached: " + ", ".join(files)
         msg.set_content(text + "\n", subtype="plain", charset="utf-8")
-        msg.add_alternative(notice.html or self._simple_html(notice, text), subtype="html", charset="utf-8")
+        charts = notice.charts() if notice.html else []
+        cids = [make_msgid(domain="alertsleuth.invalid")[1:-1] for _ in charts]
+        body = inline_charts(notice.html, [name for name, _ in charts], cids) if notice.html else None
+        msg.add_alternative(body or self._simple_html(notice, text), subtype="html", charset="utf-8")
+        if charts:  # the charts as PNG parts of the HTML (mail readers do not all show inline SVG)
+            html_part = msg.get_body(("html",))
+            assert isinstance(html_part, EmailMessage)
+            for (name, data), cid in zip(charts, cids, strict=True):
+                html_part.add_related(data, maintype="image", subtype="png", cid=f"<{cid}>", filename=name)
         if notice.report_json:
             msg.add_attachment(
                 notice.report_json.encode("utf-8"),

@@ -18,7 +18,7 @@ from server.delivery.base import DeliveryError, Notice, Outcome, SinkConfig, Tic
 from server.delivery.http import call
 from server.delivery.message import brief, duration, fit, one_line, resolved_line
 from server.delivery.secrets import Secret
-from server.delivery.tickets import TicketSink
+from server.delivery.tickets import TicketSink, report_files
 
 DESCRIPTION_LIMIT = 60_000  # Redmine stores text columns; MySQL's TEXT is 65,535 bytes
 SUBJECT_LIMIT = 255  # characters
@@ -92,18 +92,12 @@ class RedmineSink(TicketSink):
         if not self.config.attach or not notice.report_id:
             return []
         files = []
-        for ext, body, ctype in (
-            ("html", notice.html, "text/html"),
-            ("json", notice.report_json, "application/json"),
-        ):
-            if not body:
-                continue
-            name = f"report-{notice.report_id}.{ext}"
+        for name, body, ctype in report_files(notice):
             token = self._req(
                 "POST",
                 "/uploads.json",
                 params={"filename": name},
-                content=body.encode("utf-8"),
+                content=body,
                 headers={"Content-Type": "application/octet-stream"},
             )["upload"]["token"]
             files.append({"token": token, "filename": name, "content_type": ctype})

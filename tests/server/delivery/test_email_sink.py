@@ -4,6 +4,7 @@ throwaway CA, AUTH, and the server's temporary and permanent refusals."""
 from __future__ import annotations
 
 import json
+import re
 import socket
 from collections.abc import Iterator
 from dataclasses import replace
@@ -348,3 +349,24 @@ def test_credentials_in_clear_text_only_to_loopback() -> None:
     assert "p" not in repr(config.password)
     EmailConfig.model_validate(base_config(host="localhost", security="none", username="u", password="p"))
     EmailConfig.model_validate(base_config(security="none"))  # an open relay needs no credentials
+
+
+def test_charts_travel_as_png_parts_of_the_html(smtp: FakeSMTP) -> None:
+    page = (
+        '<html><head><meta http-equiv="Content-Security-Policy" '
+        "content=\"default-src 'none'; img-src data:\">"
+        '</head><body><figure><svg role="img"><text>signal</text></svg></figure>'
+        "<figure><svg><text>cause</text></svg></figure></body></html>"
+    )
+    pngs = [("r-42.signal.png", b"\x89PNG-signal"), ("r-42.cause-1.png", b"\x89PNG-cause")]
+    sink(smtp).send(notice(html=page, charts=lambda: pngs), slot())
+    [mail] = smtp.wait_for(1)
+    html_part = mail.message.get_body(("html",))
+    assert html_part is not None
+    shown = html_part.get_content()
+    cids = re.findall(r'src="cid:([^"]+)"', shown)
+    assert len(cids) == 2 and "<svg" not in shown and "img-src data: cid:" in shown
+    images = [p for p in mail.message.walk() if p.get_content_type() == "image/png"]
+    assert [p.get_filename() for p in images] == ["r-42.signal.png", "r-42.cause-1.png"]
+    assert [p["Content-ID"].strip("<>") for p in images] == cids
+    assert images[0].get_content() == b"\x89PNG-signal"

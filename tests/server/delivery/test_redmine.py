@@ -20,6 +20,9 @@ def sink(redmine: procs.Process, **overrides: Any) -> RedmineSink:
     return RedmineSink("ops-redmine", RedmineConfig.model_validate(cfg), httpx.Client(timeout=30))
 
 
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64  # stands for a chart: Redmine stores what it is given
+
+
 def notice(event: str, marker: str, **kw: Any) -> Notice:
     base: dict[str, Any] = dict(
         event=event,
@@ -39,6 +42,7 @@ def notice(event: str, marker: str, **kw: Any) -> Notice:
         html="<html><body><h1>HighLoginFailureRate</h1></body></html>",
         report_json=json.dumps({"id": "r1"}),
         report_url="https://alertsleuth.example.com/api/v1/reports/r1?format=html",
+        charts=lambda: [("r1.signal.png", PNG)],
     )
     base.update(kw)
     return Notice(**base)
@@ -72,7 +76,10 @@ def test_lifecycle_create_comment_close(redmine: procs.Process) -> None:
     got = issue(redmine, out.ticket)
     assert got["subject"] == "[FIRING] HighLoginFailureRate: ip_region=shanghai, user_type=admin"
     assert "**Root cause:** ip_region=shanghai" in got["description"] and "mk-life-1" in got["description"]
-    assert sorted(a["filename"] for a in got["attachments"]) == ["report-r1.html", "report-r1.json"]
+    names = sorted(a["filename"] for a in got["attachments"])
+    assert names == ["alertsleuth-r1.html", "alertsleuth-r1.json", "r1.signal.png"]  # the chart as PNG
+    png = next(a for a in got["attachments"] if a["filename"].endswith(".png"))
+    assert png["content_type"] == "image/png" and png["filesize"] == len(PNG)
     assert got["status"]["name"] == "New"
 
     # The same firing again (a retry after a lost answer): no comment, no second issue.
@@ -87,7 +94,7 @@ def test_lifecycle_create_comment_close(redmine: procs.Process) -> None:
     got = issue(redmine, out.ticket)
     notes = [j["notes"] for j in got["journals"] if j["notes"]]
     assert len(notes) == 1 and notes[0].startswith("Analysis changed: root causes a → b")
-    assert len(got["attachments"]) == 4
+    assert len(got["attachments"]) == 6  # each analysis: HTML, JSON, chart
 
     done = s.send(
         notice("resolved", "mk-life-1", duration_seconds=754, ends_at="2026-11-21T10:12:34Z"),

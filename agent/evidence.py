@@ -29,6 +29,7 @@ from tools.chartdata import kept as kept_series
 from tools.chartdata import rest_of_cause, top_and_rest
 from tools.errors import AlertsleuthError, PrometheusUnavailable, UnsupportedQuery
 from tools.format import fmt_labels, fmt_num, fmt_pct
+from tools.links import grafana_explore, prometheus_graph, ui_base
 from tools.prom import Prometheus, Series
 from tools.related import collect_related
 
@@ -48,6 +49,9 @@ class InvestigationConfig:
     max_labels: int = 8
     max_label_values: int = 50
     query_concurrency: int = 4
+    prometheus_ui_url: str | None = None  # where people see Prometheus, when the alert does not say
+    grafana_url: str | None = None  # evidence links open Grafana's Explore there instead
+    grafana_datasource: str = "prometheus"  # the Prometheus data source's uid in that Grafana
 
 
 def _ts(dt: datetime) -> float:
@@ -209,9 +213,18 @@ class EvidenceCollector:
                 truncated=truncated,
                 error=q.error,
                 series=series or None,
+                graph_url=self._graph_url(f, q),
             )
         )
         return ev_id
+
+    def _graph_url(self, f: Findings, q: QueryResult) -> str | None:
+        """Where a person sees this query over its range: Grafana when configured, else Prometheus."""
+        c = self.config
+        if c.grafana_url:
+            return grafana_explore(c.grafana_url, c.grafana_datasource, q.promql, q.start, q.end)
+        base = ui_base(f.alert.generator_url, c.prometheus_ui_url)
+        return prometheus_graph(base, q.promql, q.start, q.end, q.step) if base else None
 
     def _range(self, f: Findings, expr: str) -> QueryResult:
         assert f.windows is not None

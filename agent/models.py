@@ -69,6 +69,9 @@ class Evidence(BaseModel):
     truncated: bool = False
     error: str | None = None
     series: list[dict[str, Any]] | None = Field(default=None, description="optional points for charts")
+    graph_url: str | None = Field(
+        default=None, description="the query over its range in Prometheus' graph page, or Grafana's Explore"
+    )
 
 
 class RootCause(BaseModel):

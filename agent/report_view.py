@@ -130,6 +130,7 @@ def build_view(report: Report) -> dict[str, Any]:
                 if len(ev.stats) > MAX_STAT_ROWS
                 else "",
                 "sparks": sparks,
+                "graph_href": safe_url(ev.graph_url),
                 "more_series": t["more_series"].format(n=series_more) if series_more > 0 else "",
             }
         )

@@ -21,7 +21,6 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -30,13 +29,13 @@ from agent.findings import Findings  # noqa: E402
 from agent.investigator import Investigator  # noqa: E402
 from agent.llm import LLMConfig  # noqa: E402
 from agent.llm_writer import LLMWriter  # noqa: E402
-from agent.models import AlertInfo, Report  # noqa: E402
+from agent.models import Report  # noqa: E402
 from agent.offline_writer import OfflineWriter  # noqa: E402
 from bench.rca_rs import DEFAULT_DATA  # noqa: E402
 from exporter import launch as procs  # noqa: E402
 from exporter.fake_openai import ScriptedOpenAI, ToolCalls  # noqa: E402
-from exporter.scenarios.login import burst, login_scenario  # noqa: E402
-from exporter.scenarios.login import openmetrics as login_openmetrics  # noqa: E402
+from exporter.scenarios.login import burst_prometheus  # noqa: E402
+from exporter.scenarios.login import demo_alert as login_alert  # noqa: E402
 from exporter.scenarios.rs import PROMETHEUS_ARGS, PROMETHEUS_CONFIG, alert_for, load, openmetrics  # noqa: E402
 from tools.format import fmt_num, fmt_pct  # noqa: E402
 from tools.prom import Prometheus  # noqa: E402
@@ -103,30 +102,14 @@ def rs_cases(srv: ScriptedOpenAI, limit: int | None, work: Path) -> list[tuple[f
 
 
 def demo_alert(srv: ScriptedOpenAI, work: Path, runs: int = 5) -> list[tuple[float, int, float, int]]:
-    now = time.time() // 15 * 15
-    sc = login_scenario("burst", now, burst("shanghai", "admin"))
-    procs.backfill_openmetrics(login_openmetrics(sc), work / "demo" / "data", work / "demo")
-    prom_proc = procs.start_prometheus(
-        work / "demo", "global:\n  scrape_interval: 15s\n", data_dir=work / "demo" / "data"
-    )
-    out = []
-    try:
+    with burst_prometheus(work / "demo") as (url, now, sc):
         inv = Investigator(
-            Prometheus(prom_proc.url),
+            Prometheus(url),
             InvestigationConfig(default_for_seconds=120),
             clock=lambda: datetime.fromtimestamp(now, UTC),
         )
-        alert = AlertInfo(
-            name="HighLoginFailureRate",
-            labels={"alertname": "HighLoginFailureRate", "severity": "critical"},
-            starts_at=datetime.fromtimestamp(sc.anomaly_start + 120, UTC),
-            generator_url=f"http://prometheus:9090/graph?g0.expr={quote(sc.expr())}",
-        )
-        findings = inv.collect(alert)
-        out = [measure(srv, inv, findings) for _ in range(runs)]
-    finally:
-        prom_proc.stop()
-    return out
+        findings = inv.collect(login_alert(sc))
+        return [measure(srv, inv, findings) for _ in range(runs)]
 
 
 def line(name: str, rows: list[tuple[float, int, float, int]]) -> str:

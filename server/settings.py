@@ -50,6 +50,7 @@ _URL_EXAMPLES = {
     "prometheus_url": "http://prometheus:9090",
     "external_url": "https://alertsleuth.example.com",
     "llm_base_url": "https://api.deepseek.com/v1",
+    "grafana_url": "https://grafana.example.com",
 }
 
 
@@ -118,6 +119,10 @@ class Settings(BaseSettings):
     external_url: str | None = Field(
         None, description="alertsleuth's URL as people reach it; messages link the full report there"
     )
+    grafana_url: str | None = Field(
+        None, description="Grafana's URL: evidence links open its Explore (else Prometheus' graph page)"
+    )
+    grafana_datasource: str = Field("prometheus", description="the uid of the Prometheus data source there")
     refresh_seconds: float = Field(
         1800.0, ge=0, description="a repeat notification re-investigates when the report is older; 0: never"
     )
@@ -172,6 +177,9 @@ class Settings(BaseSettings):
             max_labels=self.max_labels,
             max_label_values=self.max_label_values,
             query_concurrency=self.query_concurrency,
+            prometheus_ui_url=self.prometheus_url,
+            grafana_url=self.grafana_url,
+            grafana_datasource=self.grafana_datasource,
         )
 
     @field_validator("dedup_ignore_labels", mode="before")
@@ -182,7 +190,7 @@ class Settings(BaseSettings):
             return [name.strip() for name in value.split(",") if name.strip()]
         return value
 
-    @field_validator("prometheus_url", "external_url", "llm_base_url")
+    @field_validator("prometheus_url", "external_url", "llm_base_url", "grafana_url")
     @classmethod
     def _http_url(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:

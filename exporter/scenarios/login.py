@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import quote
+
+from agent.models import AlertInfo
 
 REGIONS = {"beijing": 0.3, "shanghai": 0.25, "guangzhou": 0.2, "shenzhen": 0.15, "hangzhou": 0.1}
 USERS = {"normal": (0.9, 0.03), "admin": (0.1, 0.05)}
@@ -83,3 +90,30 @@ def burst(region: str, user: str, extra: float = 40.0, ratio: float = 0.9) -> An
 
 def everywhere(ratio: float) -> Anomaly:
     return lambda _r, _u, _t: (0.0, ratio)
+
+
+def demo_alert(sc: Scenario, name: str = "HighLoginFailureRate") -> AlertInfo:
+    """The alert the demo's rule fires for `sc`: two minutes (its `for`) after the anomaly began, with
+    Prometheus' generatorURL naming the expression."""
+    return AlertInfo(
+        name=name,
+        labels={"alertname": name, "severity": "critical"},
+        starts_at=datetime.fromtimestamp(sc.anomaly_start + 120, UTC),
+        generator_url=f"http://prometheus:9090/graph?g0.expr={quote(sc.expr())}",
+    )
+
+
+@contextmanager
+def burst_prometheus(work: Path) -> Iterator[tuple[str, float, Scenario]]:
+    """A real Prometheus in `work` with the demo's burst (failing admin logins from shanghai) backfilled
+    up to now: (its URL, the scenario's "now", the scenario). Stopped on exit."""
+    from exporter import launch as procs
+
+    now = time.time() // 15 * 15
+    sc = login_scenario("burst", now, burst("shanghai", "admin"))
+    procs.backfill_openmetrics(openmetrics(sc), work / "data", work)
+    prom = procs.start_prometheus(work, "global:\n  scrape_interval: 15s\n", data_dir=work / "data")
+    try:
+        yield prom.url, now, sc
+    finally:
+        prom.stop()

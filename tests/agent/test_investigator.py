@@ -170,3 +170,17 @@ def test_the_evidence_keeps_the_series_its_charts_draw(prom: PromEnv) -> None:
     assert inside[last] > 0.5 > 0.2 > outside[last]  # the burst is in the cause, not in the rest
     leaves = [e for e in report.evidence if e.title.startswith(("Numerator by", "Denominator by"))]
     assert len(leaves) == 2 and all(e.series is None for e in leaves)  # no chart: too many series
+
+
+def test_each_query_links_to_its_graph(prom: PromEnv) -> None:
+    report = run(prom, fire(prom, "burst"))  # the alert's generatorURL names http://prometheus:9090
+    assert all(
+        e.graph_url and e.graph_url.startswith("http://prometheus:9090/graph?g0.expr=")
+        for e in report.evidence
+    )
+    grafana = run(
+        prom, fire(prom, "burst"), grafana_url="https://grafana.example.com", grafana_datasource="p1"
+    )
+    assert all(
+        (e.graph_url or "").startswith("https://grafana.example.com/explore?") for e in grafana.evidence
+    )

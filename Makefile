@@ -2,14 +2,15 @@
 # Both install what they need: uv (from PyPI) when missing, Debian's prometheus and
 # prometheus-alertmanager packages when those binaries are not on PATH (or named by PROMETHEUS_BIN,
 # PROMTOOL_BIN, ALERTMANAGER_BIN), Debian's redmine and redmine-sqlite (or REDMINE_ROOT), and a CJK
-# font for the charts (fonts-wqy-microhei).
+# font for the charts (fonts-wqy-microhei), and Debian's chromium and chromium-driver for the UI's
+# browser tests.
 
 SHELL := /bin/bash
 export PATH := $(HOME)/.local/bin:$(PATH)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null 2>&1 && [ "$$(id -u)" != 0 ] && echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: help deps uv binaries redmine fonts sync demo test lint typecheck check bench serve exporter clean
+.PHONY: help deps uv binaries redmine fonts browser sync demo test lint typecheck check bench serve exporter clean
 
 help:
 	@echo "make demo   - run Prometheus, Alertmanager, the exporter, Redmine and alertsleuth; inject a fault;"
@@ -19,7 +20,7 @@ help:
 	@echo "make bench  - run the benchmarks in bench/"
 	@echo "make serve  - run the server with the settings from the environment / .env"
 
-deps: uv binaries redmine fonts sync
+deps: uv binaries redmine fonts browser sync
 
 # CJK fonts for the charts' Chinese labels: Debian's WenQuanYi Micro Hei (small), when no CJK font is there.
 fonts:
@@ -27,6 +28,13 @@ fonts:
 	  echo "installing Debian's fonts-wqy-microhei"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
 	    --no-install-recommends fontconfig fonts-wqy-microhei >/dev/null; fi
+
+# Headless Chromium and its WebDriver for the UI's browser tests (tests/server/test_ui_browser.py).
+browser:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then :; else \
+	  echo "installing Debian's chromium and chromium-driver"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+	    --no-install-recommends chromium chromium-driver >/dev/null; fi
 
 # Redmine 5 for the ticket tests and the demo: Debian's packages, SQLite, no questions asked.
 redmine:

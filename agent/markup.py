@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from jinja2 import pass_context
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_context, select_autoescape
 from jinja2.runtime import Context
 from markupsafe import Markup, escape
 
@@ -229,3 +230,20 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "proseblock": _f_htmlblock,
 }
 """The jinja2 filters of the report templates, by the name the templates call them."""
+
+
+def environment(directory: Path) -> Environment:
+    """A jinja2 environment for the templates in `directory`, as every page of alertsleuth is made:
+    HTML templates (`*.html`, `*.html.j2`) autoescaped, undefined names an error, bidi controls shown
+    (`show_bidi_controls` on every printed value), and the filters of this module."""
+    env = Environment(
+        loader=FileSystemLoader(directory),
+        autoescape=select_autoescape(["html", "html.j2"]),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        finalize=show_bidi_controls,
+    )
+    env.filters.update(FILTERS)
+    return env

@@ -178,17 +178,23 @@ class OfflineWriter:
         h = f.history
         if h is None:
             return ""
+
+        def times(n: int) -> str:
+            return str(t["times"]["one" if n == 1 else "many"]).format(n=n)
+
         same = next((p for p in h.similar if p.match == "same_cause"), None)
         if same is not None and h.same_cause_30_days:
             when = fmt_time(same.starts_at)
             if same.duration_seconds is None:
-                return str(t["seen_same_open"].format(n=h.same_cause_30_days, when=when))
+                return str(t["seen_same_open"].format(n=times(h.same_cause_30_days), when=when))
             lasted = fmt_duration(same.duration_seconds)
-            return str(t["seen_same"].format(n=h.same_cause_30_days, when=when, lasted=lasted))
+            return str(t["seen_same"].format(n=times(h.same_cause_30_days), when=when, lasted=lasted))
         if h.similar and h.last_30_days:
             top = h.similar[0]
             labels = fmt_labels(top.root_causes[0], plain=True) if top.root_causes else "–"
-            return str(t["seen_alert"].format(n=h.last_30_days, when=fmt_time(top.starts_at), labels=labels))
+            return str(
+                t["seen_alert"].format(n=times(h.last_30_days), when=fmt_time(top.starts_at), labels=labels)
+            )
         if h.first_seen is None and not h.similar:
             return str(t["seen_none"])
         return ""

@@ -14,11 +14,11 @@ import functools
 import re
 from pathlib import Path
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment
 from markupsafe import Markup
 
 from agent.charts import charts_of
-from agent.markup import FILTERS, show_bidi_controls
+from agent.markup import environment
 from agent.models import Report
 from agent.report_view import build_view
 
@@ -32,17 +32,7 @@ TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 
 @functools.cache
 def _env() -> Environment:
-    env = Environment(
-        loader=FileSystemLoader(TEMPLATE_DIR),
-        autoescape=select_autoescape(["html", "html.j2"]),
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        finalize=show_bidi_controls,
-    )
-    env.filters.update(FILTERS)
-    return env
+    return environment(TEMPLATE_DIR)
 
 
 def render_markdown(report: Report) -> str:

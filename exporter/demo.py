@@ -128,9 +128,11 @@ def run_demo(
     *,
     redmine: bool = False,
     delivery: dict[str, Any] | None = None,
+    stay: bool = False,
 ) -> int:
     """0 when the report localizes the injected fault (and, with delivery, the incident's deliveries
-    went through firing, update and resolved)."""
+    went through firing, update and resolved). With `stay`, everything keeps running for browsing
+    (the web UI, Prometheus, Alertmanager) until Ctrl-C."""
     t0 = time.monotonic()
     tmp = Path(tempfile.mkdtemp(prefix="alertsleuth-demo-"))
     procs: list[subprocess.Popen[bytes]] = []
@@ -232,6 +234,14 @@ def run_demo(
             print(f"\ndelivery {'OK' if ok else 'FAILED'}: {time.monotonic() - t0:.1f}s from start")
         if not ok:
             keep = True
+        print(f"\nweb UI:   {server_url}/ui/incidents/{incident['id']}")
+        if stay:
+            print("everything keeps running for browsing; Ctrl-C stops it", flush=True)
+            try:
+                while all(p.poll() is None for p in procs):
+                    time.sleep(1)
+            except KeyboardInterrupt:
+                print()
         return 0 if ok else 1
     finally:
         for p in procs:
@@ -334,7 +344,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="alertsleuth-demo",
         description="run Prometheus, Alertmanager, the exporter and alertsleuth; inject a fault",
     )
-    p.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    p.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep everything running for browsing the web UI until Ctrl-C (and the temporary directory)",
+    )
     p.add_argument("--timeout", type=float, default=120.0, help="give up after this many seconds")
     p.add_argument(
         "--redmine",
@@ -342,7 +356,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="also start a private Redmine and follow the incident: ticket opened, updated, closed",
     )
     args = p.parse_args(argv)
-    return run_demo(keep=args.keep, timeout=args.timeout, redmine=args.redmine)
+    return run_demo(keep=args.keep, timeout=args.timeout, redmine=args.redmine, stay=args.keep)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from server.openapi import document_security
 from server.routes import alerts, ask, health, incidents
 from server.security import BodyLimitMiddleware
 from server.settings import Settings
+from server.ui import install as install_ui
 from server.worker import WorkerPool
 from tools.prom import Prometheus
 
@@ -52,7 +53,9 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
         prom = Prometheus(
             settings.prometheus_url, timeout=settings.prometheus_timeout, observer=metrics.prometheus_query
         )
-        investigator = make_investigator(prom, settings.investigation(), settings.llm())
+        investigator = make_investigator(
+            prom, settings.investigation(), settings.llm(), history=store.history
+        )
         outbox = Outbox(
             store,
             settings.delivery,
@@ -125,4 +128,5 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
     app.include_router(ask.router)
     app.include_router(health.router)
     install_docs(app)
+    install_ui(app)  # the web UI (server/ui/), outside the OpenAPI document
     return app

@@ -30,6 +30,7 @@ from server.deps import Services, get_services
 from server.logs import log_rejected
 from server.openapi import SECURITY, answers
 from server.payloads import unencodable
+from server.settings import Settings
 
 UNAUTHORIZED = "missing or invalid credentials"  # the 401 answer's detail and its log line's reason
 
@@ -38,27 +39,34 @@ def _eq(a: str, b: str) -> bool:
     return secrets.compare_digest(a.encode(), b.encode())
 
 
-def require_auth(request: Request, services: Services) -> None:
-    """Bearer token or basic auth, when configured; 401 otherwise."""
-    s = services.settings
+def credentials_ok(s: Settings, authorization: str) -> bool:
+    """Whether an Authorization header value carries the configured bearer token or basic credentials
+    (True when no authentication is configured). The one comparison the API and the UI share."""
     if not s.auth_enabled:
-        return
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
+        return True
+    scheme, _, value = authorization.partition(" ")
     scheme = scheme.lower()
     if (
         scheme == "bearer"
         and s.auth_token is not None
         and _eq(value.strip(), s.auth_token.get_secret_value())
     ):
-        return
+        return True
     if scheme == "basic" and s.basic_auth_username and s.basic_auth_password is not None:
         try:
             user, _, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
             user = password = ""
         if _eq(user, s.basic_auth_username) and _eq(password, s.basic_auth_password.get_secret_value()):
-            return
+            return True
+    return False
+
+
+def require_auth(request: Request, services: Services) -> None:
+    """Bearer token or basic auth, when configured; 401 otherwise."""
+    s = services.settings
+    if credentials_ok(s, request.headers.get("authorization", "")):
+        return
     services.metrics.requests_rejected.labels("unauthorized").inc()
     log_rejected(request.url.path, status.HTTP_401_UNAUTHORIZED, UNAUTHORIZED)
     challenges = []

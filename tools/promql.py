@@ -319,10 +319,14 @@ def selectors(node: Node) -> list[Selector]:
 
 
 def metric_names(node: Node) -> list[str]:
+    """The metric names the expression reads, in order: selectors' names and `{__name__="..."}`."""
     seen: dict[str, None] = {}
     for sel in selectors(node):
         if sel.metric:
             seen.setdefault(sel.metric, None)
+        for m in sel.matchers:
+            if m.name == "__name__" and m.op == "=":
+                seen.setdefault(m.value, None)
     return list(seen)
 
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import false, func, select
 
 from server.db.database import Database
+from server.db.history import search_filter
 from server.db.models import Delivery, Incident, Job, ReportRow, Ticket
 from server.db.reports import incident_tickets
+
+LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")  # Prometheus's label names
 
 
 @dataclass
@@ -25,15 +30,29 @@ class Incidents:
         self.db = db
 
     def page(
-        self, status: str | None = None, alertname: str | None = None, limit: int = 50, offset: int = 0
+        self,
+        status: str | None = None,
+        alertname: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        *,
+        text: str | None = None,
+        labels: Sequence[tuple[str, str]] = (),
     ) -> tuple[list[Incident], int]:
-        """A page of incidents, newest first, and how many match."""
+        """A page of incidents, newest first, and how many match. `text`: whose current good report
+        matches it (server/db/history.py; blank: no filter); `labels`: whose alert has each label."""
         with self.db.session() as s:
             q = select(Incident)
             if status:
                 q = q.where(Incident.status == status)
             if alertname:
                 q = q.where(Incident.alertname == alertname)
+            if text and text.strip():
+                q = q.where(search_filter(s, text))
+            for name, value in labels:
+                # A name that no label can have matches nothing (and never reaches a JSON path).
+                known = LABEL_NAME.fullmatch(name) is not None
+                q = q.where(Incident.labels[name].as_string() == value if known else false())
             total = s.scalar(select(func.count()).select_from(q.subquery())) or 0
             rows = list(s.scalars(q.order_by(Incident.id.desc()).limit(limit).offset(offset)))
             return rows, int(total)

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from agent.models import AlertInfo, Report, utcnow
 from server.db.database import Database
 from server.db.deliveries import Plan, queue_deliveries
+from server.db.history import index_report
 from server.db.models import Incident, Job, ReportRow
 from server.db.reports import add_report
 
@@ -148,7 +149,8 @@ class JobQueue:
 
         A degraded report never replaces a good one: when the incident's current report is not
         degraded, the degraded one is stored (readable by its id) but the good one stays current, the
-        job's `last_error` records the attempt, and nobody is told (it is not a change of analysis)."""
+        job's `last_error` records the attempt, and nobody is told (it is not a change of analysis). Only
+        a good report is indexed for incidents seen before and the search (server/db/history.py)."""
         with self.db.session() as s:
             job = s.get(Job, job_id)
             assert job is not None
@@ -169,6 +171,8 @@ class JobQueue:
             inc.report_id = report.id
             inc.investigation = "degraded" if report.degraded else "done"
             inc.error = None
+            if not report.degraded:  # what incidents seen before are compared with, and searched in
+                index_report(s, inc, report, markdown)
             return [d.id for d in queue_deliveries(s, inc, plan, report.id)]
 
     def keeps_retrying(self, incident_id: int) -> bool:

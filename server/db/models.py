@@ -1,8 +1,10 @@
-"""The tables: notifications, incidents, the job queue, reports, deliveries, tickets, ask sessions.
+"""The tables: notifications, incidents, the job queue, reports, deliveries, tickets, ask sessions, and
+what each incident's last good report found (`incident_findings`, for incidents seen before).
 
 Only the schema lives here (and `make_engine`); the operations on it live in one module per job
-(intake, jobs, deliveries, reports, incidents, ask_sessions). SQLite by default (WAL, busy timeout); the
-same code runs on PostgreSQL.
+(intake, jobs, deliveries, reports, incidents, ask_sessions, history). The full-text index of reports
+(`report_search`) is not a table here: server/db/history.py creates it (an FTS5 virtual table on
+SQLite). SQLite by default (WAL, busy timeout); the same code runs on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -178,6 +180,25 @@ class Ticket(Base):
     key: Mapped[str] = mapped_column(String(255))
     url: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class IncidentFinding(Base):
+    """What the incident's last good (not degraded) report found, kept to compare later incidents with
+    (server/db/history.py). Written in the transaction that makes such a report current."""
+
+    __tablename__ = "incident_findings"
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), primary_key=True)
+    alertname: Mapped[str] = mapped_column(String(255), index=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    report_id: Mapped[str] = mapped_column(String(64))
+    causes: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)  # root-cause labels, best first
+    # agent.history.label_key of each cause, "|"-separated with a leading and trailing "|" (LIKE '%|k|%')
+    cause_keys: Mapped[str] = mapped_column(Text, default="")
+    metrics: Mapped[list[str]] = mapped_column(JSON, default=list)  # metric names the expression reads
+    metric_keys: Mapped[str] = mapped_column(Text, default="")  # the same, "|"-separated like cause_keys
+    summary: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
 def make_engine(url: str) -> Engine:

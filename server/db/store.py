@@ -6,6 +6,7 @@ store.deliveries    the outbox (ordering, claim, how each delivery ended, retry)
 store.reports       stored reports and the incidents' tickets
 store.incidents     incident reads for the API
 store.ask_sessions  `ask` conversations
+store.history       incidents seen before (agent.history.History) and the full-text search of reports
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 from server.db.ask_sessions import AskSessions
 from server.db.database import Database
 from server.db.deliveries import Deliveries
+from server.db.history import History, create_search_table
 from server.db.incidents import Incidents
 from server.db.intake import Intake
 from server.db.jobs import JobQueue
@@ -22,9 +24,11 @@ from server.db.reports import Reports
 class Store(Database):
     def __init__(self, url: str) -> None:
         super().__init__(url)
+        create_search_table(self.engine)
         self.intake = Intake(self)
         self.jobs = JobQueue(self)
         self.deliveries = Deliveries(self)
         self.reports = Reports(self)
         self.incidents = Incidents(self)
         self.ask_sessions = AskSessions(self)
+        self.history = History(self)

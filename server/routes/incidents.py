@@ -7,8 +7,9 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel
+from pydantic import BaseModel, StringConstraints
 
+from agent.history import HistorySummary
 from agent.models import Report
 from server.archive import report_output
 from server.db import Delivery, Incident, Job
@@ -23,6 +24,8 @@ router = APIRouter(tags=["incidents"], route_class=GuardedRoute)
 # other invalid parameter; an id in range that names nothing is 404.
 IncidentId = Annotated[int, Path(ge=1, le=MAX_ID, description="the incident's id")]
 DeliveryId = Annotated[int, Path(ge=1, le=MAX_ID, description="the delivery's id")]
+# `name=value`: a Prometheus label name, then any value.
+LabelFilter = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*=", max_length=300)]
 
 
 class JobOut(BaseModel):
@@ -108,8 +111,22 @@ async def list_incidents(
     alertname: str | None = None,
     limit: int = Query(50, ge=1, le=500),
     offset: int = Query(0, ge=0, le=MAX_ID),
+    q: str | None = Query(
+        None,
+        max_length=200,
+        description="full-text search of the incidents' current good reports (summary, root causes, "
+        "labels, the report's text): every word must match; blank is no filter, and a query without a "
+        "letter or digit matches nothing",
+    ),
+    label: list[LabelFilter] = Query(
+        [], max_length=10, description="`name=value`, repeatable: the alert has each of these labels"
+    ),
 ) -> IncidentPage:
-    rows, total = await run_in_threadpool(services.store.incidents.page, status_, alertname, limit, offset)
+    """Incidents, newest first, filtered by status, alert name, report text (`q`) and alert labels."""
+    labels = [(pair.partition("=")[0], pair.partition("=")[2]) for pair in label]
+    rows, total = await run_in_threadpool(
+        lambda: services.store.incidents.page(status_, alertname, limit, offset, text=q, labels=labels)
+    )
     return IncidentPage(total=total, items=[IncidentOut(**_out(r)) for r in rows])
 
 
@@ -125,6 +142,26 @@ async def get_incident(incident_id: IncidentId, services: ServicesDep) -> Incide
         tickets=[TicketOut(sink=t.sink, key=t.key, url=t.url) for t in found.tickets],
         deliveries=[_delivery(d) for d in found.deliveries],
     )
+
+
+@router.get("/api/v1/incidents/{incident_id}/similar", response_model=HistorySummary, responses=answers(404))
+async def similar_incidents(
+    incident_id: IncidentId,
+    services: ServicesDep,
+    limit: int = Query(5, ge=1, le=50, description="at most this many similar incidents"),
+) -> HistorySummary:
+    """The incidents before this one most like it (same root cause, overlapping causes, same alert, then
+    other alerts reading the same metrics), and how often its alert fired. Compared on what its current
+    good report found; without one, on its alert alone."""
+
+    def find() -> HistorySummary | None:
+        like = services.store.history.likeness(incident_id)
+        return services.store.history.similar(like, limit) if like is not None else None
+
+    found = await run_in_threadpool(find)
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no incident {incident_id}")
+    return found
 
 
 @router.post(

@@ -59,7 +59,7 @@ def test_the_past_is_asked_with_the_causes_and_stated(prom: PromEnv) -> None:
     assert like.exclude_incident == 12 and like.before == alert.starts_at
     assert "login" in " ".join(like.metrics)
     assert report.history is not None and report.history.same_cause_30_days == 3
-    assert "The same cause was found 3 time(s) in the 30 days before" in report.summary
+    assert "The same cause was found 3 times in the 30 days before" in report.summary
     assert "it lasted 12m" in report.summary
     md = render_markdown(report)
     assert "## Seen before" in md and "[#41](<https://redmine.example.com/issues/41>)" in md

@@ -185,7 +185,11 @@ def test_demo_runs_the_whole_flow(tmp_path: Path, alertmanager_bin: str, redmine
         f"{redmine.url}/issues/{issue['id']}.json", params={"include": "attachments,journals"}, headers=key
     ).json()["issue"]
     assert issue["status"]["name"] == "Closed"
-    assert {a["filename"].rsplit(".", 1)[1] for a in issue["attachments"]} == {"html", "json"}
+    assert {a["filename"].rsplit(".", 1)[1] for a in issue["attachments"]} == {
+        "html",
+        "json",
+        "png",
+    }  # + charts
     notes = [j["notes"] for j in issue["journals"] if j["notes"]]
     assert notes[0].startswith("Analysis changed: root causes ip_region=shanghai, user_type=admin → ")
     assert notes[-1].startswith("Resolved after ")

@@ -6,7 +6,7 @@ import base64
 import json
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -343,3 +343,24 @@ def test_every_log_line_on_the_alert_path_can_be_written(
     assert len(accepted) == 2
     for record in caplog.records:
         assert TextFormatter().format(record) and JSONFormatter().format(record)
+
+
+def test_a_second_incident_with_the_same_cause_is_told_the_first(server: ServerEnv, prom: PromEnv) -> None:
+    with httpx.Client(base_url=server.url, timeout=10) as c:
+        first = c.post("/api/v1/webhook/alertmanager", json=webhook(prom, fingerprint="past-1"))
+        first_id = first.json()["incidents_created"][0]
+        wait_report(c, first_id)
+        later = webhook(prom, fingerprint="past-2")
+        starts = datetime.fromisoformat(later["alerts"][0]["startsAt"].replace("Z", "+00:00"))
+        later["alerts"][0]["startsAt"] = (starts + timedelta(minutes=10)).isoformat().replace("+00:00", "Z")
+        second_id = c.post("/api/v1/webhook/alertmanager", json=later).json()["incidents_created"][0]
+        inc = wait_report(c, second_id)
+        report = c.get(inc["report_url"]).json()
+        similar = c.get(f"/api/v1/incidents/{second_id}/similar").json()
+        found = c.get("/api/v1/incidents", params={"q": "shanghai admin"}).json()
+    past = report["history"]["similar"]
+    assert past[0]["incident_id"] == first_id and past[0]["match"] == "same_cause"
+    assert report["history"]["same_cause_30_days"] == 1
+    assert "The same cause was found once in the 30 days before" in report["summary"]
+    assert similar["similar"][0]["incident_id"] == first_id
+    assert {first_id, second_id} <= {i["id"] for i in found["items"]}

@@ -1,0 +1,385 @@
+"""Incidents seen before (the store's `agent.history.History`) and the full-text search of reports.
+
+What an incident's last good report found is kept in `incident_findings` (one row per incident: its root
+causes, the metric names its alert expression reads, its summary), and its text in `report_search`. Both
+are written by `index_report`, in the transaction of `JobQueue.complete` that makes a good (not degraded)
+report current; a degraded report is never indexed, so it never replaces the last good analysis here
+either.
+
+`History.similar` reads a bounded set of candidates (the most recent findings of the same alert, and of
+other alerts reading one of the same metrics) and ranks them with tools/similarity.py. The counts of a
+`HistorySummary` are read from the incidents themselves (an incident counts whether or not it was
+analysed); `first_seen` is the earliest start of the alert among the past incidents (before
+`Likeness.before`, without the incident under investigation), so None means "first time".
+
+The full-text index, by backend:
+
+    SQLite      an FTS5 virtual table `report_search(incident_id UNINDEXED, report_id UNINDEXED, body)`,
+                created at start-up (`create_search_table`); each term of a query becomes an FTS5 string
+                (double quotes, embedded quotes doubled), so no user input is read as FTS5 syntax
+                (`NEAR(`, `OR`, `*`, column filters); all the terms must match. Without the FTS5 module
+                (a rare SQLite build) a plain table, searched with LIKE.
+    PostgreSQL  a plain table of the same columns with a GIN index on `to_tsvector('simple', body)`,
+                searched with `plainto_tsquery('simple', :q)` (not yet tested here; issue 14).
+
+A term is a run of text between blanks holding at least one letter or digit; control and format
+characters count as blanks. A query with no term (empty, or only punctuation such as `*` or `"`) matches
+nothing; the API takes an absent or blank `q` as no filter.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    column,
+    false,
+    func,
+    or_,
+    select,
+    text,
+)
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from agent.history import HistorySummary, Likeness, PastIncident, label_key
+from agent.models import Report, utcnow
+from server.db.database import Database
+from server.db.models import Incident, IncidentFinding, Ticket
+from tools import promql
+from tools.similarity import Candidate, Ranked, rank
+
+SAME_ALERT_CANDIDATES = 300  # the most recent findings of the same alert that are ranked
+FAMILY_CANDIDATES = 100  # and of other alerts sharing a metric name
+MAX_METRICS = 20  # metric names looked up for the family
+MAX_TERMS = 32  # terms of a search query (the API bounds `q` to 200 characters)
+
+# The full-text table off SQLite's FTS5: the same columns, searched with tsvector (PostgreSQL) or LIKE.
+_PLAIN_SEARCH = Table(
+    "report_search",
+    MetaData(),
+    Column("incident_id", Integer, primary_key=True),
+    Column("report_id", String(64), nullable=False),
+    Column("body", Text, nullable=False),
+)
+_FTS5_DDL = (
+    "CREATE VIRTUAL TABLE IF NOT EXISTS report_search USING fts5("
+    "incident_id UNINDEXED, report_id UNINDEXED, body, tokenize = 'unicode61 remove_diacritics 2')"
+)
+_PG_INDEX_DDL = (
+    "CREATE INDEX IF NOT EXISTS ix_report_search_body ON report_search "
+    "USING gin (to_tsvector('simple', body))"
+)
+
+
+def create_search_table(engine: Engine) -> None:
+    """Create the full-text table if it is missing (at start-up, after the tables of models.py)."""
+    if engine.dialect.name == "sqlite":
+        try:
+            with engine.begin() as conn:
+                conn.exec_driver_sql(_FTS5_DDL)
+            return
+        except OperationalError as exc:  # "no such module: fts5": a build without it
+            if "fts5" not in str(exc):
+                raise
+    with engine.begin() as conn:
+        _PLAIN_SEARCH.create(conn, checkfirst=True)
+        if engine.dialect.name == "postgresql":
+            conn.exec_driver_sql(_PG_INDEX_DDL)
+
+
+def _search_kind(s: Session) -> str:
+    """fts5 | tsvector | like: how `report_search` is searched on this database."""
+    dialect = s.get_bind().dialect.name
+    if dialect == "postgresql":
+        return "tsvector"
+    if dialect == "sqlite":
+        ddl = s.scalar(text("SELECT sql FROM sqlite_master WHERE name = 'report_search'"))
+        if ddl and "fts5" in str(ddl).lower():
+            return "fts5"
+    return "like"
+
+
+# ---------------------------------------------------------------- indexing a good report
+
+
+def _key_part(value: str) -> str:
+    """A key as it sits between the "|" of a keys column ("%" and "|" percent-encoded)."""
+    return value.replace("%", "%25").replace("|", "%7C")
+
+
+def joined_keys(keys: Iterable[str]) -> str:
+    """`|k1|k2|` (empty without keys): each key findable with LIKE '%|k|%'."""
+    parts = [_key_part(k) for k in keys]
+    return f"|{'|'.join(parts)}|" if parts else ""
+
+
+def _like_escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _has_key(col: InstrumentedAttribute[str], key: str) -> ColumnElement[bool]:
+    """A keys column holds `key` (a prefilter: LIKE ignores ASCII case on SQLite; `_holds` is exact)."""
+    return col.like(f"%|{_like_escape(_key_part(key))}|%", escape="\\")
+
+
+def _holds(keys: str, key: str) -> bool:
+    return f"|{_key_part(key)}|" in keys
+
+
+_KEYWORDS = {
+    "and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right", "bool",
+    "offset", "inf", "nan", "start", "end",
+}  # fmt: skip
+_IDENT = re.compile(r"(?<![\w:.])[a-zA-Z_:][a-zA-Z0-9_:]*")
+
+
+def expression_metrics(expression: str | None) -> list[str]:
+    """The metric names an alert expression reads, in order (tools/promql.py; a regex when it does not
+    parse)."""
+    if not expression:
+        return []
+    try:
+        tree = promql.parse(expression)
+    except Exception:  # whatever the parser makes of it, the report is stored: fall back to the regex
+        return _regex_metrics(expression)
+    return promql.metric_names(tree)
+
+
+def _regex_metrics(expression: str) -> list[str]:
+    """Identifiers outside strings, matchers, ranges and groupings that are not called (functions)
+    and not keywords: a rough reading of an expression the parser refused."""
+    body = re.sub(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`', " ", expression)
+    body = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", body)
+    body = re.sub(r"\{[^}]*\}|\[[^\]]*\]", " ", body)
+    names: dict[str, None] = {}
+    for m in _IDENT.finditer(body):
+        if body[m.end() :].lstrip().startswith("(") or m.group(0).lower() in _KEYWORDS:
+            continue
+        names.setdefault(m.group(0), None)
+    return list(names)
+
+
+def _search_body(inc: Incident, report: Report, markdown: str) -> str:
+    labels = [f"{k}={v}" for rc in report.root_causes for k, v in rc.labels.items()]
+    labels += [f"{k}={v}" for k, v in (inc.labels or {}).items()]
+    statements = [rc.statement for rc in report.root_causes]
+    return "\n".join([inc.alertname, report.summary, *statements, " ".join(labels), markdown])
+
+
+def index_report(s: Session, inc: Incident, report: Report, markdown: str) -> None:
+    """Make a good report the incident's findings and searchable text, in the caller's transaction (the
+    one that makes it current: `JobQueue.complete`)."""
+    causes = [dict(rc.labels) for rc in report.root_causes]
+    metrics = expression_metrics(report.expression)
+    values = {
+        "alertname": inc.alertname,
+        "fingerprint": inc.fingerprint,
+        "starts_at": inc.starts_at,
+        "report_id": report.id,
+        "causes": causes,
+        "cause_keys": joined_keys(label_key(c) for c in causes),
+        "metrics": metrics,
+        "metric_keys": joined_keys(metrics),
+        "summary": report.summary,
+        "updated_at": utcnow(),
+    }
+    row = s.get(IncidentFinding, inc.id)
+    if row is None:
+        s.add(IncidentFinding(incident_id=inc.id, **values))
+    else:
+        for name, value in values.items():
+            setattr(row, name, value)
+    s.execute(text("DELETE FROM report_search WHERE incident_id = :i"), {"i": inc.id})
+    s.execute(
+        text("INSERT INTO report_search (incident_id, report_id, body) VALUES (:i, :r, :b)"),
+        {"i": inc.id, "r": report.id, "b": _search_body(inc, report, markdown)},
+    )
+
+
+# ---------------------------------------------------------------- full-text search
+
+
+def search_terms(q: str) -> list[str]:
+    """The terms of a query (see the module's docstring), at most MAX_TERMS."""
+    blanked = "".join(" " if unicodedata.category(ch) in ("Cc", "Cf", "Cs") else ch for ch in q)
+    return [t for t in blanked.split() if any(ch.isalnum() for ch in t)][:MAX_TERMS]
+
+
+def fts5_query(terms: Sequence[str]) -> str:
+    """The FTS5 query matching every term as a string, never as syntax."""
+    return " ".join('"' + t.replace('"', '""') + '"' for t in terms)
+
+
+def search_filter(s: Session, q: str) -> ColumnElement[bool]:
+    """Incidents whose current good report matches `q` (false without a term)."""
+    terms = search_terms(q)
+    if not terms:
+        return false()
+    kind = _search_kind(s)
+    if kind == "fts5":
+        sub = (
+            text("SELECT incident_id FROM report_search WHERE report_search MATCH :q")
+            .bindparams(q=fts5_query(terms))
+            .columns(column("incident_id", Integer))
+        )
+        return Incident.id.in_(sub)
+    if kind == "tsvector":
+        sub = (
+            text(
+                "SELECT incident_id FROM report_search "
+                "WHERE to_tsvector('simple', body) @@ plainto_tsquery('simple', :q)"
+            )
+            .bindparams(q=" ".join(terms))
+            .columns(column("incident_id", Integer))
+        )
+        return Incident.id.in_(sub)
+    body = _PLAIN_SEARCH.c.body
+    return Incident.id.in_(
+        select(_PLAIN_SEARCH.c.incident_id).where(
+            and_(*(body.like(f"%{_like_escape(t)}%", escape="\\") for t in terms))
+        )
+    )
+
+
+# ---------------------------------------------------------------- incidents seen before
+
+
+def _candidate(row: IncidentFinding) -> Candidate:
+    return Candidate(
+        id=row.incident_id,
+        alertname=row.alertname,
+        starts_at=row.starts_at,
+        causes=tuple(frozenset(c.items()) for c in row.causes or []),
+        metrics=frozenset(row.metrics or []),
+    )
+
+
+class History:
+    """The store's answer to agent.history.History, and the search of reports."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def likeness(self, incident_id: int) -> Likeness | None:
+        """What a stored incident is compared on (its findings; without them, its alert only), for
+        incidents before it. None: no such incident."""
+        with self.db.session() as s:
+            inc = s.get(Incident, incident_id)
+            if inc is None:
+                return None
+            found = s.get(IncidentFinding, incident_id)
+            causes = tuple(tuple(sorted(c.items())) for c in found.causes) if found else ()
+            return Likeness(
+                alertname=inc.alertname,
+                causes=causes,
+                metrics=tuple(found.metrics) if found else (),
+                fingerprint=inc.fingerprint,
+                before=inc.starts_at,
+                exclude_incident=inc.id,
+            )
+
+    def similar(self, like: Likeness, limit: int = 5) -> HistorySummary:
+        """The past incidents most like `like` (tools/similarity.py's order), and how often it fired."""
+        causes = [frozenset(c) for c in like.causes]
+        with self.db.session() as s:
+            rows = {r.incident_id: r for r in self._candidates(s, like)}
+            ranked = rank(
+                like.alertname, causes, frozenset(like.metrics), [_candidate(r) for r in rows.values()]
+            )
+            past = self._past(s, ranked[: max(0, limit)], rows)
+            first_seen, last_30, same_cause = self._counts(s, like)
+        return HistorySummary(
+            similar=past, first_seen=first_seen, last_30_days=last_30, same_cause_30_days=same_cause
+        )
+
+    def search(self, q: str, limit: int = 50, offset: int = 0) -> tuple[list[int], int]:
+        """The ids of the incidents whose report matches `q`, newest first, and how many match."""
+        with self.db.session() as s:
+            where = search_filter(s, q)
+            total = s.scalar(select(func.count()).select_from(Incident).where(where)) or 0
+            ids = s.scalars(
+                select(Incident.id).where(where).order_by(Incident.id.desc()).limit(limit).offset(offset)
+            )
+            return list(ids), int(total)
+
+    def _candidates(self, s: Session, like: Likeness) -> list[IncidentFinding]:
+        scope: list[ColumnElement[bool]] = []
+        if like.before is not None:
+            scope.append(IncidentFinding.starts_at < like.before)
+        if like.exclude_incident is not None:
+            scope.append(IncidentFinding.incident_id != like.exclude_incident)
+        newest = (IncidentFinding.starts_at.desc(), IncidentFinding.incident_id.desc())
+        same = select(IncidentFinding).where(IncidentFinding.alertname == like.alertname, *scope)
+        rows = list(s.scalars(same.order_by(*newest).limit(SAME_ALERT_CANDIDATES)))
+        metrics = list(dict.fromkeys(like.metrics))[:MAX_METRICS]
+        if metrics:
+            family = select(IncidentFinding).where(
+                IncidentFinding.alertname != like.alertname,
+                or_(*(_has_key(IncidentFinding.metric_keys, m) for m in metrics)),
+                *scope,
+            )
+            rows += s.scalars(family.order_by(*newest).limit(FAMILY_CANDIDATES))
+        return rows
+
+    def _past(self, s: Session, ranked: list[Ranked], rows: dict[int, IncidentFinding]) -> list[PastIncident]:
+        ids = [r.candidate.id for r in ranked]
+        incidents = {i.id: i for i in s.scalars(select(Incident).where(Incident.id.in_(ids)))}
+        tickets: dict[int, Ticket] = {}
+        for t in s.scalars(select(Ticket).where(Ticket.incident_id.in_(ids)).order_by(Ticket.id)):
+            tickets.setdefault(t.incident_id, t)
+        out = []
+        for r in ranked:
+            inc, found, ticket = incidents[r.candidate.id], rows[r.candidate.id], tickets.get(r.candidate.id)
+            resolved = inc.resolved_at
+            out.append(
+                PastIncident(
+                    incident_id=inc.id,
+                    alertname=inc.alertname,
+                    starts_at=inc.starts_at,
+                    resolved_at=resolved,
+                    duration_seconds=(resolved - inc.starts_at).total_seconds() if resolved else None,
+                    root_causes=[dict(c) for c in found.causes or []],
+                    summary=found.summary,
+                    report_id=found.report_id,
+                    ticket=ticket.key if ticket else None,
+                    ticket_url=ticket.url if ticket else None,
+                    closing_comment=None,  # no sink records how its ticket was closed (see the report)
+                    match=r.match,
+                    score=r.score,
+                )
+            )
+        return out
+
+    def _counts(self, s: Session, like: Likeness) -> tuple[datetime | None, int, int]:
+        """first_seen, last_30_days and same_cause_30_days (see HistorySummary)."""
+        past: list[ColumnElement[bool]] = [Incident.alertname == like.alertname]
+        if like.before is not None:
+            past.append(Incident.starts_at < like.before)
+        if like.exclude_incident is not None:
+            past.append(Incident.id != like.exclude_incident)
+        first_seen = s.scalar(select(func.min(Incident.starts_at)).where(*past))
+        recent = [*past, Incident.starts_at >= (like.before or utcnow()) - timedelta(days=30)]
+        last_30 = s.scalar(select(func.count()).select_from(Incident).where(*recent)) or 0
+        same_cause = 0
+        if like.causes:
+            key = label_key(like.causes[0])
+            keys = s.scalars(
+                select(IncidentFinding.cause_keys)
+                .join(Incident, Incident.id == IncidentFinding.incident_id)
+                .where(*recent, _has_key(IncidentFinding.cause_keys, key))
+            )
+            same_cause = sum(1 for k in keys if _holds(k, key))
+        return first_seen, int(last_30), same_cause

@@ -9,6 +9,7 @@ from typing import Any
 
 from agent.findings import Findings, new_report_id
 from agent.models import Report, RootCause
+from agent.related_text import section_lines
 from agent.texts import phrases
 from tools import promql
 from tools.analysis import Candidate
@@ -257,7 +258,7 @@ class OfflineWriter:
             ev = f.related_evidence.get(section.kind)
             if ev is None or not section.findings:
                 continue
-            out.extend(f"{line} [{ev}]" for line in section.lines)
+            out.extend(f"{line} [{ev}]" for line in section_lines(section, f.language))
         return out
 
     def _healthy(self, f: Findings, labels: dict[str, str]) -> str:

@@ -38,7 +38,7 @@ def _stamp(value: datetime | float) -> str:
     return rfc3339(value, seconds=True)
 
 
-def _labels_text(labels: dict[str, str]) -> str:
+def labels_text(labels: dict[str, str]) -> str:
     """`job=a instance=b k=v ...`: job and instance first, then the rest sorted, at most a few."""
     return fmt_labels(labels, plain=True, sep=" ", first=("job", "instance"), limit=MAX_SUMMARY_LABELS)
 
@@ -116,7 +116,7 @@ class FiringAlert:
     @property
     def summary(self) -> str:
         text = f"{fmt_label_value(self.alertname)} firing {_when(self.intervals, 'firing')}"
-        return text + (f" ({_labels_text(self.labels)})" if self.labels else "")
+        return text + (f" ({labels_text(self.labels)})" if self.labels else "")
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,7 @@ class TargetDown:
 
     @property
     def summary(self) -> str:
-        return f"up == 0 for {_labels_text(self.labels)} {_when(self.intervals, 'down')}"
+        return f"up == 0 for {labels_text(self.labels)} {_when(self.intervals, 'down')}"
 
 
 @dataclass(frozen=True)
@@ -148,7 +148,7 @@ class Restart:
     def summary(self) -> str:
         what = "process restarted" if self.start > self.previous_start else "process start time went back"
         return (
-            f"{what}: {_labels_text(self.labels)} start time {_stamp(self.start)} "
+            f"{what}: {labels_text(self.labels)} start time {_stamp(self.start)} "
             f"(was {_stamp(self.previous_start)}), seen at {_stamp(self.seen_at)}"
         )
 
@@ -180,7 +180,7 @@ class VersionChange:
             return "(none)" if v is None else fmt_label_value(v)
 
         diff = ", ".join(f"{n} {show(old)} -> {show(new)}" for n, old, new in self.changes)
-        who = _labels_text({"job": self.job, "instance": self.instance})
+        who = labels_text({"job": self.job, "instance": self.instance})
         return f"version changed: {who} {diff} at {_stamp(self.at)} ({fmt_label_value(self.metric)})"
 
 

@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, StringConstraints
 
+from agent.charts import charts_of
 from agent.history import HistorySummary
 from agent.models import Report
 from server.archive import report_output
@@ -24,6 +25,14 @@ router = APIRouter(tags=["incidents"], route_class=GuardedRoute)
 # other invalid parameter; an id in range that names nothing is 404.
 IncidentId = Annotated[int, Path(ge=1, le=MAX_ID, description="the incident's id")]
 DeliveryId = Annotated[int, Path(ge=1, le=MAX_ID, description="the delivery's id")]
+# A chart's key (agent/charts.py): "signal", "cause-1", "breakdown-ip_region", a repeat suffixed "-2".
+ChartKey = Annotated[
+    str,
+    Path(
+        pattern=r"^[A-Za-z0-9_-]{1,200}$",
+        description="the chart's key: `signal`, `cause-<rank>` or `breakdown-<labels>`",
+    ),
+]
 # `name=value`: a Prometheus label name, then any value.
 LabelFilter = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*=", max_length=300)]
 
@@ -236,3 +245,32 @@ async def get_report(
     if format == "html":
         return Response(shown.html, media_type="text/html; charset=utf-8")
     return Response(shown.json, media_type="application/json")
+
+
+@router.get(
+    "/api/v1/reports/{report_id}/charts/{key}.png",
+    tags=["reports"],
+    response_class=Response,
+    responses={
+        200: {
+            "description": "the chart as PNG, drawn from the report's evidence",
+            "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
+        },
+        **answers(404, s404={"description": "no such report, or the report has no chart of that key"}),
+    },
+)
+async def get_report_chart(report_id: str, key: ChartKey, services: ServicesDep) -> Response:
+    """One chart of a report as PNG: `signal` (the alert's signal), `cause-<rank>` (a root cause against
+    the rest), `breakdown-<labels>` (one row per value); the keys are those of the report's HTML page."""
+    found = await run_in_threadpool(services.store.reports.get, report_id)
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no report {report_id}")
+
+    def draw() -> bytes | None:
+        charts = charts_of(Report.model_validate_json(found[0].body), "png")
+        return next((c.data for c in charts if c.key == key and isinstance(c.data, bytes)), None)
+
+    png = await run_in_threadpool(draw)
+    if png is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"report {report_id} has no chart {key}")
+    return Response(png, media_type="image/png")

@@ -546,3 +546,20 @@ def test_threads_draw_the_same_charts() -> None:
     for th in threads:
         th.join(timeout=60)
     assert results == [expected] * 4
+
+
+def test_a_cjk_font_is_there_for_chinese_labels() -> None:
+    """The Makefile installs Debian's fonts-wqy-microhei; without a CJK font, PNG charts show boxes."""
+    import os
+
+    from matplotlib import font_manager
+
+    from agent.charts import FONTS
+
+    found = [f.name for f in font_manager.fontManager.ttflist if f.name in FONTS[:-1]]
+    if not found:
+        if os.environ.get("CI") == "true":
+            pytest.fail("no CJK font (make fonts installs fonts-wqy-microhei); Chinese labels draw as boxes")
+        pytest.skip("no CJK font installed")
+    path = font_manager.findfont(font_manager.FontProperties(family=FONTS[:-1]), fallback_to_default=False)
+    assert "wqy" in path.lower() or "cjk" in path.lower() or "droid" in path.lower(), path

@@ -15,6 +15,13 @@ What the platform documents, and this module relies on:
   (frequency limit) are worth retrying, the rest are not; 40058 is an invalid parameter such as
   "markdown.content exceed max length 4096"; 40033 refuses \\uXXXX escapes in the body, so JSON is sent as
   UTF-8 (ensure_ascii=False). https://developer.work.weixin.qq.com/document/path/90455
+- Images (the report's signal chart, after the markdown, for firing and update notices): a group robot
+  takes {"msgtype": "image", "image": {"base64": ..., "md5": <hex md5 of the bytes>}}, JPG or PNG of at
+  most 2 MB before base64 (path/91770). An application uploads the PNG as temporary media first,
+  POST /cgi-bin/media/upload?access_token=...&type=image, multipart/form-data with the file in the field
+  "media", answering {"errcode": 0, "type": "image", "media_id": ..., "created_at": ...} (path/90253;
+  images at most 2 MB, JPG/PNG), then sends {"msgtype": "image", "image": {"media_id": ...}} through
+  message/send (path/90236).
 
 Errors name the request as `METHOD /path` only and are scrubbed of the corp secret, the access token
 and the robot key.
@@ -22,8 +29,12 @@ and the robot key.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
@@ -42,6 +53,10 @@ TOKEN_INVALID = {40001, 40014, 42001}
 RETRYABLE = {-1, 45009}
 ROBOT_WINDOW = 60.0  # the robot limit is per minute: waiting one window is always enough
 TOKEN_MARGIN = 300.0  # refresh this long before the documented expiry
+IMAGE_LIMIT = 2 * 1024 * 1024  # image bytes before base64, robots and media uploads ("2M")
+IMAGE_EVENTS = ("firing", "update")
+
+_log = logging.getLogger("alertsleuth.delivery")
 
 
 def _payload(resp: httpx.Response, what: str) -> dict[str, Any]:
@@ -85,6 +100,39 @@ def _detail(content: str, shortened: bool, limit: int, test: bool) -> str:
     return detail + (f", shortened to {limit} bytes" if shortened else "")
 
 
+def _chart(notice: Notice) -> tuple[tuple[str, bytes] | None, str]:
+    """The chart to send as an image (the signal chart, else the first drawn) or None, and what to say
+    when there is none to send."""
+    try:
+        charts = notice.charts()
+    except Exception as exc:  # drawing must not cost the message that was already sent
+        _log.warning("charts for incident %s not drawn: %r", notice.incident_id, exc)
+        return None, "no chart image: drawing failed"
+    if not charts:
+        return None, "no chart image: none drawn"
+    name, data = next((c for c in charts if c[0].endswith(".signal.png")), charts[0])
+    if len(data) > IMAGE_LIMIT:
+        return None, f"chart image skipped: {len(data) / 1e6:.1f} MB is over WeCom's 2 MB limit"
+    return (name, data), ""
+
+
+def _with_image(sink: Sink, on: bool, notice: Notice, detail: str, send: Callable[[str, bytes], None]) -> str:
+    """`detail` with what became of the chart image: `send(filename, png)` sends it once, no retry. The
+    markdown went out already, so a failed image leaves the delivery sent, saying so."""
+    if not on or notice.event not in IMAGE_EVENTS:
+        return detail
+    chart, why_not = _chart(notice)
+    if chart is None:
+        return f"{detail}; {why_not}"
+    name, data = chart
+    try:
+        send(name, data)
+    except DeliveryError as exc:
+        _log.warning("sink %s: chart image of incident %s failed: %s", sink.name, notice.incident_id, exc)
+        return f"{detail}; chart image failed (not retried): {exc}"
+    return f"{detail}; sent chart image, {_kb(len(data))}"
+
+
 def _http_url(value: str, key: str) -> str:
     if not value.startswith(("https://", "http://")):
         raise ValueError(f"{key} must start with https:// or http://")
@@ -102,6 +150,7 @@ class WeComAppConfig(SinkConfig):
     to_party: str = ""  # department ids joined with "|"
     to_tag: str = ""  # tag ids joined with "|"
     api_url: str = "https://qyapi.weixin.qq.com"
+    images: bool = True  # send the signal chart as an image message after the markdown
 
     @field_validator("api_url")
     @classmethod
@@ -162,30 +211,32 @@ class WeComAppSink(Sink):
             if self._token == token:  # another thread may already hold a newer one
                 self._token = None
 
-    def _message(self, content: str) -> dict[str, Any]:
+    def _recipients(self) -> dict[str, Any]:
         recipients = {
             "touser": self.config.to_user,
             "toparty": self.config.to_party,
             "totag": self.config.to_tag,
         }
-        body: dict[str, Any] = {key: value for key, value in recipients.items() if value}
+        return {key: value for key, value in recipients.items() if value}
+
+    def _message(self, content: str) -> dict[str, Any]:
+        body = self._recipients()
         body.update(msgtype="markdown", agentid=self.config.agent_id, markdown={"content": content})
         return body
 
-    def _post(self, body: dict[str, Any]) -> dict[str, Any]:
-        what = "POST /cgi-bin/message/send"
-        data = encode_json(body)
+    def _call(self, path: str, params: dict[str, str] | None = None, **request: Any) -> dict[str, Any]:
+        """POST `path` with the access token, once more with a fresh one if WeCom refuses it."""
+        what = f"POST {path}"
         for attempt in (1, 2):
             token = self._access_token()
             resp = call(
                 self.http,
                 "POST",
-                f"{self.config.api_url}/cgi-bin/message/send",
+                f"{self.config.api_url}{path}",
                 what=what,
-                params={"access_token": token},
-                content=data,
-                headers=JSON_HEADERS,
+                params={"access_token": token, **(params or {})},
                 timeout=self.config.timeout,
+                **request,
             )
             payload = _payload(resp, what)
             code = payload.get("errcode")
@@ -201,6 +252,20 @@ class WeComAppSink(Sink):
             return payload
         raise AssertionError("unreachable")
 
+    def _post(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._call("/cgi-bin/message/send", content=encode_json(body), headers=JSON_HEADERS)
+
+    def _send_image(self, filename: str, png: bytes) -> None:
+        uploaded = self._call(
+            "/cgi-bin/media/upload", {"type": "image"}, files={"media": (filename, png, "image/png")}
+        )
+        media_id = uploaded.get("media_id")
+        if not isinstance(media_id, str) or not media_id:
+            raise DeliveryError("POST /cgi-bin/media/upload: the answer has no media_id")
+        body = self._recipients()
+        body.update(msgtype="image", agentid=self.config.agent_id, image={"media_id": media_id})
+        self._post(body)
+
     def send(self, notice: Notice, ticket: TicketSlot) -> Outcome:
         content, shortened = _content(notice, self.name, APP_LIMIT)
         payload = self._post(self._message(content))
@@ -212,7 +277,7 @@ class WeComAppSink(Sink):
         ]
         if ignored:
             detail += "; WeCom skipped invalid " + ", ".join(ignored)
-        return Outcome(detail=detail)
+        return Outcome(detail=_with_image(self, self.config.images, notice, detail, self._send_image))
 
 
 class WeComRobotConfig(SinkConfig):
@@ -222,6 +287,7 @@ class WeComRobotConfig(SinkConfig):
     webhook_url: (
         Secret  # https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=... (the key is the credential)
     )
+    images: bool = True  # send the signal chart as an image message after the markdown
 
     @field_validator("webhook_url")
     @classmethod
@@ -236,27 +302,35 @@ class WeComRobotConfig(SinkConfig):
 
 
 class WeComRobotSink(Sink):
-    """Markdown messages to a group robot."""
+    """Markdown messages to a group robot, then the signal chart as an image message."""
 
     kind = "wecom_robot"
     config_model = WeComRobotConfig
     config: WeComRobotConfig
 
-    def send(self, notice: Notice, ticket: TicketSlot) -> Outcome:
+    def _post(self, body: dict[str, Any]) -> None:
         url = self.config.webhook_url.get_secret_value()
         key = parse_qs(urlsplit(url).query)["key"][0]  # present: checked by the config
-        content, shortened = _content(notice, self.name, ROBOT_LIMIT)
         what = "POST wecom robot webhook"
         resp = call(
             self.http,
             "POST",
             url,
             what=what,
-            content=encode_json({"msgtype": "markdown", "markdown": {"content": content}}),
+            content=encode_json(body),
             headers=JSON_HEADERS,
             timeout=self.config.timeout,
         )
         failure = _failure(_payload(resp, what), what, url, key, wait=ROBOT_WINDOW)
         if failure is not None:
             raise failure
-        return Outcome(detail=_detail(content, shortened, ROBOT_LIMIT, notice.event == "test"))
+
+    def _send_image(self, filename: str, png: bytes) -> None:
+        image = {"base64": base64.b64encode(png).decode("ascii"), "md5": hashlib.md5(png).hexdigest()}
+        self._post({"msgtype": "image", "image": image})
+
+    def send(self, notice: Notice, ticket: TicketSlot) -> Outcome:
+        content, shortened = _content(notice, self.name, ROBOT_LIMIT)
+        self._post({"msgtype": "markdown", "markdown": {"content": content}})
+        detail = _detail(content, shortened, ROBOT_LIMIT, notice.event == "test")
+        return Outcome(detail=_with_image(self, self.config.images, notice, detail, self._send_image))

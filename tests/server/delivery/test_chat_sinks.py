@@ -3,7 +3,11 @@ signatures, size limits, rate limits and errors that never leak a credential."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import hashlib
+import io
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,6 +15,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
+from PIL import Image
 from pydantic import ValidationError
 
 from server.delivery.base import DeliveryError, Notice, NoticeCause, TicketSlot
@@ -156,10 +161,9 @@ def app_sink(fake: FakeWeCom, http: httpx.Client, **extra: Any) -> WeComAppSink:
     return WeComAppSink("wecom-ops", WeComAppConfig.model_validate(settings), http)
 
 
-def robot_sink(url: str, http: httpx.Client) -> WeComRobotSink:
-    return WeComRobotSink(
-        "wecom-robot", WeComRobotConfig.model_validate({"type": "wecom_robot", "webhook_url": url}), http
-    )
+def robot_sink(url: str, http: httpx.Client, **extra: Any) -> WeComRobotSink:
+    settings = {"type": "wecom_robot", "webhook_url": url, **extra}
+    return WeComRobotSink("wecom-robot", WeComRobotConfig.model_validate(settings), http)
 
 
 def feishu_sink(url: str, http: httpx.Client, secret: str | None = FEISHU_SECRET) -> FeishuSink:
@@ -248,7 +252,7 @@ def test_wecom_app_shortens_chinese_text_by_bytes(wecom: FakeWeCom, http: httpx.
     assert utf8(content) <= 2048 < utf8(CHINESE * 60)
     assert CHINESE[:20] in content and "\ufffd" not in content
     assert content.endswith(f"[full report]({REPORT_URL})")
-    assert outcome.detail.endswith("shortened to 2048 bytes")
+    assert "shortened to 2048 bytes; no chart image" in outcome.detail
 
 
 def test_wecom_app_shortens_a_huge_report_to_2048_bytes(wecom: FakeWeCom, http: httpx.Client) -> None:
@@ -324,7 +328,7 @@ def test_wecom_robot_shortens_to_4096_bytes(wecom: FakeWeCom, http: httpx.Client
     content = wecom.robot_messages[0]["markdown"]["content"]
     assert 2048 < utf8(content) <= 4096
     assert content.endswith(f"[full report]({REPORT_URL})")
-    assert outcome.detail.endswith("shortened to 4096 bytes")
+    assert "shortened to 4096 bytes; no chart image" in outcome.detail
 
 
 def test_wecom_robot_bad_key_fails_without_leaking_it(wecom: FakeWeCom, http: httpx.Client) -> None:
@@ -340,6 +344,134 @@ def test_wecom_robot_rate_limit_waits_a_minute(wecom: FakeWeCom, http: httpx.Cli
     with pytest.raises(DeliveryError) as caught:
         robot_sink(wecom.robot_url, http).send(notice(), slot())
     assert caught.value.retryable and caught.value.retry_after == 60.0
+
+
+# ---------------------------------------------------------------- WeCom chart images
+
+
+def png(width: int = 64, height: int = 32) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 40, 40)).save(out, "PNG")
+    return out.getvalue()
+
+
+SIGNAL = png()
+CHARTS = [("r-3f9a1c2b.signal.png", SIGNAL), ("r-3f9a1c2b.cause-1.png", png(16, 16))]
+
+
+def charted(**changes: Any) -> Notice:
+    return notice(charts=lambda: list(CHARTS), **changes)
+
+
+def test_wecom_robot_sends_the_signal_chart_after_the_markdown(wecom: FakeWeCom, http: httpx.Client) -> None:
+    outcome = robot_sink(wecom.robot_url, http).send(charted(), slot())
+    markdown, image = wecom.robot_messages  # both accepted: the fake checked base64, md5, size, type
+    assert markdown["msgtype"] == "markdown" and image["msgtype"] == "image"
+    assert base64.b64decode(image["image"]["base64"]) == SIGNAL  # the signal chart, not cause-1
+    assert image["image"]["md5"] == hashlib.md5(SIGNAL).hexdigest()
+    assert outcome.detail.startswith("sent markdown") and "; sent chart image, " in outcome.detail
+
+
+def test_wecom_robot_sends_an_image_on_update_but_not_resolved_or_test(
+    wecom: FakeWeCom, http: httpx.Client
+) -> None:
+    sink = robot_sink(wecom.robot_url, http)
+    sink.send(charted(event="update", change="a new root cause"), slot())
+    assert [m["msgtype"] for m in wecom.robot_messages] == ["markdown", "image"]
+    sink.send(dataclasses.replace(resolved(), charts=lambda: list(CHARTS)), slot())
+    outcome = sink.send(charted(event="test"), slot())
+    assert [m["msgtype"] for m in wecom.robot_messages] == ["markdown", "image", "markdown", "markdown"]
+    assert outcome.detail == "sent test message"
+
+
+def test_wecom_fake_refuses_a_robot_image_whose_md5_is_wrong(wecom: FakeWeCom, http: httpx.Client) -> None:
+    body = {"msgtype": "image", "image": {"base64": base64.b64encode(SIGNAL).decode(), "md5": "0" * 32}}
+    answer = http.post(wecom.robot_url, json=body).json()
+    assert answer["errcode"] == 301019 and not wecom.robot_messages
+
+
+def test_wecom_app_uploads_the_chart_then_sends_its_media_id(wecom: FakeWeCom, http: httpx.Client) -> None:
+    outcome = app_sink(wecom, http, to_party="2|3").send(charted(), slot())
+    upload = wecom.calls("POST", r"/cgi-bin/media/upload")[0]
+    assert upload.arg("type") == "image" and upload.headers["content-type"].startswith("multipart/form-data")
+    (media_id, media), *rest = wecom.media.items()
+    assert not rest and media.data == SIGNAL
+    assert media.filename == "r-3f9a1c2b.signal.png" and media.content_type == "image/png"
+    markdown, image = wecom.messages
+    assert markdown["msgtype"] == "markdown"
+    assert image["msgtype"] == "image" and image["image"] == {"media_id": media_id}
+    assert image["agentid"] == wecom.agent_id and image["touser"] == "@all" and image["toparty"] == "2|3"
+    assert wecom.token_fetches == 1  # one cached token for all three calls
+    assert "; sent chart image, " in outcome.detail
+
+
+def test_wecom_app_image_with_an_unknown_media_id_is_refused(wecom: FakeWeCom, http: httpx.Client) -> None:
+    sink = app_sink(wecom, http)
+    sink.send(notice(event="test"), slot())  # fetches a token
+    token = wecom.calls("POST", r"/message/send")[0].arg("access_token")
+    body = {"touser": "@all", "msgtype": "image", "agentid": wecom.agent_id, "image": {"media_id": "nope"}}
+    answer = http.post(f"{wecom.url}/cgi-bin/message/send", params={"access_token": token}, json=body).json()
+    assert answer["errcode"] == 40007
+
+
+def test_wecom_images_false_sends_no_image(wecom: FakeWeCom, http: httpx.Client) -> None:
+    drawn: list[bool] = []
+
+    def charts() -> list[tuple[str, bytes]]:
+        drawn.append(True)
+        return list(CHARTS)
+
+    robot = robot_sink(wecom.robot_url, http, images=False).send(notice(charts=charts), slot())
+    app = app_sink(wecom, http, images=False).send(notice(charts=charts), slot())
+    assert [m["msgtype"] for m in wecom.robot_messages] == ["markdown"]
+    assert [m["msgtype"] for m in wecom.messages] == ["markdown"]
+    assert not wecom.calls("POST", r"/media/upload") and not drawn  # not even drawn
+    assert "image" not in robot.detail and "image" not in app.detail
+
+
+def test_wecom_skips_a_chart_over_2_mb_and_says_so(wecom: FakeWeCom, http: httpx.Client) -> None:
+    big = SIGNAL + b"\0" * (2 * 1024 * 1024)  # a PNG signature, over 2 MB
+    oversized = notice(charts=lambda: [("r.signal.png", big)])
+    robot = robot_sink(wecom.robot_url, http).send(oversized, slot())
+    app = app_sink(wecom, http).send(oversized, slot())
+    assert len(wecom.robot_messages) == len(wecom.messages) == 1
+    assert not wecom.calls("POST", r"/media/upload")
+    for outcome in (robot, app):
+        assert "chart image skipped: 2.1 MB is over WeCom's 2 MB limit" in outcome.detail
+
+
+def test_wecom_says_when_there_is_no_chart(wecom: FakeWeCom, http: httpx.Client) -> None:
+    outcome = robot_sink(wecom.robot_url, http).send(notice(), slot())  # no report, no charts
+    assert outcome.detail.endswith("; no chart image: none drawn")
+    assert len(wecom.robot_messages) == 1
+
+
+def test_wecom_robot_image_failure_leaves_the_delivery_sent(
+    wecom: FakeWeCom, http: httpx.Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    def charts() -> list[tuple[str, bytes]]:  # drawn after the markdown went out: fail what comes next
+        wecom.fail_next(Answer(200, error(-1, "system busy")), path=r"/webhook/send")
+        return list(CHARTS)
+
+    with caplog.at_level(logging.WARNING, logger="alertsleuth.delivery"):
+        outcome = robot_sink(wecom.robot_url, http).send(notice(charts=charts), slot())
+    assert [m["msgtype"] for m in wecom.robot_messages] == ["markdown"]
+    assert len(wecom.calls("POST", r"/webhook/send")) == 2  # the image is not retried
+    assert outcome.detail.startswith("sent markdown")
+    assert (
+        "; chart image failed (not retried): POST wecom robot webhook: errcode -1 system busy"
+        in outcome.detail
+    )
+    assert wecom.robot_key not in outcome.detail
+    assert "chart image of incident 42 failed" in caplog.text and wecom.robot_key not in caplog.text
+
+
+def test_wecom_app_upload_failure_leaves_the_delivery_sent(wecom: FakeWeCom, http: httpx.Client) -> None:
+    wecom.fail_next(Answer(200, error(40009, "invalid image size")), path=r"/media/upload")
+    outcome = app_sink(wecom, http).send(charted(), slot())
+    assert [m["msgtype"] for m in wecom.messages] == ["markdown"]
+    assert "chart image failed (not retried): POST /cgi-bin/media/upload: errcode 40009" in outcome.detail
+    assert "token-" not in outcome.detail
 
 
 # ---------------------------------------------------------------- Feishu / Lark

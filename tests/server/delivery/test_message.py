@@ -536,3 +536,16 @@ def test_build_notice_without_a_report_or_external_url() -> None:
     assert n.report_url is None  # nothing to link
     assert n.incident_url == "https://as.example.com/api/v1/incidents/7"
     assert "Full report" not in brief(n)
+
+
+def test_brief_leads_with_the_reports_first_screen() -> None:
+    head = [
+        "LoginFailureRatio: the signal rose from 3.2% to 53.15% (peak 61.76%); the alert fires at > 20%.",
+        "Where: ip_region=上海, user_type=admin, 92% of the change.",
+        "Firing since 2025-11-21 10:00:00 UTC (8m).",
+    ]
+    text = brief(notice(headline=head))
+    lines = text.splitlines()
+    assert lines[0] == "**[FIRING] LoginFailureRatio: ip_region=上海**"
+    assert lines[2:5] == head  # verdict, where, since: before the summary and the root causes
+    assert text.index(head[0]) < text.index("Login failures rose to 38%") < text.index("**Root causes**")

@@ -93,7 +93,7 @@ class SessionOut(BaseModel):
     messages: list[MessageOut]
 
 
-def _prepare(services: Services, body: AskIn) -> tuple[list[Turn], Report | None]:
+def prepare(services: Services, body: AskIn) -> tuple[list[Turn], Report | None]:
     """The session's history and the incident's report; 404 for an unknown session or incident."""
     history: list[Turn] = []
     if body.session_id is not None:
@@ -111,7 +111,7 @@ def _prepare(services: Services, body: AskIn) -> tuple[list[Turn], Report | None
     return history, report
 
 
-def _answer(
+def answer(
     services: Services, body: AskIn, history: list[Turn], report: Report | None, emit: Any = None
 ) -> AskOut:
     result: Answer = services.asker.ask(
@@ -126,12 +126,45 @@ def _answer(
     )
 
 
+def answer_events(
+    services: Services, body: AskIn, history: list[Turn], report: Report | None
+) -> AsyncIterator[str]:
+    """The stream's server-sent events (`evidence`, `token`, then `answer` or `error`), answered in a
+    thread; shared with the web UI's `POST /ui/ask/stream`. Call from the event loop."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+
+    def emit(kind: str, data: dict[str, Any]) -> None:
+        loop.call_soon_threadsafe(queue.put_nowait, (kind, data))
+
+    def work() -> None:
+        try:
+            out = answer(services, body, history, report, emit)
+            emit("answer", out.model_dump(mode="json"))
+        except Exception as exc:  # noqa: BLE001 - every failure becomes an error event
+            code, detail = status_of(exc)
+            emit("error", {"status": code, "detail": detail})
+        finally:
+            loop.call_soon_threadsafe(queue.put_nowait, ("done", None))
+
+    threading.Thread(target=work, name="ask-stream", daemon=True).start()
+
+    async def events() -> AsyncIterator[str]:
+        while True:
+            kind, data = await queue.get()
+            if kind == "done":
+                return
+            yield f"event: {kind}\ndata: {json.dumps(data, ensure_ascii=False, default=str)}\n\n"
+
+    return events()
+
+
 @router.post("", response_model=AskOut, responses=answers(404, 502, 503, 504))
 async def ask(body: AskIn, services: ServicesDep) -> AskOut:
     """Answer a question with the investigation's tools; the answer and the queries it ran."""
-    history, report = await run_in_threadpool(_prepare, services, body)
+    history, report = await run_in_threadpool(prepare, services, body)
     try:
-        return await run_in_threadpool(_answer, services, body, history, report)
+        return await run_in_threadpool(answer, services, body, history, report)
     except AlertsleuthError:
         raise  # answered by server/errors.py's handler
     except ValueError as exc:
@@ -160,33 +193,9 @@ async def ask(body: AskIn, services: ServicesDep) -> AskOut:
 async def ask_stream(body: AskIn, services: ServicesDep) -> StreamingResponse:
     """The same, as server-sent events: `evidence` per query, `token` per piece of the answer, then
     `answer` (the AskOut JSON) or `error` ({status, detail})."""
-    history, report = await run_in_threadpool(_prepare, services, body)
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-
-    def emit(kind: str, data: dict[str, Any]) -> None:
-        loop.call_soon_threadsafe(queue.put_nowait, (kind, data))
-
-    def work() -> None:
-        try:
-            out = _answer(services, body, history, report, emit)
-            emit("answer", out.model_dump(mode="json"))
-        except Exception as exc:  # noqa: BLE001 - every failure becomes an error event
-            code, detail = status_of(exc)
-            emit("error", {"status": code, "detail": detail})
-        finally:
-            loop.call_soon_threadsafe(queue.put_nowait, ("done", None))
-
-    threading.Thread(target=work, name="ask-stream", daemon=True).start()
-
-    async def events() -> AsyncIterator[str]:
-        while True:
-            kind, data = await queue.get()
-            if kind == "done":
-                return
-            yield f"event: {kind}\ndata: {json.dumps(data, ensure_ascii=False, default=str)}\n\n"
-
-    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    history, report = await run_in_threadpool(prepare, services, body)
+    events = answer_events(services, body, history, report)
+    return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
 
 @router.get("/sessions/{session_id}", response_model=SessionOut, responses=answers(404))

@@ -7,17 +7,22 @@
     GET  /ui/incidents/{id}                  one incident: its report, then its timeline
     POST /ui/incidents/{id}/investigate      re-investigate (as POST /api/v1/incidents/{id}/investigate)
     POST /ui/incidents/{id}/deliveries/{d}/retry   send a failed delivery again
+    /ui/ask...                               questions, streamed or not (server/ui/ask.py)
+    /ui/settings...                          routes, sinks, settings, read-only (server/ui/settings.py)
 
 None is in the OpenAPI document. With authentication configured (server/settings.py), a page needs a
 signed-in session (server/ui/session.py) or an Authorization header the API would take; without, it
 answers 303 to /ui/login. A POST also needs the CSRF token of the session its cookie holds (403
-otherwise). A wrong sign-in is 401 with the form again. Every answer carries the CSP of `HEADERS`.
+otherwise). A wrong sign-in is 401 with the form again. Every answer carries the CSP of `HEADERS`,
+but for the pages that load the UI's one script (`static/ask.js`: the ask page and an incident's page),
+whose `ASK_CSP` adds `script-src 'self'` and `connect-src 'self'`.
 """
 
 from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode
@@ -41,6 +46,7 @@ CSP = (
     "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'"
 )
+ASK_CSP = CSP + "; script-src 'self'; connect-src 'self'"
 HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
@@ -58,9 +64,12 @@ _env = environment(HERE / "templates")
 _env.globals.update(TEMPLATE_GLOBALS)
 
 
-def install(app: FastAPI) -> None:
-    """Add the UI's routes and its static files (the stylesheet) to the app."""
+def install(app: FastAPI, *routers: APIRouter) -> None:
+    """Add the UI's routes, those of `routers` (its other pages) and its static files (the stylesheet,
+    ask.js) to the app."""
     app.include_router(router)
+    for other in routers:
+        app.include_router(other)
     app.mount("/ui/static", StaticFiles(directory=STATIC_DIR), name="ui-static")
 
 
@@ -76,6 +85,7 @@ def _page(
     *,
     status: int = 200,
     issue: bool = False,
+    csp: str = CSP,
 ) -> HTMLResponse:
     services = get_services(request)
     ctx = {
@@ -85,7 +95,8 @@ def _page(
         "refresh": None,
         **ctx,
     }
-    response = HTMLResponse(_env.get_template(name).render(ctx), status_code=status, headers=HEADERS)
+    headers = HEADERS if csp == CSP else {**HEADERS, "Content-Security-Policy": csp}
+    response = HTMLResponse(_env.get_template(name).render(ctx), status_code=status, headers=headers)
     if issue and session is not None:
         set_session(response, request, session)
     return response
@@ -143,14 +154,17 @@ async def _form(request: Request) -> dict[str, str]:
     return {k: v[0] for k, v in fields.items() if v}
 
 
-async def _post_guard(request: Request) -> tuple[UISession, dict[str, str]] | Response:
-    """For a state-changing POST: signed in (else 303 to sign-in) and the session's CSRF token (403)."""
+async def _post_guard(
+    request: Request, read: Callable[[Request], Awaitable[dict[str, str]]] | None = None
+) -> tuple[UISession, dict[str, str]] | Response:
+    """For a state-changing POST: signed in (else 303 to sign-in) and the session's CSRF token (403).
+    The fields are read by `read` (default: the urlencoded form)."""
     services = get_services(request)
     who = _who(request, services)
     if who is None:
         return _redirect("/ui/login")
     session, issued = who
-    form = await _form(request)
+    form = await (read or _form)(request)
     if issued or not session.csrf_ok(form.get("csrf")):
         log_rejected(request.url.path, 403, "missing or invalid CSRF token")
         return _message(request, None, 403, "Forbidden", "The form expired or did not come from this site.")
@@ -301,10 +315,14 @@ async def incident_page(request: Request, incident_id: str) -> Response:
         if issue:
             set_session(response, request, session)
         return response
-    ctx = {"title": f"#{detail.incident.id} {detail.incident.alertname}", "d": detail}
+    ctx = {
+        "title": f"#{detail.incident.id} {detail.incident.alertname}",
+        "d": detail,
+        "llm": services.settings.llm_configured,
+    }
     if detail.busy:
         ctx["refresh"] = 5  # until the investigation ends
-    return _page("incident.html.j2", ctx, request, session, issue=issue)
+    return _page("incident.html.j2", ctx, request, session, issue=issue, csp=ASK_CSP)
 
 
 @router.post("/ui/incidents/{incident_id}/investigate")

@@ -1,0 +1,235 @@
+"""The web UI's settings page: the delivery routes and sinks and the operator's main settings, read-only,
+and a test message per sink.
+
+    GET  /ui/settings                        routes (matchers → sinks, events), sinks, main settings
+    POST /ui/settings/sinks/{name}/test      send the sink the message `alertsleuth sinks test NAME`
+                                             sends (probe_notice), then the page with what happened
+
+No secret's value reaches the page: every `SecretStr` of a sink's settings (a webhook's URL, a token, a
+header's value) is shown as `••••`, a URL's user and password too, and of the LLM's key and the API's
+credentials only whether they are set. A failed test's error is shown with every secret value of the
+sink's settings cut out of it, in case a client's message repeats one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import PurePath
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+from fastapi import APIRouter, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, SecretStr
+
+from server.delivery.base import DeliveryError, SinkConfig, TicketSlot
+from server.delivery.notice import probe_notice
+from server.delivery.registry import SINKS
+from server.delivery.routing import Route
+from server.deps import Services, get_services
+from server.settings import Settings
+from server.ui.routes import _login_url, _message, _page, _post_guard, _redirect, _who
+
+router = APIRouter(include_in_schema=False)
+
+MASK = "••••"
+
+
+@dataclass
+class RouteRow:
+    depth: int
+    matchers: list[str]
+    sinks: list[str]
+    inherited: bool  # the sinks are the parent's
+    events: list[str]
+    continue_: bool
+
+
+@dataclass
+class SinkRow:
+    name: str
+    kind: str
+    settings: list[tuple[str, str]]
+    secrets: list[str]  # the keys whose values are masked
+
+
+@dataclass
+class ProbeResult:
+    sink: str
+    ok: bool
+    text: str
+    hint: str = ""
+
+
+@dataclass
+class SettingsView:
+    routes: list[RouteRow] = field(default_factory=list)
+    default_route: bool = False  # no `route:` configured: every sink, every event
+    sinks: list[SinkRow] = field(default_factory=list)
+    main: list[tuple[str, str]] = field(default_factory=list)
+
+
+def without_userinfo(url: str | None) -> str:
+    """A URL with its user and password masked (`http://••••@host/`); "" for none."""
+    if not url:
+        return ""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return MASK
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{MASK}@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def shown(value: Any) -> tuple[str, bool]:
+    """A setting's value as the page shows it, and whether a secret was masked in it."""
+    if isinstance(value, SecretStr):
+        return MASK, True
+    if isinstance(value, dict):
+        items = [(str(k), *shown(v)) for k, v in value.items()]
+        text = ", ".join(f"{k}: {t}" for k, t, _ in items)
+        return "{" + text + "}", any(m for _, _, m in items)
+    if isinstance(value, list | tuple | set):
+        parts = [shown(v) for v in value]
+        return "[" + ", ".join(t for t, _ in parts) + "]", any(m for _, m in parts)
+    if isinstance(value, BaseModel):
+        inner = [(name, *shown(getattr(value, name))) for name in type(value).model_fields]
+        return "{" + ", ".join(f"{k}: {t}" for k, t, _ in inner) + "}", any(m for _, _, m in inner)
+    if value is None:
+        return "–", False
+    if isinstance(value, PurePath):
+        return str(value), False
+    if isinstance(value, str) and "://" in value:
+        return without_userinfo(value), False
+    return str(value), False
+
+
+def secret_values(value: Any) -> list[str]:
+    """Every secret's value in a sink's settings (to cut them out of an error message)."""
+    if isinstance(value, SecretStr):
+        return [value.get_secret_value()]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in secret_values(v)]
+    if isinstance(value, list | tuple | set):
+        return [s for v in value for s in secret_values(v)]
+    if isinstance(value, BaseModel):
+        return [s for name in type(value).model_fields for s in secret_values(getattr(value, name))]
+    return []
+
+
+def _sink_row(name: str, cfg: SinkConfig) -> SinkRow:
+    rows, masked = [], []
+    for key in type(cfg).model_fields:
+        if key == "type":
+            continue
+        text, secret = shown(getattr(cfg, key))
+        rows.append((key, text))
+        if secret:
+            masked.append(key)
+    return SinkRow(name, cfg.type, rows, masked)
+
+
+def _routes(
+    node: Route, depth: int, sinks: list[str], resolved: bool, updates: bool, out: list[RouteRow]
+) -> None:
+    own = node.sinks is not None
+    sinks = node.sinks if node.sinks is not None else sinks
+    resolved = resolved if node.send_resolved is None else node.send_resolved
+    updates = updates if node.send_updates is None else node.send_updates
+    events = ["firing"] + (["updated"] if updates else []) + (["resolved"] if resolved else [])
+    matchers = [str(m) for m in node.matchers]
+    out.append(RouteRow(depth, matchers, list(sinks), not own and depth > 0, events, node.continue_))
+    for child in node.routes:
+        _routes(child, depth + 1, sinks, resolved, updates, out)
+
+
+def _main(s: Settings) -> list[tuple[str, str]]:
+    llm = s.llm()
+    try:
+        model = llm.model_name if llm.enabled else "–"
+    except ValueError:
+        model = s.llm_model or "–"
+    auth = [k for k, on in (("token", s.auth_token), ("basic", s.basic_auth_username)) if on]
+    return [
+        ("Prometheus URL", without_userinfo(s.prometheus_url)),
+        ("Grafana URL", without_userinfo(s.grafana_url) or "–"),
+        ("LLM", f"{llm.provider} ({'configured' if llm.enabled else 'not configured'})"),
+        ("LLM model", model),
+        ("LLM endpoint", without_userinfo(s.llm_base_url) or "the provider's default"),
+        ("LLM API key", "set" if s.llm_api_key else "not set here (the provider's variable, if any)"),
+        ("Language", s.language),
+        ("Investigation workers", str(s.workers)),
+        ("Delivery workers", str(s.delivery_workers)),
+        ("External URL", without_userinfo(s.external_url) or "–"),
+        ("Authentication", "enabled (" + ", ".join(auth) + ")" if s.auth_enabled else "disabled"),
+    ]
+
+
+def settings_view(s: Settings) -> SettingsView:
+    config = s.delivery
+    view = SettingsView(default_route=config.route is None, main=_main(s))
+    tree = config.tree()
+    _routes(tree, 0, tree.sinks or [], True, True, view.routes)
+    view.sinks = [_sink_row(name, cfg) for name, cfg in config.sinks.items()]
+    return view
+
+
+def send_probe(s: Settings, name: str) -> ProbeResult:
+    """`alertsleuth sinks test NAME` (server/cli.py): the probe notice, sent once, and what happened."""
+    cfg = s.delivery.sinks[name]
+    with httpx.Client(headers={"User-Agent": "alertsleuth/0.1"}) as http:
+        sink = SINKS[cfg.type](name, cfg, http)
+        try:
+            outcome = sink.send(probe_notice(name), TicketSlot(None, lambda ref: None))
+        except DeliveryError as exc:
+            hint = "retryable: try again later" if exc.retryable else "check the sink's settings"
+            return ProbeResult(name, False, _scrub(str(exc), cfg), hint)
+        except Exception as exc:  # noqa: BLE001 - shown, as the CLI's traceback would be
+            return ProbeResult(name, False, _scrub(f"{type(exc).__name__}: {exc}", cfg), "")
+    return ProbeResult(name, True, _scrub(outcome.detail, cfg))
+
+
+def _scrub(text: str, cfg: SinkConfig) -> str:
+    for secret in sorted(secret_values(cfg), key=len, reverse=True):
+        if len(secret) >= 4:
+            text = text.replace(secret, MASK)
+    return text[:1000]
+
+
+def _settings_page(
+    request: Request,
+    services: Services,
+    session: Any,
+    *,
+    issue: bool = False,
+    result: ProbeResult | None = None,
+) -> Response:
+    ctx = {"title": "Settings", "v": settings_view(services.settings), "result": result}
+    return _page("settings.html.j2", ctx, request, session, issue=issue)
+
+
+@router.get("/ui/settings")
+async def settings_page(request: Request) -> Response:
+    services = get_services(request)
+    who = _who(request, services)
+    if who is None:
+        return _redirect(_login_url(request))
+    session, issue = who
+    return _settings_page(request, services, session, issue=issue)
+
+
+@router.post("/ui/settings/sinks/{name}/test")
+async def sink_test(request: Request, name: str) -> Response:
+    guarded = await _post_guard(request)
+    if isinstance(guarded, Response):
+        return guarded
+    session, _ = guarded
+    services = get_services(request)
+    if name not in services.settings.delivery.sinks:
+        return _message(request, session, 404, "Not found", f"There is no sink {name[:64]}.")
+    result = await run_in_threadpool(send_probe, services.settings, name)
+    return _settings_page(request, services, session, result=result)

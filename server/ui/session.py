@@ -60,7 +60,7 @@ class UISession:
         if len(parts) != 4:
             return None
         sid, expires, signed_in, signature = parts
-        if not hmac.compare_digest(signature, _sign(f"{sid}.{expires}.{signed_in}")):
+        if not hmac.compare_digest(signature.encode(), _sign(f"{sid}.{expires}.{signed_in}").encode()):
             return None
         if not expires.isdigit() or signed_in not in ("0", "1"):
             return None
@@ -72,7 +72,8 @@ class UISession:
         return _sign(f"csrf:{self.sid}")
 
     def csrf_ok(self, token: str | None) -> bool:
-        return bool(token) and hmac.compare_digest(str(token), self.csrf_token())
+        # as bytes: compare_digest refuses str with non-ASCII characters (a hostile form field)
+        return bool(token) and hmac.compare_digest(str(token).encode(), self.csrf_token().encode())
 
 
 def read_session(request: Request) -> UISession | None:

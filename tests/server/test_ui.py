@@ -130,6 +130,8 @@ def test_sign_in_cookie_flags_and_sign_out(ui: str) -> None:
         assert c.post("/ui/login", data={"token": TOKEN}).status_code == 403
         other = UISession.new(signed_in=False).csrf_token()
         assert c.post("/ui/login", data={"csrf": other, "token": TOKEN}).status_code == 403
+        # a token holding non-ASCII text (hmac.compare_digest refuses such str): 403, never 500
+        assert c.post("/ui/login", data={"csrf": "é" * 43, "token": TOKEN}).status_code == 403
         wrong = c.post("/ui/login", data={"csrf": csrf, "token": "wrong"})
         assert wrong.status_code == 401 and "Wrong credentials" in wrong.text
         assert c.get("/ui/incidents").status_code == 303  # the anonymous session is not signed in
@@ -307,3 +309,46 @@ def test_paging(make_settings: Callable[..., Settings], prom: PromEnv) -> None:
             assert c.get("/ui/incidents", params={"offset": "9" * 40}).status_code == 200
     finally:
         stop()
+
+
+HOSTILE_GETS = [
+    "/ui/incidents?offset=99999999999999999999999",
+    "/ui/incidents?offset=-1&limit=abc",
+    "/ui/incidents?limit=1e9&status=%00",
+    "/ui/incidents?label=%ff%fe",
+    "/ui/incidents?label==&q=%22",
+    "/ui/incidents?q=" + "x" * 5000,
+    "/ui/incidents?q=%ed%a0%80&alertname=%00",
+    "/ui/incidents?label=" + "a" * 1000 + "=b",
+    "/ui/incidents?q=NEAR(",
+    "/ui/incidents/0",
+    "/ui/incidents/99999999999999999999",
+    "/ui/incidents/%00",
+    "/ui/ask?session=%00",
+    "/ui/ask?session=" + "a" * 500,
+    "/ui/ask?incident=99999999999999999999",
+    "/ui/login?next=//evil.example",
+    "/ui/login?next=%ff",
+    "/ui/static/../app.py",
+]
+
+
+def test_hostile_requests_get_an_answer_never_a_server_error(ui: str) -> None:
+    with httpx.Client(base_url=ui, timeout=30) as c:
+        sign_in(c)
+        for path in HOSTILE_GETS:
+            assert c.get(path).status_code < 500, path
+        csrf = csrf_of(c.get("/ui/ask").text)
+        for data in [
+            {"csrf": csrf, "question": "x" * 100_000},
+            {"csrf": csrf, "question": "up", "incident_id": "999999999999999999999"},
+            {"csrf": csrf, "question": "up", "session_id": "\x00"},
+            {"csrf": csrf},
+        ]:
+            for path in ("/ui/ask", "/ui/ask/stream"):
+                assert c.post(path, data=data).status_code < 500, (path, list(data))
+        for body in (b"\xff\xfe", b"csrf=%ff", b"a" * 200_000, b'{"csrf": 1}', b"[]"):
+            for ct in ("application/x-www-form-urlencoded", "application/json", "text/plain"):
+                for path in ("/ui/ask/stream", "/ui/login", "/ui/logout"):
+                    r = c.post(path, content=body, headers={"content-type": ct})
+                    assert r.status_code < 500, (path, ct, body[:20])

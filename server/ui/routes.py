@@ -93,6 +93,7 @@ def _page(
         "session": session,
         "csrf": session.csrf_token() if session else "",
         "refresh": None,
+        "scripted": csp == ASK_CSP,  # the page loads static/ask.js, which then does its refresh
         **ctx,
     }
     headers = HEADERS if csp == CSP else {**HEADERS, "Content-Security-Policy": csp}

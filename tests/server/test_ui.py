@@ -352,3 +352,24 @@ def test_hostile_requests_get_an_answer_never_a_server_error(ui: str) -> None:
                 for path in ("/ui/ask/stream", "/ui/login", "/ui/logout"):
                     r = c.post(path, content=body, headers={"content-type": ct})
                     assert r.status_code < 500, (path, ct, body[:20])
+
+
+def test_an_incident_being_investigated_reloads_through_its_script(
+    make_settings: Callable[..., Settings], prom: PromEnv
+) -> None:
+    """A page with the question box must not lose a question to a meta refresh: its script reloads it
+    (and holds off while a question is written or answered); without scripts, <noscript> does."""
+    env, stop = serve(make_settings(prometheus_url=prom.url), start_workers=False)  # stays queued
+    try:
+        with httpx.Client(base_url=env.url, timeout=20) as c:
+            incident = c.post("/api/v1/webhook/alertmanager", json=webhook(prom)).json()["incidents_created"][
+                0
+            ]
+            page = c.get(f"/ui/incidents/{incident}").text
+            listing = c.get("/ui/incidents").text
+    finally:
+        stop()
+    assert '<body data-refresh="5">' in page and '<script src="/ui/static/ask.js" defer></script>' in page
+    assert '<noscript><meta http-equiv="refresh" content="5"></noscript>' in page
+    assert page.count('http-equiv="refresh"') == 1
+    assert '<meta http-equiv="refresh" content="15">' in listing and "<noscript>" not in listing

@@ -159,4 +159,21 @@
   }
 
   document.querySelectorAll("form.ask[data-stream]").forEach(setup);
+
+  // The page's own refresh (an investigation under way), held off while a question is being written
+  // or answered: a reload would lose it. Without this script, a <noscript> meta refresh does it.
+  var every = Number(document.body.dataset.refresh || 0);
+  if (every > 0) {
+    var reload = function () {
+      var typing = Array.prototype.some.call(document.querySelectorAll("form.ask textarea"), function (t) {
+        return t.value.trim() !== "" || document.activeElement === t;
+      });
+      if (typing || document.querySelector(".turn.streaming")) {
+        setTimeout(reload, every * 1000);
+      } else {
+        location.reload();
+      }
+    };
+    setTimeout(reload, every * 1000);
+  }
 })();

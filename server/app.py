@@ -19,7 +19,7 @@ from server.docs import install_docs
 from server.errors import install_error_handlers
 from server.metrics import Metrics
 from server.openapi import document_security
-from server.routes import alerts, ask, health, incidents
+from server.routes import alerts, ask, charts, health, incidents
 from server.security import BodyLimitMiddleware
 from server.settings import Settings
 from server.ui import install as install_ui
@@ -61,6 +61,11 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
             settings.delivery,
             metrics,
             external_url=settings.external_url,
+            chart_link=(
+                (settings.chart_link_key.get_secret_value(), settings.chart_link_seconds)
+                if settings.chart_link_key
+                else None
+            ),
             workers=settings.delivery_workers,
             max_attempts=settings.delivery_max_attempts,
             backoff_seconds=settings.delivery_backoff_seconds,
@@ -127,6 +132,7 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
     app.include_router(incidents.router)
     app.include_router(ask.router)
     app.include_router(health.router)
+    app.include_router(charts.router)
     install_docs(app)
     install_ui(app)  # the web UI (server/ui/), outside the OpenAPI document
     return app

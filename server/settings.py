@@ -45,6 +45,7 @@ CONFIG_VAR = "ALERTSLEUTH_CONFIG"
 # accepted too, whatever its name. Variables without the prefix (DEEPSEEK_API_KEY, PROMETHEUS_BIN,
 # REDMINE_API_KEY, ...) are never checked.
 NOT_FIELDS = frozenset({CONFIG_VAR})
+CHART_KEY_MIN = 32  # characters of ALERTSLEUTH_CHART_LINK_KEY
 
 _URL_EXAMPLES = {
     "prometheus_url": "http://prometheus:9090",
@@ -118,6 +119,14 @@ class Settings(BaseSettings):
     )
     external_url: str | None = Field(
         None, description="alertsleuth's URL as people reach it; messages link the full report there"
+    )
+    chart_link_key: SecretStr | None = Field(
+        None,
+        description="at least 32 characters: signs expiring chart links (/charts/...) that Slack and "
+        "DingTalk messages show as images; needs ALERTSLEUTH_EXTERNAL_URL",
+    )
+    chart_link_seconds: float = Field(
+        604_800.0, gt=0, description="how long a signed chart link works (7 days)"
     )
     grafana_url: str | None = Field(
         None, description="Grafana's URL: evidence links open its Explore (else Prometheus' graph page)"
@@ -209,6 +218,19 @@ class Settings(BaseSettings):
                 "url",
                 "must be an http:// or https:// URL with a host (like {example}); got {value}",
                 {"example": _URL_EXAMPLES.get(info.field_name or "", "http://host"), "value": repr(value)},
+            )
+        return value
+
+    @field_validator("chart_link_key")
+    @classmethod
+    def _long_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None  # `ALERTSLEUTH_CHART_LINK_KEY=` in .env: unset
+        if len(value.get_secret_value()) < CHART_KEY_MIN:
+            raise PydanticCustomError(
+                "chart_link_key",
+                "must be at least {min} characters (e.g. `openssl rand -base64 33`); got {length}",
+                {"min": CHART_KEY_MIN, "length": len(value.get_secret_value())},
             )
         return value
 

@@ -76,6 +76,9 @@ class Notice:
         None  # the full report's HTML page on alertsleuth (needs ALERTSLEUTH_EXTERNAL_URL)
     )
     incident_url: str | None = None
+    # The signal chart by a signed expiring link anyone can open (server/chart_links.py; needs
+    # ALERTSLEUTH_CHART_LINK_KEY and ALERTSLEUTH_EXTERNAL_URL): for platforms that show images by URL.
+    chart_url: str | None = None
     change: str | None = None  # update notices: what changed since the last one sent
     # The report's first screen (agent/headline.py): the verdict, where the change lives, since when.
     headline: list[str] = field(default_factory=list)

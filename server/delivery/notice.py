@@ -11,6 +11,7 @@ from agent.filenames import report_filename_stem
 from agent.headline import headline
 from agent.models import Report
 from server.archive import report_output
+from server.chart_links import chart_url
 from server.db.models import Incident, ReportRow, Ticket
 from server.delivery.base import Notice, NoticeCause
 from server.delivery.message import label_set
@@ -30,8 +31,11 @@ def build_notice(
     change: str | None,
     external_url: str | None,
     tickets: Sequence[Ticket] = (),
+    chart_link_key: str | None = None,
+    chart_link_seconds: float = 604_800.0,
 ) -> Notice:
-    """The notice of `event`, telling the report `row` (None: there is none) with `tickets` shown."""
+    """The notice of `event`, telling the report `row` (None: there is none) with `tickets` shown; with
+    `chart_link_key` and `external_url`, a signed link to the signal chart valid `chart_link_seconds`."""
     report = Report.model_validate_json(row.body) if row is not None else None
     shown = report_output(row, tickets, report) if row is not None else None
     causes = [
@@ -64,10 +68,20 @@ def build_notice(
         report_json=shown.json if shown else None,
         report_url=f"{base}/api/v1/reports/{row.id}?format=html" if base and row else None,
         incident_url=f"{base}/api/v1/incidents/{inc.id}" if base else None,
+        chart_url=(
+            chart_url(base, chart_link_key, row.id, "signal", chart_link_seconds)
+            if base and chart_link_key and row is not None and _has_signal(report)
+            else None
+        ),
         change=change,
         headline=_headline(report, ends),
         charts=(lambda: _pngs(report)) if report is not None else (lambda: []),
     )
+
+
+def _has_signal(report: Report | None) -> bool:
+    """Whether the report has the evidence its signal chart is drawn from (agent/charts.py)."""
+    return report is not None and any(ev.kind == "signal" for ev in report.evidence)
 
 
 def _pngs(report: Report) -> list[tuple[str, bytes]]:

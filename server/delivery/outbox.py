@@ -78,12 +78,25 @@ def skip(d: ClaimedDelivery, sinks: Mapping[str, Sink], was_told: Callable[[int,
 
 
 def notice_for(
-    d: ClaimedDelivery, reports: Reports, external_url: str | None
+    d: ClaimedDelivery,
+    reports: Reports,
+    external_url: str | None,
+    chart_link: tuple[str, float] | None = None,
 ) -> tuple[Notice, TicketRef | None]:
     """Stage 2: the notice (its report rendered once, with the incident's tickets) and the ticket the
-    sink already holds for the incident."""
+    sink already holds for the incident; `chart_link` (key, seconds) signs a link to its chart."""
     inc, row, tickets = reports.for_notice(d.incident_id, d.report_id)
-    notice = build_notice(d.event, inc, row, change=d.change, external_url=external_url, tickets=tickets)
+    key, seconds = chart_link or (None, 0.0)
+    notice = build_notice(
+        d.event,
+        inc,
+        row,
+        change=d.change,
+        external_url=external_url,
+        tickets=tickets,
+        chart_link_key=key,
+        chart_link_seconds=seconds,
+    )
     held = next((t for t in tickets if t.sink == d.sink), None)
     return notice, (TicketRef(held.ext_id, held.key, held.url) if held else None)
 
@@ -116,6 +129,7 @@ class Outbox:
         metrics: Metrics,
         *,
         external_url: str | None,
+        chart_link: tuple[str, float] | None = None,  # (ALERTSLEUTH_CHART_LINK_KEY, its links' lifetime)
         workers: int = 2,
         max_attempts: int = 8,
         backoff_seconds: float = 5.0,
@@ -128,6 +142,7 @@ class Outbox:
         self.config = config
         self.metrics = metrics
         self.external_url = external_url
+        self.chart_link = chart_link
         self.max_attempts = max_attempts
         self.backoff_seconds = backoff_seconds
         self.backoff_max_seconds = backoff_max_seconds
@@ -175,7 +190,7 @@ class Outbox:
             self._skipped(d, skipped, ctx)
             return
         try:
-            notice, held = notice_for(d, self.store.reports, self.external_url)
+            notice, held = notice_for(d, self.store.reports, self.external_url, self.chart_link)
             record = TicketRecorder(self.store.reports, d.incident_id, d.sink)
             outcome = send(self.sinks[d.sink], notice, held, record)
         except DeliveryError as exc:

@@ -14,7 +14,7 @@ from agent.history import HistorySummary
 from agent.models import Report
 from server.archive import report_output
 from server.db import Delivery, Incident, Job
-from server.deps import ServicesDep
+from server.deps import Services, ServicesDep
 from server.openapi import answers
 from server.payloads import MAX_ID
 from server.security import GuardedRoute
@@ -262,6 +262,12 @@ async def get_report(
 async def get_report_chart(report_id: str, key: ChartKey, services: ServicesDep) -> Response:
     """One chart of a report as PNG: `signal` (the alert's signal), `cause-<rank>` (a root cause against
     the rest), `breakdown-<labels>` (one row per value); the keys are those of the report's HTML page."""
+    return await chart_png(services, report_id, key)
+
+
+async def chart_png(services: Services, report_id: str, key: str) -> Response:
+    """The PNG of chart `key` of report `report_id`; 404 naming what is missing. Shared with the signed
+    chart links (server/routes/charts.py)."""
     found = await run_in_threadpool(services.store.reports.get, report_id)
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no report {report_id}")

@@ -3,7 +3,8 @@
 Answers as Slack does, with short text bodies: 200 "ok"; 400 "invalid_payload" (not JSON, or not an
 object); 400 "missing_text_or_fallback_or_attachments" (neither text nor blocks); 400 "invalid_blocks"
 (a block over Block Kit's limits: at most 50 blocks, header plain_text at most 150 characters, section
-text at most 3000, context at most 10 elements, unknown block or text types); 403 "invalid_token"
+text at most 3000, context at most 10 elements, image with an http(s) image_url at most 3000 characters
+and an alt_text of 1..2000, unknown block or text types); 403 "invalid_token"
 (right workspace and webhook, wrong secret path); 404 "no_service" (unknown webhook); 410
 "channel_is_archived" when `archived` is set. `rate_limit()` queues 429 "rate_limited" with Retry-After.
 """
@@ -12,6 +13,8 @@ from __future__ import annotations
 
 import json
 from typing import Any
+
+import httpx
 
 from tests.fakes.api import Answer, FakeAPI, Handler, Request
 
@@ -27,6 +30,9 @@ class FakeSlack(FakeAPI):
         self.path = path
         self.archived = False
         self.messages: list[dict[str, Any]] = []  # accepted bodies
+        # Slack downloads an image block's image_url when the message is posted; a URL it cannot fetch
+        # as an image makes the whole message invalid_blocks. On: do the same (off: check the shape only).
+        self.fetch_images = False
         super().__init__()
 
     def routes(self) -> list[tuple[str, str, Handler]]:
@@ -67,8 +73,20 @@ class FakeSlack(FakeAPI):
             return text_answer(400, "missing_text_or_fallback_or_attachments")
         if "blocks" in body and not self._blocks_ok(body["blocks"]):
             return text_answer(400, "invalid_blocks")
+        if self.fetch_images and not all(self._fetches(b) for b in body.get("blocks") or []):
+            return text_answer(400, "invalid_blocks")
         self.messages.append(body)
         return text_answer(200, "ok")
+
+    @staticmethod
+    def _fetches(block: Any) -> bool:
+        if block.get("type") != "image":
+            return True
+        try:
+            got = httpx.get(block["image_url"], timeout=5)
+        except httpx.HTTPError:
+            return False
+        return got.status_code == 200 and got.headers.get("content-type", "").startswith("image/")
 
     @staticmethod
     def _text_ok(obj: Any, limit: int, types: set[str] = TEXT_TYPES) -> bool:
@@ -95,6 +113,15 @@ class FakeSlack(FakeAPI):
                     isinstance(elements, list)
                     and 0 < len(elements) <= 10
                     and all(cls._text_ok(e, 3000) for e in elements)
+                )
+            elif kind == "image":
+                url, alt = block.get("image_url"), block.get("alt_text")
+                ok = (
+                    isinstance(url, str)
+                    and url.startswith(("https://", "http://"))
+                    and len(url) <= 3000
+                    and isinstance(alt, str)
+                    and 0 < len(alt) <= 2000
                 )
             elif kind == "divider":
                 ok = True

@@ -11,6 +11,8 @@ Documented in the custom robot guide (https://open.dingtalk.com/document/robots/
   timestamp", "keywords not in content", "ip ... not in whitelist").
 - 20 messages a minute per robot; beyond that errcode 130101 "send too fast, exceed 20 times per minute"
   and the robot is throttled for 10 minutes (so retry_after=600).
+- Markdown messages show images by URL, `![alt](url)`: the signal chart, by its signed link
+  (`Notice.chart_url`), on firing and update messages.
 - The body may not exceed 20,000 bytes (errcode 460101 "message too long, exceed 20000 bytes").
 """
 
@@ -36,6 +38,7 @@ BODY_LIMIT = 20_000  # bytes of the whole request body
 TITLE_LIMIT = 64  # the title is the chat list preview; DingTalk's error table caps titles at 64
 THROTTLED = {130101: 600.0}  # errcode -> seconds to wait ("限流10分钟")
 RETRYABLE = {-1, 130101}
+IMAGED = ("firing", "update")  # events whose message shows the signal chart (by its signed link)
 
 
 def sign(timestamp: str, secret: str) -> str:
@@ -103,13 +106,17 @@ class DingTalkSink(Sink):
             title = text = f"alertsleuth test message from sink {self.name}"
         else:
             title, text = notice.title, brief(notice, "markdown")
+        image = f"\n\n![signal]({notice.chart_url})" if notice.chart_url and notice.event in IMAGED else ""
         mentions = " ".join(f"@{mobile}" for mobile in self.config.at_mobiles)
         markdown: dict[str, Any] = {"title": title[:TITLE_LIMIT]}
         body: dict[str, Any] = {"msgtype": "markdown", "markdown": markdown}
         if self.config.at_mobiles or self.config.is_at_all:
             body["at"] = {"atMobiles": list(self.config.at_mobiles), "isAtAll": self.config.is_at_all}
             text = f"{mentions}\n\n{text}" if mentions else text
-        shortened = fit_json_body(text, body, markdown, "text", notice.report_url, BODY_LIMIT, "DingTalk")
+        # the image is kept whole: the text is fitted into what the body leaves beside it
+        room = BODY_LIMIT - (len(encode_json(image)) - 2)  # its encoded size, without the quotes
+        shortened = fit_json_body(text, body, markdown, "text", notice.report_url, room, "DingTalk")
+        markdown["text"] += image
         data = encode_json(body)
         url, token = self._url()
         what = "POST dingtalk robot webhook"

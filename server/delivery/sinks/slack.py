@@ -10,6 +10,9 @@ https://docs.slack.dev/reference/block-kit/blocks):
   403 invalid_token / action_prohibited, 404 no_service / channel_not_found, 410 channel_is_archived,
   429 rate_limited with Retry-After (about one message a second per webhook). `call()` maps them: only
   429 and 5xx are retried.
+- An image block {"type": "image", "image_url", "alt_text"} shows a publicly hosted PNG (image_url at
+  most 3000 characters, alt_text at most 2000, plain text): the signal chart, by its signed link
+  (`Notice.chart_url`), on firing and update messages. Slack fetches it when the message is posted.
 - Legacy `channel` / `username` / `icon_emoji` overrides are ignored by modern Slack apps: not offered.
 """
 
@@ -21,12 +24,14 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, field_validator
 
-from server.delivery.base import Notice, NoticeCause, Outcome, Sink, SinkConfig, TicketSlot
+from server.delivery.base import DeliveryError, Notice, NoticeCause, Outcome, Sink, SinkConfig, TicketSlot
 from server.delivery.http import call
 from server.delivery.message import brief, fit
 from server.delivery.secrets import Secret
 
 HEADER_LIMIT = 150  # characters, header block plain_text
+IMAGE_URL_LIMIT = 3000  # characters, image block image_url
+ALT_TEXT_LIMIT = 2000  # characters, image block alt_text
 SECTION_LIMIT = 3000  # characters, section block text
 
 
@@ -96,21 +101,43 @@ class SlackSink(Sink):
             {"type": "section", "text": {"type": "mrkdwn", "text": section}},
             {"type": "context", "elements": [{"type": "mrkdwn", "text": context}]},
         ]
+        url = notice.chart_url
+        if url and notice.event in ("firing", "update") and len(url) <= IMAGE_URL_LIMIT:
+            alt = f"{notice.alertname} signal"[:ALT_TEXT_LIMIT]  # plain text: no escaping
+            blocks.insert(2, {"type": "image", "image_url": url, "alt_text": alt})
         return {"text": safe.title, "blocks": blocks}, section != text
 
     def send(self, notice: Notice, ticket: TicketSlot) -> Outcome:
         payload, shortened = self._payload(notice)
-        data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
-        call(
-            self.http,
-            "POST",
-            self.config.webhook_url.get_secret_value(),
-            what="POST slack webhook",
-            content=data,
-            headers={"Content-Type": "application/json; charset=utf-8"},
-            timeout=self.config.timeout,
-        )
+        data = self._post(payload)
+        without_image = ""
+        if data is None:  # Slack could not fetch the chart (EXTERNAL_URL not public): send it bare
+            payload["blocks"] = [b for b in payload["blocks"] if b.get("type") != "image"]
+            data = self._post(payload, fallback=False)
+            without_image = ", without the chart (Slack could not fetch its link: invalid_blocks)"
+        assert data is not None
         if notice.event == "test":
             return Outcome(detail="sent test message")
-        detail = f"sent blocks, {len(data) / 1000:.1f} kB"
+        detail = f"sent blocks, {len(data) / 1000:.1f} kB" + without_image
         return Outcome(detail=detail + (f", shortened to {SECTION_LIMIT} characters" if shortened else ""))
+
+    def _post(self, payload: dict[str, Any], *, fallback: bool = True) -> bytes | None:
+        """POST the message; None when Slack refused it only for its image block (`invalid_blocks` on a
+        message that has one, and `fallback`): the caller sends it again without."""
+        data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        try:
+            call(
+                self.http,
+                "POST",
+                self.config.webhook_url.get_secret_value(),
+                what="POST slack webhook",
+                content=data,
+                headers={"Content-Type": "application/json; charset=utf-8"},
+                timeout=self.config.timeout,
+            )
+        except DeliveryError as exc:
+            has_image = any(b.get("type") == "image" for b in payload.get("blocks", []))
+            if fallback and has_image and "invalid_blocks" in str(exc):
+                return None
+            raise
+        return data

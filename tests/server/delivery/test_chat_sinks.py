@@ -757,3 +757,60 @@ def test_secrets_from_the_environment(
     assert slack.path not in repr(config)
     SlackSink("slack-env", config, http).send(notice(), slot())
     assert len(slack.messages) == 1
+
+
+# ---------------------------------------------------------------- the signal chart by its signed link
+
+CHART_URL = "https://alertsleuth.example.com/charts/r-3f9a1c2b/signal.png?exp=1763786400&sig=abc_-123"
+
+
+def test_slack_shows_the_signed_chart_as_an_image_block(slack: FakeSlack, http: httpx.Client) -> None:
+    for event in ("firing", "update"):
+        slack_sink(slack.webhook_url, http).send(notice(event=event, chart_url=CHART_URL), slot())
+    for body in slack.messages:
+        header, section, image, context = body["blocks"]
+        assert image == {"type": "image", "image_url": CHART_URL, "alt_text": "LoginFailureRatio signal"}
+        assert context["type"] == "context"
+
+
+def test_slack_shows_no_image_when_resolved_or_without_a_link(slack: FakeSlack, http: httpx.Client) -> None:
+    sink = slack_sink(slack.webhook_url, http)
+    sink.send(dataclasses.replace(resolved(), chart_url=CHART_URL), slot())
+    sink.send(notice(), slot())
+    sink.send(dataclasses.replace(notice(chart_url=CHART_URL), chart_url=None), slot())
+    assert all("image" not in [b["type"] for b in body["blocks"]] for body in slack.messages)
+    assert slack.messages[1] == slack.messages[2]  # no link: the message is as before
+
+
+def test_slack_keeps_the_image_in_a_shortened_message(slack: FakeSlack, http: httpx.Client) -> None:
+    outcome = slack_sink(slack.webhook_url, http).send(
+        dataclasses.replace(huge(), chart_url=CHART_URL), slot()
+    )
+    blocks = slack.messages[0]["blocks"]
+    assert [b["type"] for b in blocks] == ["header", "section", "image", "context"]
+    assert outcome.detail.endswith("shortened to 3000 characters")
+
+
+def test_dingtalk_markdown_shows_the_signed_chart(dingtalk: FakeDingTalk, http: httpx.Client) -> None:
+    dingtalk_sink(dingtalk.webhook_url, http).send(notice(chart_url=CHART_URL), slot())
+    text = dingtalk.messages[0]["markdown"]["text"]
+    assert text.endswith(f"\n\n![signal]({CHART_URL})")
+    assert f"[Full report]({REPORT_URL})" in text
+
+
+def test_dingtalk_keeps_the_image_within_20_kb(dingtalk: FakeDingTalk, http: httpx.Client) -> None:
+    big = dataclasses.replace(huge(), summary=CHINESE * 400, chart_url=CHART_URL)
+    outcome = dingtalk_sink(dingtalk.webhook_url, http).send(big, slot())
+    request = dingtalk.calls("POST", r"/robot/send")[0]
+    assert len(request.body) <= 20_000
+    assert dingtalk.messages[0]["markdown"]["text"].endswith(f"![signal]({CHART_URL})")
+    assert "shortened" in outcome.detail
+
+
+def test_dingtalk_without_a_link_or_resolved_shows_no_image(
+    dingtalk: FakeDingTalk, http: httpx.Client
+) -> None:
+    sink = dingtalk_sink(dingtalk.webhook_url, http)
+    sink.send(dataclasses.replace(resolved(), chart_url=CHART_URL), slot())
+    sink.send(notice(), slot())
+    assert all("![signal]" not in m["markdown"]["text"] for m in dingtalk.messages)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import re
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from server.logs import log_rejected
 from server.payloads import MAX_ID
 from server.security import credentials_ok
 from server.ui.session import UISession, clear_session, read_session, set_session
+from server.ui.throttle import FailureThrottle
 from server.ui.views import TEMPLATE_GLOBALS, incident_detail, incident_rows
 
 HERE = Path(__file__).resolve().parent
@@ -66,7 +68,8 @@ _env.globals.update(TEMPLATE_GLOBALS)
 
 def install(app: FastAPI, *routers: APIRouter) -> None:
     """Add the UI's routes, those of `routers` (its other pages) and its static files (the stylesheet,
-    ask.js) to the app."""
+    ask.js) to the app; failed sign-ins are throttled per app (`app.state.sign_ins`)."""
+    app.state.sign_ins = FailureThrottle()
     app.include_router(router)
     for other in routers:
         app.include_router(other)
@@ -224,6 +227,17 @@ async def login(request: Request) -> Response:
         return _message(request, None, 403, "Forbidden", "The sign-in form expired: open it again.")
     if not services.settings.auth_enabled:
         return _redirect(target)
+    address = request.client.host if request.client else "?"
+    sign_ins: FailureThrottle = request.app.state.sign_ins
+    wait = sign_ins.retry_after(address, time.monotonic())
+    if wait is not None:
+        services.metrics.requests_rejected.labels("throttled").inc()
+        log_rejected(request.url.path, 429, "too many failed sign-ins")
+        page = _message(
+            request, None, 429, "Too many attempts", f"Too many failed sign-ins: try again in {wait:.0f} s."
+        )
+        page.headers["Retry-After"] = str(int(wait + 0.999))
+        return page
     token, user = form.get("token", "").strip(), form.get("username", "")
     if token:
         header = f"Bearer {token}"
@@ -232,7 +246,9 @@ async def login(request: Request) -> Response:
     else:
         header = ""
     if header and credentials_ok(services.settings, header):
+        sign_ins.succeeded(address)
         return _redirect(target, request, UISession.new(signed_in=True))  # a new id: no session fixation
+    sign_ins.failed(address, time.monotonic())
     services.metrics.requests_rejected.labels("unauthorized").inc()
     log_rejected(request.url.path, 401, "missing or invalid credentials")
     ctx = _login_ctx(services, target, "Wrong credentials.")

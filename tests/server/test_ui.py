@@ -373,3 +373,33 @@ def test_an_incident_being_investigated_reloads_through_its_script(
     assert '<noscript><meta http-equiv="refresh" content="5"></noscript>' in page
     assert page.count('http-equiv="refresh"') == 1
     assert '<meta http-equiv="refresh" content="15">' in listing and "<noscript>" not in listing
+
+
+def test_failed_sign_ins_are_throttled_per_address(
+    make_settings: Callable[..., Settings], prom: PromEnv
+) -> None:
+    env, stop = serve(make_settings(prometheus_url=prom.url, auth_token=TOKEN), start_workers=False)
+    try:
+        with httpx.Client(base_url=env.url, timeout=20) as c:
+            answers = [sign_in(c, token="wrong").status_code for _ in range(5)]
+            throttled = sign_in(c, token=TOKEN)  # even the right token waits: the address is throttled
+            metrics = c.get("/metrics").text
+    finally:
+        stop()
+    assert answers == [401] * 5
+    assert throttled.status_code == 429 and 1 <= int(throttled.headers["Retry-After"]) <= 60
+    assert "Too many failed sign-ins" in throttled.text
+    assert 'alertsleuth_requests_rejected_total{reason="throttled"} 1.0' in metrics
+
+
+def test_the_throttle_forgets_failures_outside_its_window() -> None:
+    from server.ui.throttle import FailureThrottle
+
+    t = FailureThrottle(limit=2, window=10)
+    t.failed("a", 0.0)
+    t.failed("a", 1.0)
+    assert t.retry_after("a", 2.0) == 8.0 and t.retry_after("b", 2.0) is None
+    assert t.retry_after("a", 10.5) is None  # the first failure left the window
+    t.failed("a", 11.0)
+    t.succeeded("a")
+    assert t.retry_after("a", 11.0) is None

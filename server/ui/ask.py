@@ -33,12 +33,10 @@ from server.ui.routes import (
     HEADERS,
     _form,
     _incident_id,
-    _login_url,
     _message,
     _page,
+    _page_guard,
     _post_guard,
-    _redirect,
-    _who,
 )
 from server.ui.session import UISession, set_session
 
@@ -150,11 +148,10 @@ def _ask_page(
 
 @router.get("/ui/ask")
 async def ask_page(request: Request) -> Response:
-    services = get_services(request)
-    who = _who(request, services)
-    if who is None:
-        return _redirect(_login_url(request))
-    session, issue = who
+    seen = _page_guard(request)
+    if isinstance(seen, Response):
+        return seen
+    services, session, issue = seen
     qp = request.query_params
     incident = _incident_id(qp.get("incident", "")) if qp.get("incident") else None
     wanted = (qp.get("session") or "").strip()

@@ -158,6 +158,16 @@ async def _form(request: Request) -> dict[str, str]:
     return {k: v[0] for k, v in fields.items() if v}
 
 
+def _page_guard(request: Request) -> tuple[Services, UISession, bool] | Response:
+    """For a page: the services, the session and whether it is new (its cookie to set), or the 303 to
+    sign-in when the request may not see the UI."""
+    services = get_services(request)
+    who = _who(request, services)
+    if who is None:
+        return _redirect(_login_url(request))
+    return services, *who
+
+
 async def _post_guard(
     request: Request, read: Callable[[Request], Awaitable[dict[str, str]]] | None = None
 ) -> tuple[UISession, dict[str, str]] | Response:
@@ -271,11 +281,10 @@ async def logout(request: Request) -> Response:
 
 @router.get("/ui/incidents")
 async def incidents_page(request: Request) -> Response:
-    services = get_services(request)
-    who = _who(request, services)
-    if who is None:
-        return _redirect(_login_url(request))
-    session, issue = who
+    seen = _page_guard(request)
+    if isinstance(seen, Response):
+        return seen
+    services, session, issue = seen
     qp = request.query_params
     status = qp.get("status") if qp.get("status") in ("firing", "resolved") else None
     alertname = (qp.get("alertname") or "").strip()[:255] or None
@@ -319,11 +328,10 @@ async def incidents_page(request: Request) -> Response:
 
 @router.get("/ui/incidents/{incident_id}")
 async def incident_page(request: Request, incident_id: str) -> Response:
-    services = get_services(request)
-    who = _who(request, services)
-    if who is None:
-        return _redirect(_login_url(request))
-    session, issue = who
+    seen = _page_guard(request)
+    if isinstance(seen, Response):
+        return seen
+    services, session, issue = seen
     number = _incident_id(incident_id)
     detail = await run_in_threadpool(incident_detail, services.store, number) if number else None
     if detail is None:

@@ -29,7 +29,7 @@ from server.delivery.registry import SINKS
 from server.delivery.routing import Route
 from server.deps import Services, get_services
 from server.settings import Settings
-from server.ui.routes import _login_url, _message, _page, _post_guard, _redirect, _who
+from server.ui.routes import _message, _page, _page_guard, _post_guard
 
 router = APIRouter(include_in_schema=False)
 
@@ -214,11 +214,10 @@ def _settings_page(
 
 @router.get("/ui/settings")
 async def settings_page(request: Request) -> Response:
-    services = get_services(request)
-    who = _who(request, services)
-    if who is None:
-        return _redirect(_login_url(request))
-    session, issue = who
+    seen = _page_guard(request)
+    if isinstance(seen, Response):
+        return seen
+    services, session, issue = seen
     return _settings_page(request, services, session, issue=issue)
 
 

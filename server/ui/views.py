@@ -19,6 +19,7 @@ from sqlalchemy import select
 from agent.markup import safe_url
 from server.archive import report_output
 from server.db import Delivery, Incident, Job, ReportRow, Store, Ticket
+from server.db.models import IncidentFinding
 from tools.format import fmt_duration, fmt_labels, fmt_time, to_utc
 
 
@@ -80,6 +81,10 @@ def first_root_cause(body: str | None) -> str:
         labels = causes[0].get("labels") if causes and isinstance(causes[0], dict) else None
     except (ValueError, AttributeError):
         return ""
+    return _labels(labels)
+
+
+def _labels(labels: Any) -> str:
     return fmt_labels(labels, plain=True, limit=4) if isinstance(labels, dict) and labels else ""
 
 
@@ -94,14 +99,27 @@ def incident_rows(
 ) -> tuple[list[Row], int]:
     incidents, total = store.incidents.page(status, alertname, limit, offset, text=text, labels=labels)
     ids = [i.id for i in incidents]
-    report_ids = [i.report_id for i in incidents if i.report_id]
-    bodies: dict[str, str] = {}
+    causes: dict[int, str] = {}
     first_ticket: dict[int, Ticket] = {}
     if ids:
         with store.session() as s:
-            if report_ids:
-                found = s.execute(select(ReportRow.id, ReportRow.body).where(ReportRow.id.in_(report_ids)))
-                bodies = {rid: body for rid, body in found}
+            # The root cause from the findings of the current good report (a small row), else from the
+            # current report's body (a degraded one: not indexed).
+            found = s.execute(
+                select(IncidentFinding.incident_id, IncidentFinding.report_id, IncidentFinding.causes).where(
+                    IncidentFinding.incident_id.in_(ids)
+                )
+            )
+            current = {i.id: i.report_id for i in incidents}
+            for iid, rid, listed in found:
+                if rid == current[iid]:
+                    causes[iid] = _labels(listed[0] if listed else None)
+            rest = [i.report_id for i in incidents if i.report_id and i.id not in causes]
+            if rest:
+                bodies = dict(s.execute(select(ReportRow.id, ReportRow.body).where(ReportRow.id.in_(rest))))
+                for i in incidents:
+                    if i.id not in causes:
+                        causes[i.id] = first_root_cause(bodies.get(i.report_id or ""))
             for t in s.scalars(select(Ticket).where(Ticket.incident_id.in_(ids)).order_by(Ticket.id)):
                 first_ticket.setdefault(t.incident_id, t)
     now = datetime.now(UTC)
@@ -114,7 +132,7 @@ def incident_rows(
                 status=inc.status,
                 severity=str(inc.labels.get("severity", "")),
                 alertname=inc.alertname,
-                root_cause=first_root_cause(bodies.get(inc.report_id or "")),
+                root_cause=causes.get(inc.id, ""),
                 started=fmt_time(inc.starts_at),
                 duration=duration(inc, now),
                 investigation=inc.investigation,

@@ -344,17 +344,12 @@ def _is_ratio(expressions: Iterable[str | None], lines: Iterable[_Line]) -> bool
 
 def _threshold(report: Report) -> float | None:
     """The alert's threshold, when the report knows a finite one."""
-    value = getattr(report, "threshold", None)
-    try:
-        v = float(value) if value is not None else math.nan
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
+    v = report.threshold
+    return v if v is not None and math.isfinite(v) else None
 
 
 def _comparison(report: Report) -> str | None:
-    value = getattr(report, "comparison", None)
-    return value if value in COMPARISONS else None
+    return report.comparison if report.comparison in COMPARISONS else None
 
 
 def _firing(report: Report) -> Span | None:

@@ -1,4 +1,5 @@
-"""Feishu / Lark custom group bots (自定义机器人): one interactive card per notice.
+"""Feishu / Lark custom group bots (自定义机器人): one interactive card per notice, with the report's
+chart when an app's credentials are set.
 
 The webhook URL decides the platform (https://open.feishu.cn/open-apis/bot/v2/hook/... or
 https://open.larksuite.com/open-apis/bot/v2/hook/...). Documented in the custom bot guide
@@ -14,6 +15,25 @@ https://open.larksuite.com/open-apis/bot/v2/hook/...). Documented in the custom 
   {"code": 0, ...} (older deployments answer {"StatusCode": 0, ...}). 9499 is documented as "Bad
   Request" (a malformed body) and only retried when its message says the limit was hit ("too many
   request"); OpenAPI's 99991400 is the generic frequency limit.
+
+A custom bot cannot upload images. With `app_id` and `app_secret` (a custom app of the same tenant, with
+the bot ability and the im:resource permission), firing and update cards show the signal chart (else the
+first chart drawn) in an `img` element, {"tag": "img", "img_key": ..., "alt": {"tag": "plain_text",
+"content": ...}} (card JSON 1.0 image component), after the markdown. The key comes from the Open
+Platform (`api_url`, https://open.feishu.cn or https://open.larksuite.com):
+
+- POST /open-apis/auth/v3/tenant_access_token/internal with {"app_id", "app_secret"} answers
+  {"code": 0, "msg": "ok", "tenant_access_token": "t-...", "expire": <seconds left>}; the token lives at
+  most two hours and is cached until TOKEN_MARGIN before it expires (asking again within its last 30
+  minutes returns a new one, the old staying valid).
+- POST /open-apis/im/v1/images with "Authorization: Bearer <tenant_access_token>", multipart/form-data
+  image_type=message and image=<the PNG> (at most 10 MB) answers {"code": 0, "data": {"image_key":
+  "img_v3_..."}}; errors such as 234001 (invalid param) come with HTTP 400.
+
+An image is an extra, never a reason to lose the card: when the token or the upload fails (a non-zero
+code counts, at any HTTP status), the card goes without it, a warning is logged and the delivery's
+detail says why; the cached token is dropped then, so the next notice fetches a fresh one. A card that
+Feishu refuses (not worth retrying) while it carries an image is sent once more without it.
 """
 
 from __future__ import annotations
@@ -21,11 +41,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
+import threading
 import time
 from typing import Any, Literal
 
 import httpx
-from pydantic import ConfigDict, field_validator
+from pydantic import ConfigDict, field_validator, model_validator
 
 from server.delivery.base import DeliveryError, Notice, Outcome, Sink, SinkConfig, TicketSlot
 from server.delivery.chat import JSON_HEADERS, encode_json, fit_json_body, redact
@@ -36,6 +58,13 @@ from server.delivery.secrets import Secret
 BODY_LIMIT = 20_000  # bytes of the whole request body ("不能超过 20 KB")
 RATE_LIMITED = {11232, 99991400}
 TEMPLATES = {"firing": "red", "update": "orange", "resolved": "green", "test": "blue"}
+IMAGE_EVENTS = ("firing", "update")
+IMAGE_LIMIT = 10 * 1024 * 1024  # bytes of an uploaded image ("不能超过 10 MB")
+TOKEN_MARGIN = 300.0  # refresh this long before the token's `expire`
+TOKEN_PATH = "/open-apis/auth/v3/tenant_access_token/internal"
+IMAGES_PATH = "/open-apis/im/v1/images"
+
+_log = logging.getLogger("alertsleuth.delivery")
 
 
 def sign(timestamp: str, secret: str) -> str:
@@ -44,19 +73,19 @@ def sign(timestamp: str, secret: str) -> str:
     return base64.b64encode(hmac.new(key, b"", hashlib.sha256).digest()).decode()
 
 
-def _check(resp: httpx.Response, what: str, *secrets: str | None) -> None:
-    """Raise the DeliveryError for a Feishu answer with a non-zero code."""
+def _check(resp: httpx.Response, what: str, *secrets: str | None) -> dict[str, Any]:
+    """The answer's JSON; raise the DeliveryError for a Feishu answer with a non-zero code."""
     try:
         payload = resp.json()
     except ValueError:
         payload = None
     if not isinstance(payload, dict):
-        raise DeliveryError(f"{what}: unexpected answer: {excerpt(resp, 120)}")
+        raise DeliveryError(f"{what}: unexpected answer: {redact(excerpt(resp, 120), *secrets)}")
     code = payload.get("code")
     if code is None:
         code = payload.get("StatusCode", 0)
     if code == 0:
-        return
+        return payload
     message = str(payload.get("msg") or payload.get("StatusMessage") or "")[:300]
     limited = code in RATE_LIMITED or (code == 9499 and "too many request" in message.lower())
     text = f"{what}: code {code} {message}".rstrip()
@@ -70,6 +99,10 @@ class FeishuConfig(SinkConfig):
     type: Literal["feishu"]
     webhook_url: Secret  # https://open.feishu.cn/open-apis/bot/v2/hook/<token> (or open.larksuite.com)
     secret: Secret | None = None  # the bot's signature verification secret, if enabled
+    # A custom app of the same tenant, for chart images (custom bots cannot upload them): both or neither.
+    app_id: str | None = None  # cli_...
+    app_secret: Secret | None = None
+    api_url: str = "https://open.feishu.cn"  # the Open Platform; Lark: https://open.larksuite.com
 
     @field_validator("webhook_url")
     @classmethod
@@ -81,11 +114,50 @@ class FeishuConfig(SinkConfig):
             )
         return value
 
+    @field_validator("api_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("api_url must start with https:// or http://")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _app(self) -> FeishuConfig:
+        if (self.app_id is None) != (self.app_secret is None):
+            raise ValueError("set both app_id and app_secret (chart images), or neither")
+        if self.app_id is not None and not self.app_id.strip():
+            raise ValueError("app_id is empty")
+        return self
+
+
+def _chart(notice: Notice) -> tuple[tuple[str, bytes] | None, str]:
+    """The chart to show (the signal chart, else the first drawn) or None, and why there is none."""
+    try:
+        charts = notice.charts()
+    except Exception as exc:  # drawing must not cost the card
+        _log.warning("charts for incident %s not drawn: %r", notice.incident_id, exc)
+        return None, "no chart image: drawing failed"
+    if not charts:
+        return None, "no chart image: none drawn"
+    name, data = next((c for c in charts if c[0].endswith(".signal.png")), charts[0])
+    if len(data) > IMAGE_LIMIT:
+        return None, f"chart image skipped: {len(data) / 1e6:.1f} MB is over Feishu's 10 MB limit"
+    return (name, data), ""
+
 
 class FeishuSink(Sink):
+    """Interactive cards to a custom bot; with an app, the tenant_access_token is cached on the instance
+    until shortly before it expires, shared by the outbox's threads."""
+
     kind = "feishu"
     config_model = FeishuConfig
     config: FeishuConfig
+
+    def __init__(self, name: str, config: Any, http: Any) -> None:
+        super().__init__(name, config, http)
+        self._lock = threading.Lock()
+        self._token: str | None = None
+        self._token_until = 0.0  # time.monotonic() deadline
 
     def _card(self, notice: Notice) -> tuple[str, str]:
         """(header title, markdown) for the card; the title is not repeated in the markdown."""
@@ -97,15 +169,105 @@ class FeishuSink(Sink):
             text = text[len(head) :].lstrip("\n")
         return notice.title, text
 
-    def send(self, notice: Notice, ticket: TicketSlot) -> Outcome:
-        url = self.config.webhook_url.get_secret_value()
-        secret = self.config.secret.get_secret_value() if self.config.secret else None
+    # ---------------------------------------------------------------- the chart image, by an app
+
+    def _app_secret(self) -> str:
+        return self.config.app_secret.get_secret_value() if self.config.app_secret else ""
+
+    def _tenant_token(self) -> str:
+        with self._lock:
+            if self._token is not None and time.monotonic() < self._token_until:
+                return self._token
+            body = {"app_id": self.config.app_id, "app_secret": self._app_secret()}
+            payload = self._open_api(TOKEN_PATH, content=encode_json(body), headers=JSON_HEADERS)
+            token = payload.get("tenant_access_token")
+            if not isinstance(token, str) or not token:
+                raise DeliveryError(f"POST {TOKEN_PATH}: the answer has no tenant_access_token")
+            try:
+                expire = float(payload.get("expire") or 7200)
+            except (TypeError, ValueError):
+                expire = 7200.0
+            lifetime = expire - TOKEN_MARGIN if expire > 2 * TOKEN_MARGIN else expire / 2
+            self._token, self._token_until = token, time.monotonic() + lifetime
+            return token
+
+    def _forget(self, token: str) -> None:
+        with self._lock:
+            if self._token == token:  # another thread may already hold a newer one
+                self._token = None
+
+    def _open_api(self, path: str, *secrets: str, **request: Any) -> dict[str, Any]:
+        """POST to the Open Platform; its answer's JSON, or a DeliveryError: a non-zero `code` at any HTTP
+        status (errors come with 400 and the code says more than the status), else a non-2xx status."""
+        what = f"POST {path}"
+        secrets = (*secrets, self._app_secret())
+        try:
+            resp = self.http.request(
+                "POST", f"{self.config.api_url}{path}", timeout=self.config.timeout, **request
+            )
+        except httpx.TimeoutException:
+            raise DeliveryError(f"{what}: timed out") from None
+        except httpx.TransportError as exc:
+            raise DeliveryError(f"{what}: {type(exc).__name__}") from None
+        try:
+            payload = resp.json()
+        except ValueError:
+            payload = None
+        if not resp.is_success and not (isinstance(payload, dict) and "code" in payload):
+            raise DeliveryError(f"{what}: HTTP {resp.status_code} {redact(excerpt(resp), *secrets)}")
+        return _check(resp, what, *secrets)
+
+    def _upload(self, token: str, filename: str, png: bytes) -> str:
+        payload = self._open_api(
+            IMAGES_PATH,
+            token,
+            headers={"Authorization": f"Bearer {token}"},
+            data={"image_type": "message"},
+            files={"image": (filename, png, "image/png")},
+        )
+        data = payload.get("data")
+        key = data.get("image_key") if isinstance(data, dict) else None
+        if not isinstance(key, str) or not key:
+            raise DeliveryError(f"POST {IMAGES_PATH}: the answer has no data.image_key")
+        return key
+
+    def _image(self, notice: Notice) -> tuple[dict[str, Any] | None, str]:
+        """The card's `img` element for the notice's chart (None: none), and what became of it."""
+        if self.config.app_id is None or notice.event not in IMAGE_EVENTS:
+            return None, ""
+        chart, why_not = _chart(notice)
+        if chart is None:
+            return None, why_not
+        name, data = chart
+        token: str | None = None
+        try:
+            token = self._tenant_token()
+            key = self._upload(token, name, data)
+        except DeliveryError as exc:
+            if token is not None:
+                self._forget(token)  # a refused token is not asked again; other failures cost one fetch
+            reason = redact(str(exc), token, self._app_secret())
+            _log.warning(
+                "sink %s: chart image of incident %s not uploaded, sending the card without it: %s",
+                self.name,
+                notice.incident_id,
+                reason,
+            )
+            return None, f"without the chart image: {reason}"
+        alt = {"tag": "plain_text", "content": f"{notice.alertname} signal"}
+        return {"tag": "img", "img_key": key, "alt": alt}, f"with the chart image ({len(data) / 1000:.1f} kB)"
+
+    # ---------------------------------------------------------------- the card
+
+    def _body(self, notice: Notice, image: dict[str, Any] | None) -> tuple[dict[str, Any], bool]:
+        """The webhook's body (signed when a secret is set) and whether the markdown was shortened."""
         title, text = self._card(notice)
         template = TEMPLATES.get(notice.event, "blue")
         if notice.event == "update" and notice.status == "resolved":
             template = "green"
         element: dict[str, Any] = {"tag": "markdown", "content": ""}
         body: dict[str, Any] = {}
+        secret = self.config.secret.get_secret_value() if self.config.secret else None
         if secret:
             timestamp = str(int(time.time()))
             body.update(timestamp=timestamp, sign=sign(timestamp, secret))
@@ -114,17 +276,43 @@ class FeishuSink(Sink):
             card={
                 "config": {"wide_screen_mode": True},
                 "header": {"title": {"tag": "plain_text", "content": title}, "template": template},
-                "elements": [element],
+                "elements": [element, image] if image is not None else [element],
             },
         )
+        # the image element is counted before the markdown is fitted into what the body leaves
         shortened = fit_json_body(text, body, element, "content", notice.report_url, BODY_LIMIT, "Feishu")
-        data = encode_json(body)
+        return body, shortened
+
+    def _post(self, data: bytes) -> None:
+        url = self.config.webhook_url.get_secret_value()
+        secret = self.config.secret.get_secret_value() if self.config.secret else None
         what = "POST feishu bot webhook"
         resp = call(
             self.http, "POST", url, what=what, content=data, headers=JSON_HEADERS, timeout=self.config.timeout
         )
         _check(resp, what, url, secret)
+
+    def send(self, notice: Notice, ticket: TicketSlot) -> Outcome:
+        image, image_detail = self._image(notice)
+        body, shortened = self._body(notice, image)
+        data = encode_json(body)
+        try:
+            self._post(data)
+        except DeliveryError as exc:
+            if image is None or exc.retryable:
+                raise
+            _log.warning(
+                "sink %s: Feishu refused the card of incident %s with its chart, sending it without: %s",
+                self.name,
+                notice.incident_id,
+                exc,
+            )
+            body["card"]["elements"].remove(image)
+            data = encode_json(body)
+            self._post(data)
+            image_detail = f"without the chart image: the card with it was refused: {exc}"
         if notice.event == "test":
             return Outcome(detail="sent test card")
         detail = f"sent card, {len(data) / 1000:.1f} kB"
-        return Outcome(detail=detail + (f", shortened to fit {BODY_LIMIT} bytes" if shortened else ""))
+        detail += f", shortened to fit {BODY_LIMIT} bytes" if shortened else ""
+        return Outcome(detail=detail + (f"; {image_detail}" if image_detail else ""))

@@ -35,6 +35,20 @@ Send alerts from Alertmanager (`/api/v1/webhook/alertmanager`) or from Prometheu
 """
 
 
+def _backfill_history(store: Store) -> None:
+    """At start-up: index the good reports stored before the history index existed (server/db/history.py).
+    A failure is logged, never fatal: the reports stay unsearchable until the next start."""
+    try:
+        indexed = store.history.backfill()
+    except Exception:
+        log.exception(
+            "cannot index the reports stored before the history index; tried again at the next start"
+        )
+        return
+    if indexed:
+        log.info("history index backfilled", extra={"reports_indexed": indexed})
+
+
 def create_app(settings: Settings | None = None, *, start_workers: bool = True) -> FastAPI:
     settings = settings or Settings()
     holder: dict[str, Services] = {}
@@ -88,6 +102,7 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
             settings, store, prom, investigator, metrics, pool, Asker(investigator, settings.llm()), outbox
         )
         holder["services"] = app.state.services = services
+        await run_in_threadpool(_backfill_history, store)
         if start_workers:
             # Before any worker writes: temporaries a killed writer left, and files missing for stored rows.
             await run_in_threadpool(restore_archive, store, settings.reports_dir)

@@ -4,7 +4,8 @@ What an incident's last good report found is kept in `incident_findings` (one ro
 causes, the metric names its alert expression reads, its summary), and its text in `report_search`. Both
 are written by `index_report`, in the transaction of `JobQueue.complete` that makes a good (not degraded)
 report current; a degraded report is never indexed, so it never replaces the last good analysis here
-either.
+either. Reports stored before this index existed are indexed at start-up (`History.backfill`): every
+incident whose current report is good but has no findings, in batches of one transaction each.
 
 `History.similar` reads a bounded set of candidates (the most recent findings of the same alert, and of
 other alerts reading one of the same metrics) and ranks them with tools/similarity.py. The counts of a
@@ -57,7 +58,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from agent.history import HistorySummary, Likeness, PastIncident, label_key
 from agent.models import Report, utcnow
 from server.db.database import Database
-from server.db.models import Incident, IncidentFinding, Ticket
+from server.db.models import Incident, IncidentFinding, ReportRow, Ticket
 from tools import promql
 from tools.similarity import Candidate, Ranked, rank
 
@@ -65,6 +66,7 @@ SAME_ALERT_CANDIDATES = 300  # the most recent findings of the same alert that a
 FAMILY_CANDIDATES = 100  # and of other alerts sharing a metric name
 MAX_METRICS = 20  # metric names looked up for the family
 MAX_TERMS = 32  # terms of a search query (the API bounds `q` to 200 characters)
+BACKFILL_BATCH = 100  # reports indexed per transaction by `History.backfill`
 
 # The full-text table off SQLite's FTS5: the same columns, searched with tsvector (PostgreSQL) or LIKE.
 _PLAIN_SEARCH = Table(
@@ -314,6 +316,40 @@ class History:
                 select(Incident.id).where(where).order_by(Incident.id.desc()).limit(limit).offset(offset)
             )
             return list(ids), int(total)
+
+    def backfill(self, batch: int = BACKFILL_BATCH) -> int:
+        """Index the current good reports that have no findings (stored before the index existed), as
+        `JobQueue.complete` would have; returns how many. Idempotent: an indexed incident has findings.
+        One transaction per `batch` incidents, so intake is never kept waiting long; a report that does
+        not read as a `Report` is left out (it stays unsearchable, as it is)."""
+        done = after = 0
+        while True:
+            with self.db.session() as s:
+                rows = s.execute(
+                    select(Incident, ReportRow.body, ReportRow.markdown)
+                    .join(ReportRow, ReportRow.id == Incident.report_id)
+                    .outerjoin(IncidentFinding, IncidentFinding.incident_id == Incident.id)
+                    .where(
+                        Incident.id > after,
+                        IncidentFinding.incident_id.is_(None),
+                        # a prefilter (the body is compact JSON); `degraded` is checked below
+                        ReportRow.body.not_like('%"degraded":true%'),
+                    )
+                    .order_by(Incident.id)
+                    .limit(batch)
+                    .with_for_update(of=Incident)
+                ).all()
+                for inc, body, markdown in rows:
+                    try:
+                        report = Report.model_validate_json(body)
+                    except ValueError:  # a body no current model reads: not indexed
+                        continue
+                    if not report.degraded:
+                        index_report(s, inc, report, markdown)
+                        done += 1
+            if len(rows) < batch:
+                return done
+            after = rows[-1][0].id
 
     def _candidates(self, s: Session, like: Likeness) -> list[IncidentFinding]:
         scope: list[ColumnElement[bool]] = []

@@ -1,19 +1,50 @@
-"""Reading incidents: a page of them, or one with its jobs, report files, deliveries and tickets."""
+"""Reading incidents: a page of them, or one with its notifications, jobs, report files, deliveries and
+tickets.
+
+An incident's notifications are bounded: the first FIRST_NOTIFICATIONS and the last LAST_NOTIFICATIONS
+(a long incident in a busy group is notified every few minutes), with how many were left out between."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy import false, func, select
+from sqlalchemy.orm import Session
 
 from server.db.database import Database
 from server.db.history import search_filter
-from server.db.models import Delivery, Incident, Job, ReportRow, Ticket
+from server.db.models import (
+    Delivery,
+    Incident,
+    Job,
+    Notification,
+    NotificationIncident,
+    ReportRow,
+    Ticket,
+)
 from server.db.reports import incident_tickets
 
 LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")  # Prometheus's label names
+FIRST_NOTIFICATIONS = 10  # of an incident's notifications, the first ones read
+LAST_NOTIFICATIONS = 90  # and the last ones
+
+
+@dataclass
+class NotificationSeen:
+    """A notification that touched an incident (a `notification_incidents` row, with its notification's
+    columns but the body)."""
+
+    id: int
+    received_at: datetime
+    source: str  # alertmanager | prometheus
+    receiver: str  # Alertmanager's receiver; "" from Prometheus
+    group_key: str
+    alerts: int  # alerts in the whole notification
+    status: str  # the incident's alert in it: firing | resolved
+    outcome: str  # what it did to the incident: created | deduplicated | resolved | refreshed
 
 
 @dataclass
@@ -23,6 +54,8 @@ class IncidentRecord:
     report_files: dict[str, str]  # the archive paths of its current report
     deliveries: list[Delivery]
     tickets: list[Ticket]
+    notifications: list[NotificationSeen] = field(default_factory=list)  # oldest first, bounded
+    notifications_left_out: int = 0  # linked to it but not read (between the first and the last ones)
 
 
 class Incidents:
@@ -81,4 +114,32 @@ class Incidents:
                 s.scalars(select(Delivery).where(Delivery.incident_id == incident_id).order_by(Delivery.id))
             )
             tickets = incident_tickets(s, incident_id)
-            return IncidentRecord(inc, jobs, dict(paths or {}), deliveries, tickets)
+            seen, left_out = _notifications(s, incident_id)
+            return IncidentRecord(inc, jobs, dict(paths or {}), deliveries, tickets, seen, left_out)
+
+
+def _notifications(s: Session, incident_id: int) -> tuple[list[NotificationSeen], int]:
+    """The incident's first and last notifications, oldest first, and how many are left out."""
+    q = (
+        select(
+            Notification.id,
+            Notification.received_at,
+            Notification.source,
+            NotificationIncident.receiver,
+            Notification.group_key,
+            Notification.alerts,
+            NotificationIncident.status,
+            NotificationIncident.outcome,
+        )
+        .join(NotificationIncident, NotificationIncident.notification_id == Notification.id)
+        .where(NotificationIncident.incident_id == incident_id)
+    )
+    first = s.execute(q.order_by(Notification.id).limit(FIRST_NOTIFICATIONS)).all()
+    last = s.execute(q.order_by(Notification.id.desc()).limit(LAST_NOTIFICATIONS)).all()
+    rows = {r.id: NotificationSeen(*r) for r in [*first, *reversed(last)]}
+    total = s.scalar(
+        select(func.count())
+        .select_from(NotificationIncident)
+        .where(NotificationIncident.incident_id == incident_id)
+    )
+    return sorted(rows.values(), key=lambda n: n.id), int(total or 0) - len(rows)

@@ -9,7 +9,10 @@ resolution starts after it, so it is a new incident however soon it comes.
 
 A new firing alert queues an investigation; a resolution marks the incident resolved and queues, in the
 same transaction, the resolved notices its plan decides on; a repeat is counted, or re-investigated when
-its report is stale.
+its report is stale. Each incident the notification touched gets a `notification_incidents` row (the
+alert's status, what the notification did, the receiver), in the same transaction: the incident's
+timeline. Two alerts of one notification in one incident (HA replicas posting directly) make one row:
+the last alert's status, and what the first alert that changed something did.
 
 Concurrent ingests: the notification's INSERT comes first in the transaction, so on SQLite the write
 lock orders ingests and each lookup sees every incident committed before it. The unique key
@@ -32,8 +35,10 @@ from sqlalchemy.orm import Session
 from agent.models import AlertInfo, utcnow
 from server.db.database import Database, is_lock_timeout
 from server.db.deliveries import Plan, queue_deliveries
-from server.db.models import Incident, Job, Notification, ReportRow
+from server.db.models import Incident, Job, Notification, NotificationIncident, ReportRow
 from tools.errors import StoreBusy
+
+MAX_RECEIVER = 255  # characters of a receiver's name kept with each incident it notified
 
 
 @dataclass
@@ -56,13 +61,15 @@ class Intake:
         group_key: str,
         alerts: list[AlertInfo],
         *,
+        receiver: str = "",
         on_resolved: Callable[[AlertInfo], Plan] | None = None,
         refresh_after: float = 0.0,
         window: float = 0.0,
         lock_timeout: float | None = None,
     ) -> IngestResult:
         """Persist a notification and its alerts in one transaction; dedup by fingerprint and startsAt
-        (within `window` seconds, for HA replicas: see the module's docstring).
+        (within `window` seconds, for HA replicas: see the module's docstring). `receiver`: the
+        Alertmanager receiver that sent it, kept with each incident it touched.
 
         `on_resolved(alert)` is the plan of the resolved notices for a resolution (the delivery layer
         routes the alert once and decides); they are queued in the same transaction, so a resolution is
@@ -76,7 +83,15 @@ class Intake:
         for attempt in range(3):
             try:
                 return self._ingest(
-                    source, body, group_key, alerts, on_resolved, refresh_after, window, lock_timeout
+                    source,
+                    body,
+                    group_key,
+                    alerts,
+                    receiver[:MAX_RECEIVER],
+                    on_resolved,
+                    refresh_after,
+                    window,
+                    lock_timeout,
                 )
             except IntegrityError:
                 if attempt == 2:
@@ -97,6 +112,7 @@ class Intake:
         body: str,
         group_key: str,
         alerts: list[AlertInfo],
+        receiver: str,
         on_resolved: Callable[[AlertInfo], Plan] | None,
         refresh_after: float,
         window: float,
@@ -107,47 +123,72 @@ class Intake:
             s.add(note)
             s.flush()
             result = IngestResult(note.id)
+            touched: dict[int, NotificationIncident] = {}
             for alert in alerts:
-                inc = _incident_of(s, alert, window)
-                if inc is None:
-                    inc = Incident(
-                        fingerprint=alert.fingerprint,
-                        alertname=alert.name,
-                        status=alert.status,
-                        starts_at=alert.starts_at,
-                        labels=alert.labels,
-                        annotations=alert.annotations,
-                        generator_url=alert.generator_url,
+                inc, outcome = self._one(s, alert, result, on_resolved, refresh_after, window)
+                link = touched.get(inc.id)
+                if link is None:
+                    link = touched[inc.id] = NotificationIncident(
+                        notification_id=note.id, incident_id=inc.id, outcome=outcome, receiver=receiver
                     )
-                    if alert.status == "resolved":
-                        inc.resolved_at = alert.ends_at or utcnow()
-                        inc.investigation = "none"
-                        s.add(inc)
-                        s.flush()
-                        result.resolved.append(inc.id)
-                    else:
-                        s.add(inc)
-                        s.flush()
-                        s.add(Job(incident_id=inc.id))
-                        result.created.append(inc.id)
-                    continue
-                inc.notifications += 1
-                if alert.status == "resolved":
-                    if inc.status != "resolved":
-                        inc.status = "resolved"
-                        inc.resolved_at = alert.ends_at or utcnow()
-                        result.resolved.append(inc.id)
-                        if on_resolved is not None:
-                            queue_deliveries(s, inc, on_resolved(alert))
-                    else:
-                        result.deduplicated.append(inc.id)
-                elif refresh_after > 0 and _stale(s, inc, refresh_after):
-                    s.add(Job(incident_id=inc.id))
-                    inc.investigation = "queued"
-                    result.refreshed.append(inc.id)
-                else:
-                    result.deduplicated.append(inc.id)
+                elif link.outcome == "deduplicated":
+                    link.outcome = outcome
+                link.status = alert.status
+            s.add_all(touched.values())
             return result
+
+    def _one(
+        self,
+        s: Session,
+        alert: AlertInfo,
+        result: IngestResult,
+        on_resolved: Callable[[AlertInfo], Plan] | None,
+        refresh_after: float,
+        window: float,
+    ) -> tuple[Incident, str]:
+        """One alert of the notification into its incident (found, or created); the incident and what
+        the alert did to it: created | deduplicated | resolved | refreshed (noted in `result` too)."""
+        inc = _incident_of(s, alert, window)
+        if inc is None:
+            inc = Incident(
+                fingerprint=alert.fingerprint,
+                alertname=alert.name,
+                status=alert.status,
+                starts_at=alert.starts_at,
+                labels=alert.labels,
+                annotations=alert.annotations,
+                generator_url=alert.generator_url,
+            )
+            if alert.status == "resolved":
+                inc.resolved_at = alert.ends_at or utcnow()
+                inc.investigation = "none"
+                s.add(inc)
+                s.flush()
+                result.resolved.append(inc.id)
+            else:
+                s.add(inc)
+                s.flush()
+                s.add(Job(incident_id=inc.id))
+                result.created.append(inc.id)
+            return inc, "created"
+        inc.notifications += 1
+        if alert.status == "resolved":
+            if inc.status != "resolved":
+                inc.status = "resolved"
+                inc.resolved_at = alert.ends_at or utcnow()
+                result.resolved.append(inc.id)
+                if on_resolved is not None:
+                    queue_deliveries(s, inc, on_resolved(alert))
+                return inc, "resolved"
+            result.deduplicated.append(inc.id)
+            return inc, "deduplicated"
+        if refresh_after > 0 and _stale(s, inc, refresh_after):
+            s.add(Job(incident_id=inc.id))
+            inc.investigation = "queued"
+            result.refreshed.append(inc.id)
+            return inc, "refreshed"
+        result.deduplicated.append(inc.id)
+        return inc, "deduplicated"
 
 
 def _incident_of(s: Session, alert: AlertInfo, window: float) -> Incident | None:

@@ -1,5 +1,6 @@
-"""The tables: notifications, incidents, the job queue, reports, deliveries, tickets, ask sessions, and
-what each incident's last good report found (`incident_findings`, for incidents seen before).
+"""The tables: notifications (and the incidents each touched, `notification_incidents`), incidents, the
+job queue, reports, deliveries, tickets, ask sessions, and what each incident's last good report found
+(`incident_findings`, for incidents seen before).
 
 Only the schema lives here (and `make_engine`); the operations on it live in one module per job
 (intake, jobs, deliveries, reports, incidents, ask_sessions, history). The full-text index of reports
@@ -60,6 +61,19 @@ class Notification(Base):
     group_key: Mapped[str] = mapped_column(Text, default="")
     alerts: Mapped[int] = mapped_column(Integer, default=0)
     body: Mapped[str] = mapped_column(Text)
+
+
+class NotificationIncident(Base):
+    """A notification that touched an incident, and what it did to it: one row per (notification,
+    incident), written by `Intake.ingest` in the notification's transaction. Notifications stored before
+    this table existed have none (an incident's `notifications` still counts them)."""
+
+    __tablename__ = "notification_incidents"
+    notification_id: Mapped[int] = mapped_column(ForeignKey("notifications.id"), primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), primary_key=True, index=True)
+    status: Mapped[str] = mapped_column(String(16))  # the alert's status in it: firing | resolved
+    outcome: Mapped[str] = mapped_column(String(16))  # created | deduplicated | resolved | refreshed
+    receiver: Mapped[str] = mapped_column(Text, default="")  # Alertmanager's receiver ("" from Prometheus)
 
 
 class Incident(Base):

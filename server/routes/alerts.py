@@ -36,7 +36,12 @@ class Accepted(BaseModel):
 
 
 async def _accept(
-    services: Services, source: str, body: bytes, group_key: str, alerts: list[AlertInfo]
+    services: Services,
+    source: str,
+    body: bytes,
+    group_key: str,
+    alerts: list[AlertInfo],
+    receiver: str = "",
 ) -> Accepted:
     for a in alerts:
         services.metrics.alerts_received.labels(source, a.status).inc()
@@ -48,6 +53,7 @@ async def _accept(
             body.decode("utf-8", "replace"),
             group_key,
             alerts,
+            receiver=receiver,
             on_resolved=lambda a: services.outbox.planner.for_resolution(a.labels),  # routed once, here
             refresh_after=services.settings.refresh_seconds,
             window=services.settings.dedup_window_seconds,
@@ -95,7 +101,8 @@ async def alertmanager_webhook(
     mark the incident resolved. The body is stored before the 202 answer.
     """
     alerts = [a.to_alert() for a in payload.alerts]
-    return await _accept(services, "alertmanager", await request.body(), payload.groupKey, alerts)
+    body = await request.body()
+    return await _accept(services, "alertmanager", body, payload.groupKey, alerts, payload.receiver)
 
 
 @router.post(

@@ -7,13 +7,14 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
 
 from agent.charts import charts_of
 from agent.history import HistorySummary
 from agent.models import Report
 from server.archive import report_output
 from server.db import Delivery, Incident, Job
+from server.db.incidents import FIRST_NOTIFICATIONS, LAST_NOTIFICATIONS
 from server.deps import Services, ServicesDep
 from server.openapi import answers
 from server.payloads import MAX_ID
@@ -68,6 +69,22 @@ class DeliveryOut(BaseModel):
     sent_at: datetime | None
 
 
+class NotificationOut(BaseModel):
+    """A notification (webhook post) that touched the incident."""
+
+    id: int
+    received_at: datetime
+    source: str = Field(description="alertmanager | prometheus: the endpoint it came to")
+    receiver: str = Field(description="the Alertmanager receiver that sent it; empty from Prometheus")
+    group_key: str
+    alerts: int = Field(description="alerts in the whole notification")
+    status: str = Field(description="firing | resolved: the status of this incident's alert in it")
+    outcome: str = Field(
+        description="what it did to the incident: created | deduplicated (a repeat) | resolved | refreshed "
+        "(a repeat that queued a new investigation)"
+    )
+
+
 class IncidentOut(BaseModel):
     id: int
     alertname: str
@@ -92,6 +109,13 @@ class IncidentDetail(IncidentOut):
     report_files: dict[str, str]
     tickets: list[TicketOut]
     deliveries: list[DeliveryOut]
+    received_notifications: list[NotificationOut] = Field(
+        description=f"the notifications that touched it, oldest first: the first {FIRST_NOTIFICATIONS} and "
+        f"the last {LAST_NOTIFICATIONS} (none for those stored before this list was kept)"
+    )
+    received_notifications_left_out: int = Field(
+        description="how many more touched it, between the first and the last ones listed"
+    )
 
 
 class IncidentPage(BaseModel):
@@ -150,6 +174,8 @@ async def get_incident(incident_id: IncidentId, services: ServicesDep) -> Incide
         report_files=found.report_files,
         tickets=[TicketOut(sink=t.sink, key=t.key, url=t.url) for t in found.tickets],
         deliveries=[_delivery(d) for d in found.deliveries],
+        received_notifications=[NotificationOut(**vars(n)) for n in found.notifications],
+        received_notifications_left_out=found.notifications_left_out,
     )
 
 

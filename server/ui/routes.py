@@ -3,7 +3,8 @@
     GET  /                                   303 to /ui/incidents
     GET  /ui/login, POST /ui/login           sign in with the API's credentials (token, or user and password)
     POST /ui/logout                          end the session
-    GET  /ui/incidents                       the incidents, filtered and paged
+    GET  /ui/incidents                       the incidents, filtered (label=name=value, repeatable: all
+                                             must match) and paged
     GET  /ui/incidents/{id}                  one incident: its report, then its timeline
     POST /ui/incidents/{id}/investigate      re-investigate (as POST /api/v1/incidents/{id}/investigate)
     POST /ui/incidents/{id}/deliveries/{d}/retry   send a failed delivery again
@@ -57,6 +58,7 @@ HEADERS = {
 }
 PAGE_SIZES = (25, 50, 100)
 LABEL_FILTER = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*=.{0,250}", re.DOTALL)
+MAX_LABEL_FILTERS = 10  # label filters at once, as the API takes
 SAFE_NEXT = re.compile(r"/ui/[A-Za-z0-9/_.~%?=&+-]{0,400}")
 ID = re.compile(r"[1-9][0-9]{0,18}")
 
@@ -289,26 +291,19 @@ async def incidents_page(request: Request) -> Response:
     status = qp.get("status") if qp.get("status") in ("firing", "resolved") else None
     alertname = (qp.get("alertname") or "").strip()[:255] or None
     text = (qp.get("q") or "").strip()[:200] or None
-    label = (qp.get("label") or "").strip()
-    problems = []
-    labels: list[tuple[str, str]] = []
-    if label:
-        if LABEL_FILTER.fullmatch(label):
-            name, _, value = label.partition("=")
-            labels.append((name, value))
-        else:
-            problems.append("A label filter is name=value, with a Prometheus label name: ignored.")
+    problems: list[str] = []
+    kept, labels = _label_filters(qp.getlist("label"), problems)
     limit = int(qp["limit"]) if qp.get("limit", "").isdigit() and int(qp["limit"]) in PAGE_SIZES else 50
     offset_raw = qp.get("offset", "")
     offset = min(int(offset_raw), MAX_ID) if offset_raw.isdigit() and len(offset_raw) < 20 else 0
     rows, total = await run_in_threadpool(
         incident_rows, services.store, status, alertname, limit, offset, text, labels
     )
-    filters = {"status": status, "alertname": alertname, "q": text, "label": label or None, "limit": limit}
+    filters = {"status": status, "alertname": alertname, "q": text, "label": kept, "limit": limit}
 
     def link(to: int) -> str:
-        kept = {k: v for k, v in filters.items() if v}
-        return "/ui/incidents?" + urlencode({**kept, "offset": to})
+        given = {k: v for k, v in filters.items() if v}
+        return "/ui/incidents?" + urlencode({**given, "offset": to}, doseq=True)
 
     ctx = {
         "title": "Incidents",
@@ -319,11 +314,32 @@ async def incidents_page(request: Request) -> Response:
         "filters": filters,
         "problems": problems,
         "page_sizes": PAGE_SIZES,
+        "max_labels": MAX_LABEL_FILTERS,
         "prev": link(max(0, offset - limit)) if offset > 0 else None,
         "next": link(offset + limit) if offset + limit < total else None,
         "refresh": 15,
     }
     return _page("incidents.html.j2", ctx, request, session, issue=issue)
+
+
+def _label_filters(given: list[str], problems: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """The `label=name=value` filters kept (as given, blanks dropped, at most MAX_LABEL_FILTERS) and
+    their (name, value) pairs; what is refused is said in `problems`."""
+    kept: list[str] = []
+    for raw in given:
+        label = raw.strip()
+        if not label or label in kept:
+            continue
+        if not LABEL_FILTER.fullmatch(label):
+            problem = "A label filter is name=value, with a Prometheus label name: ignored."
+        elif len(kept) == MAX_LABEL_FILTERS:
+            problem = f"At most {MAX_LABEL_FILTERS} label filters: the others are ignored."
+        else:
+            kept.append(label)
+            continue
+        if problem not in problems:
+            problems.append(problem)
+    return kept, [(k.partition("=")[0], k.partition("=")[2]) for k in kept]
 
 
 @router.get("/ui/incidents/{incident_id}")

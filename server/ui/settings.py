@@ -1,14 +1,20 @@
 """The web UI's settings page: the delivery routes and sinks and the operator's main settings, read-only,
 and a test message per sink.
 
-    GET  /ui/settings                        routes (matchers → sinks, events), sinks, main settings
+    GET  /ui/settings                        routes (matchers → sinks, events), sinks, main settings (the
+                                             database URL among them), the investigation's, the LLM's
+                                             and intake's and delivery's timeouts and limits
     POST /ui/settings/sinks/{name}/test      send the sink the message `alertsleuth sinks test NAME`
                                              sends (probe_notice), then the page with what happened
 
 No secret's value reaches the page: every `SecretStr` of a sink's settings (a webhook's URL, a token, a
 header's value) is shown as `••••`, a URL's user and password too, and of the LLM's key and the API's
 credentials only whether they are set. A failed test's error is shown with every secret value of the
-sink's settings cut out of it, in case a client's message repeats one.
+sink's settings cut out of it, in case a client's message repeats one. Of the database URL, the
+password (and any query parameter named like a password, secret, token or key) is masked.
+
+The timeouts and limits are read from the `Settings` object the server was built with, each with its
+variable and its description (the same as README's).
 """
 
 from __future__ import annotations
@@ -22,18 +28,69 @@ import httpx
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, SecretStr
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from server.delivery.base import DeliveryError, SinkConfig, TicketSlot
 from server.delivery.notice import probe_notice
 from server.delivery.registry import SINKS
 from server.delivery.routing import Route
 from server.deps import Services, get_services
-from server.settings import Settings
+from server.settings import PREFIX, Settings
 from server.ui.routes import _message, _page, _page_guard, _post_guard
+from tools.errors import LLMError
 
 router = APIRouter(include_in_schema=False)
 
 MASK = "••••"
+_SECRET_PARAMS = ("password", "secret", "token", "key")  # query parameters of a database URL masked
+_PLACEHOLDER = "alertsleuthmasked"  # stands for MASK while SQLAlchemy renders a URL (it would quote MASK)
+
+# The timeouts and limits shown, by section: the names of their settings.
+LIMITS: list[tuple[str, list[str]]] = [
+    (
+        "Investigation",
+        [
+            "prometheus_timeout",
+            "max_attempts",
+            "retry_backoff_seconds",
+            "lease_seconds",
+            "refresh_seconds",
+            "baseline_seconds",
+            "min_incident_seconds",
+            "default_for_seconds",
+            "max_points",
+            "min_step_seconds",
+            "query_concurrency",
+            "max_labels",
+            "max_label_values",
+        ],
+    ),
+    (
+        "LLM",
+        [
+            "llm_timeout",
+            "llm_max_retries",
+            "llm_wall_seconds",
+            "llm_max_model_calls",
+            "llm_max_tool_calls",
+            "llm_max_prompt_chars",
+            "llm_tools",
+        ],
+    ),
+    (
+        "Intake and delivery",
+        [
+            "max_body_bytes",
+            "intake_timeout_seconds",
+            "dedup_window_seconds",
+            "delivery_max_attempts",
+            "delivery_backoff_seconds",
+            "delivery_backoff_max_seconds",
+            "chart_link_seconds",
+        ],
+    ),
+]
 
 
 @dataclass
@@ -63,11 +120,19 @@ class ProbeResult:
 
 
 @dataclass
+class LimitRow:
+    variable: str  # ALERTSLEUTH_LLM_TIMEOUT
+    value: str
+    meaning: str  # the setting's description
+
+
+@dataclass
 class SettingsView:
     routes: list[RouteRow] = field(default_factory=list)
     default_route: bool = False  # no `route:` configured: every sink, every event
     sinks: list[SinkRow] = field(default_factory=list)
     main: list[tuple[str, str]] = field(default_factory=list)
+    limits: list[tuple[str, list[LimitRow]]] = field(default_factory=list)  # (section, its rows)
 
 
 def without_userinfo(url: str | None) -> str:
@@ -83,6 +148,22 @@ def without_userinfo(url: str | None) -> str:
     host = parts.hostname or ""
     netloc = f"{MASK}@{host}" + (f":{parts.port}" if parts.port else "")
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def database_url(url: str) -> str:
+    """A database URL with its password, and query parameters named like secrets, masked."""
+    try:
+        parts = make_url(url)
+    except (ArgumentError, ValueError):
+        return MASK
+    query = {
+        k: ((_PLACEHOLDER,) * len(v) if isinstance(v, tuple) else _PLACEHOLDER)
+        if any(word in k.lower() for word in _SECRET_PARAMS)
+        else v
+        for k, v in parts.query.items()
+    }
+    masked = parts.set(password=_PLACEHOLDER if parts.password else None, query=query)
+    return masked.render_as_string(hide_password=False).replace(_PLACEHOLDER, MASK)
 
 
 def shown(value: Any) -> tuple[str, bool]:
@@ -156,6 +237,7 @@ def _main(s: Settings) -> list[tuple[str, str]]:
     auth = [k for k, on in (("token", s.auth_token), ("basic", s.basic_auth_username)) if on]
     return [
         ("Prometheus URL", without_userinfo(s.prometheus_url)),
+        ("Database URL", database_url(s.database_url)),
         ("Grafana URL", without_userinfo(s.grafana_url) or "–"),
         ("LLM", f"{llm.provider} ({'configured' if llm.enabled else 'not configured'})"),
         ("LLM model", model),
@@ -169,9 +251,39 @@ def _main(s: Settings) -> list[tuple[str, str]]:
     ]
 
 
+def _limit(s: Settings, name: str) -> str:
+    """A timeout's or a limit's value as the server runs with it."""
+    value = getattr(s, name)
+    if name == "llm_tools" and value is None:
+        llm = s.llm()
+        try:
+            decided = f"{'on' if llm.tool_calling else 'off'} for {llm.model_name}" if llm.enabled else ""
+        except (ValueError, LLMError):
+            decided = ""
+        return "unset" + (f" ({decided})" if decided else "")
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if name.endswith("_seconds") or name.endswith("_timeout"):
+        return f"{value:g} s"
+    if name.endswith("_bytes"):
+        return f"{value:,} bytes"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def _limits(s: Settings) -> list[tuple[str, list[LimitRow]]]:
+    fields = type(s).model_fields
+    return [
+        (
+            section,
+            [LimitRow(PREFIX + n.upper(), _limit(s, n), fields[n].description or "") for n in names],
+        )
+        for section, names in LIMITS
+    ]
+
+
 def settings_view(s: Settings) -> SettingsView:
     config = s.delivery
-    view = SettingsView(default_route=config.route is None, main=_main(s))
+    view = SettingsView(default_route=config.route is None, main=_main(s), limits=_limits(s))
     tree = config.tree()
     _routes(tree, 0, tree.sinks or [], True, True, view.routes)
     view.sinks = [_sink_row(name, cfg) for name, cfg in config.sinks.items()]

@@ -20,6 +20,7 @@ from agent.markup import safe_url
 from server.archive import report_output
 from server.db import Delivery, Incident, Job, ReportRow, Store, Ticket
 from server.db.models import IncidentFinding
+from server.ui.timeline import Event, earlier_unlisted, timeline
 from tools.format import fmt_duration, fmt_labels, fmt_time, to_utc
 
 
@@ -63,6 +64,8 @@ class Detail:
     report: ReportParts | None
     busy: bool  # an investigation is queued or running
     failed_deliveries: int = field(default=0)
+    events: list[Event] = field(default_factory=list)  # the timeline, oldest first (server/ui/timeline.py)
+    earlier_notifications: bool = False  # some were stored before they were listed per incident
 
 
 def duration(inc: Incident, now: datetime | None = None) -> str:
@@ -116,7 +119,8 @@ def incident_rows(
                     causes[iid] = _labels(listed[0] if listed else None)
             rest = [i.report_id for i in incidents if i.report_id and i.id not in causes]
             if rest:
-                bodies = dict(s.execute(select(ReportRow.id, ReportRow.body).where(ReportRow.id.in_(rest))))
+                read = s.execute(select(ReportRow.id, ReportRow.body).where(ReportRow.id.in_(rest)))
+                bodies = {rid: body for rid, body in read}  # not dict(read): it has keys(), not items
                 for i in incidents:
                     if i.id not in causes:
                         causes[i.id] = first_root_cause(bodies.get(i.report_id or ""))
@@ -181,6 +185,15 @@ def incident_detail(store: Store, incident_id: int) -> Detail | None:
         report=parts,
         busy=any(j.state in ("queued", "running") for j in found.jobs),
         failed_deliveries=sum(d.state == "failed" for d in found.deliveries),
+        events=timeline(
+            inc,
+            found.notifications,
+            found.notifications_left_out,
+            found.jobs,
+            found.deliveries,
+            found.tickets,
+        ),
+        earlier_notifications=earlier_unlisted(found.notifications),
     )
 
 

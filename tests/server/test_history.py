@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from agent.history import History as HistoryContract
 from agent.history import Likeness
@@ -337,6 +337,81 @@ def test_the_store_opens_again(tmp_path: Path) -> None:
     again = Store(url)  # the search table exists already
     assert again.history.search("omega") == ([inc], 1)
     again.close()
+
+
+def _findings(store: Store) -> dict[int, tuple[object, ...]]:
+    with store.session() as s:
+        rows = s.scalars(select(IncidentFinding)).all()
+        return {
+            r.incident_id: (
+                r.report_id,
+                r.causes,
+                r.cause_keys,
+                r.metrics,
+                r.metric_keys,
+                r.summary,
+                r.starts_at,
+            )
+            for r in rows
+        }
+
+
+def _empty_the_index(store: Store) -> None:
+    """What a database written before server/db/history.py holds: reports, but no index of them."""
+    with store.session() as s:
+        s.execute(text("DELETE FROM incident_findings"))
+        s.execute(text("DELETE FROM report_search"))
+
+
+def test_backfill_indexes_the_reports_stored_before_the_index(store: Store, past: dict[str, int]) -> None:
+    indexed = _findings(store)
+    searched = {q: store.history.search(q) for q in ("shanghai", "rollout", "guangzhou", "LoginLatency")}
+    similar = store.history.similar(like_now(), limit=10)
+    assert len(indexed) == 7  # every analysed incident but the degraded one (and `first`: no report)
+    _empty_the_index(store)
+    assert store.history.search("shanghai") == ([], 0)
+    assert store.history.similar(like_now()).similar == []
+
+    assert store.history.backfill(batch=2) == 7  # four batches
+    assert _findings(store) == indexed
+    assert {q: store.history.search(q) for q in searched} == searched
+    assert store.history.similar(like_now(), limit=10) == similar
+    with store.session() as s:
+        assert s.scalar(text("SELECT count(*) FROM report_search")) == 7
+    # idempotent: nothing left to index; the degraded report stays out
+    assert store.history.backfill() == 0
+    assert store.history.search("beijing") == ([past["second"]], 1)
+    assert past["degraded"] not in _findings(store)
+
+
+def test_backfill_runs_at_start_up(make_settings: Callable[..., Settings], store: Store) -> None:
+    """The server, started on a database whose index is empty, indexes its reports before it answers;
+    its incident list shows them, a degraded current report among them (read from its body)."""
+    same = add(store, "LoginFailures", "fp-a", NOW - timedelta(days=2), [ADMIN_SH], summary="sso rollout")
+    bad = add(
+        store, "LoginFailures", "fp-b", NOW - timedelta(days=1), [{"ip_region": "beijing"}], degraded=True
+    )
+    _empty_the_index(store)
+    url = str(store.engine.url)
+    store.close()
+    env, stop = serve(make_settings(database_url=url, llm_provider="none"), start_workers=False)
+    try:
+        with httpx.Client(base_url=env.url, timeout=10) as c:
+            found = c.get("/api/v1/incidents", params={"q": "rollout"}).json()
+            assert [i["id"] for i in found["items"]] == [same]
+            assert c.get("/api/v1/incidents", params={"q": "beijing"}).json()["total"] == 0
+            page = c.get("/ui/incidents")
+            assert page.status_code == 200, page.text
+            assert "ip_region=shanghai, user_type=admin" in page.text  # from the findings
+            assert "ip_region=beijing" in page.text and f'href="/ui/incidents/{bad}"' in page.text
+    finally:
+        stop()
+    again = Store(url)
+    try:
+        assert again.history.backfill() == 0  # the start-up did it
+        assert set(_findings(again)) == {same}
+    finally:
+        again.close()
 
 
 # ---------------------------------------------------------------- over HTTP

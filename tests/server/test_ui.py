@@ -218,6 +218,9 @@ def test_pages_actions_and_escaping(ui: str, prom: PromEnv, hook: FlakyHook) -> 
             ({"alertname": "Nope"}, False),
             ({"label": f"team={SCRIPT}"}, True),
             ({"label": "team=other"}, False),
+            ({"label": [f"team={SCRIPT}", "severity=critical"]}, True),  # repeated: all must match
+            ({"label": [f"team={SCRIPT}", "severity=warning"]}, False),
+            ({"label": ["severity=critical", "no label"]}, True),  # the bad one is ignored, said so
             ({"q": "shanghai"}, True),
             ({"q": "nowhere-to-be-found"}, False),
         ):
@@ -307,6 +310,19 @@ def test_paging(make_settings: Callable[..., Settings], prom: PromEnv) -> None:
             assert 'rel="prev" href="/ui/incidents?limit=25&amp;offset=0"' in second.text
             assert 'rel="next"' not in second.text and "26–30 of 30" in second.text
             assert c.get("/ui/incidents", params={"offset": "9" * 40}).status_code == 200
+            # several label filters: all must match, each kept in the form and in the pager's links
+            two = ["severity=critical", "alertname=HighLoginFailureRate"]
+            both = c.get("/ui/incidents", params={"label": two, "limit": 25})
+            assert both.text.count('<tr>\n<td class="num">') == 25 and "1–25 of 30" in both.text
+            kept = "label=severity%3Dcritical&amp;label=alertname%3DHighLoginFailureRate"
+            assert f'rel="next" href="/ui/incidents?{kept}&amp;limit=25&amp;offset=25"' in both.text
+            for value in (*two, ""):
+                assert f'name="label" value="{value}"' in both.text
+            assert "And label" in both.text
+            assert "1–25 of 30" not in c.get("/ui/incidents", params={"label": [*two, "severity=none"]}).text
+            many = c.get("/ui/incidents", params={"label": [f"l{i}=x" for i in range(12)]})
+            assert "At most 10 label filters" in many.text and 'value="l9=x"' in many.text
+            assert 'value="l10=x"' not in many.text
     finally:
         stop()
 

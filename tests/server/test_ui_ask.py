@@ -15,6 +15,7 @@ import pytest
 
 from server.settings import Settings
 from server.ui.routes import ASK_CSP, CSP
+from server.ui.settings import database_url
 from tests.conftest import PromEnv, serve
 from tests.fakes.webhook import FakeWebhook
 from tests.server.test_api import wait_report, webhook
@@ -48,6 +49,8 @@ def ui(make_settings: Callable[..., Settings], prom: PromEnv, receiver: FakeWebh
         prometheus_url=prom.url,
         auth_token=TOKEN,
         llm_provider="none",
+        llm_timeout=42,
+        max_attempts=5,
         delivery={
             "sinks": {
                 "hook": {
@@ -191,6 +194,18 @@ def test_settings_page_masks_secrets_and_tests_sinks(ui: str, receiver: FakeWebh
         assert "firing, updated, resolved" in text
         assert "Authentication" in text and "enabled (token)" in text
         assert "none (not configured)" in text
+        # the database URL, and the timeouts and limits the server runs with, read from its settings
+        assert re.search(r"<td>Database URL</td><td>sqlite:///[^<]*alertsleuth\.db</td>", page.text)
+        limits = dict(
+            re.findall(r"<tr><td><code>(ALERTSLEUTH_\w+)</code></td><td[^>]*>([^<]*)</td>", page.text)
+        )
+        assert limits["ALERTSLEUTH_LLM_TIMEOUT"] == "42 s" and limits["ALERTSLEUTH_MAX_ATTEMPTS"] == "5"
+        assert limits["ALERTSLEUTH_LLM_WALL_SECONDS"] == "120 s"
+        assert limits["ALERTSLEUTH_LLM_MAX_PROMPT_CHARS"] == "24,000"
+        assert limits["ALERTSLEUTH_LLM_TOOLS"] == "unset"  # no LLM: nothing decides it
+        assert limits["ALERTSLEUTH_PROMETHEUS_TIMEOUT"] == "3 s"
+        assert limits["ALERTSLEUTH_MAX_BODY_BYTES"] == "1,048,576 bytes"
+        assert "seconds per model call" in text  # each with its description
         csrf = csrf_of(page.text)
 
         sent = c.post("/ui/settings/sinks/hook/test", data={"csrf": csrf})
@@ -209,3 +224,16 @@ def test_settings_page_masks_secrets_and_tests_sinks(ui: str, receiver: FakeWebh
         assert "/hooks/x" not in shown  # the URL is a secret: not repeated in the error
 
         assert c.post("/ui/settings/sinks/nope/test", data={"csrf": csrf}).status_code == 404
+
+
+def test_the_database_url_is_shown_without_its_secrets() -> None:
+    assert database_url("sqlite:///alertsleuth.db") == "sqlite:///alertsleuth.db"
+    shown = database_url(
+        "postgresql+psycopg://ops:p%40ss-s3cret@db:5432/alerts?sslpassword=k3y&sslmode=require"
+    )
+    assert shown == "postgresql+psycopg://ops:••••@db:5432/alerts?sslmode=require&sslpassword=••••"
+    assert database_url("postgresql://db/alerts?password=s3cret&application_name=as") == (
+        "postgresql://db/alerts?application_name=as&password=••••"
+    )
+    assert database_url("postgresql://ops@db/alerts") == "postgresql://ops@db/alerts"
+    assert database_url("not a url") == "••••"

@@ -28,7 +28,7 @@ __all__ = ["driver", "shot"]  # fixtures, shared with test_ui_browser.py
 
 TOKEN = "browser-ask-token"
 API = {"Authorization": f"Bearer {TOKEN}"}
-KEY = "sk-browser"
+KEY = "sk-browser-llm-s3cret"  # distinctive: the page shows paths such as .../ui-ask-browser0/
 QUESTION = "Which regions fail logins right now?"
 EXPR = 'sum by (ip_region) (rate(user_login_total{login_status="failed"}[5m]))'
 ANSWER = "Failed logins come from ip_region=shanghai, see [E1]. <b>not bold</b>"

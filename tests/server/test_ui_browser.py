@@ -200,6 +200,13 @@ def test_browser_reinvestigation_shows_in_the_timeline(
 
     until(two_jobs_done, then=driver.refresh)
     assert no_alert(driver)
+    # the events, in time order: the alert, the notification that opened it, then the investigations
+    events = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "table.events tbody tr td:nth-child(2)")]
+    assert events[0] == "alert started firing", events
+    assert events[1].startswith("notification received: firing (receiver alertsleuth,"), events
+    assert events[1].endswith("1 alert): opened this incident"), events
+    assert events.index("investigation 1 queued") < events.index("investigation 2 queued"), events
+    assert any(e.startswith("investigation 2 done") for e in events), events
     driver.execute_script("document.getElementById('timeline').scrollIntoView()")
     shot("04-timeline-after-reinvestigate")
 

@@ -1,8 +1,8 @@
 """Synthetic incidents with their ground truth, for the localization tests and bench/synthetic.py.
 
 The RS dataset is one kind of incident: the failure ratio of a video service over
-cdn/bitrate/p2p/device/isp. This generates about forty other ones from a seeded `random.Random`, in six
-families:
+cdn/bitrate/p2p/device/isp. This generates about sixty-five other ones from a seeded `random.Random`, in
+ten families; the first six:
 
 - ratio: `http_requests_total{service, route, method, version, status}`, the 5xx ratio; causes of one,
   two and three labels, incidents with two separate causes, a retry surge, and the trap of a large
@@ -13,6 +13,22 @@ families:
 - histogram: the p99 of `http_request_duration_seconds_bucket{route, pod, le}`;
 - labels: other label names (az, tenant, shard) with UTF-8 values (Chinese zone names, quotes,
   backslashes), as a ratio of two metrics and as a sum of rates.
+
+and the four added after them (`segments.py`, `aggregations.py`, `drops.py`), generated after the first
+six so that those keep their names and data:
+
+- numerator: `origin_errors_total{region, service, status}` over `requests_total{region, service}`, a
+  label only the numerator has; the cause is a region/service element, and in one variant its new
+  errors are all status="503" (recorded as `also`, not as a cause);
+- small-segment: a tenant with 2 % of the traffic fails at 85 % beside the biggest tenant (60 %, 1 %
+  errors), alone, with a region, or as one tenant in one region;
+- aggregation: `max`, `min by ()`, `avg`, `count` and `topk` over per-instance gauges (a filesystem
+  filling, a node out of memory, a saturated pool, a zone down, a stuck consumer group);
+- drop: alerts on `<`: a region's traffic, a route's success ratio, a p50 collapsing under instant
+  errors.
+
+Each incident has the verdict it expects (`Incident.expected`: localized, not_localized, or why the
+localization should not run).
 
 Every incident has a `scenario="sN"` label pinned in its alert expression, so all of them live in one
 Prometheus: 80 minutes of 15 s samples ending now (10 of warm-up so `rate[5m]` is defined, a 60-minute
@@ -32,10 +48,12 @@ from agent.evidence import InvestigationConfig
 from agent.investigator import Investigator
 from agent.models import AlertInfo
 from exporter import launch as procs
+from exporter.scenarios.synthetic.aggregations import aggregation_incident
 from exporter.scenarios.synthetic.base import (
     BASELINE,
     FAMILIES,
     FOR,
+    ORIGINAL_FAMILIES,
     STEP,
     Incident,
     Labels,
@@ -44,6 +62,7 @@ from exporter.scenarios.synthetic.base import (
     fmt_el,
     openmetrics,
 )
+from exporter.scenarios.synthetic.drops import drop_incident
 from exporter.scenarios.synthetic.families import (
     counter_incident,
     gauge_incident,
@@ -52,12 +71,14 @@ from exporter.scenarios.synthetic.families import (
     labels_incident,
     ratio_incident,
 )
+from exporter.scenarios.synthetic.segments import numerator_incident, small_segment_incident
 from tools.prom import Prometheus
 
 __all__ = [
     "FAMILIES",
     "Incident",
     "Labels",
+    "ORIGINAL_FAMILIES",
     "Timeline",
     "alert_for",
     "element_key",
@@ -70,7 +91,8 @@ __all__ = [
 
 Builder = Callable[[random.Random, str, Timeline, str], Incident]
 
-# (family, variant, instances); about forty incidents in all
+# (family, variant, instances); about sixty-five incidents in all. New kinds go at the end: an incident's
+# data depends only on (seed, kind), but its name (sN) on its place in the list.
 SUITE: list[tuple[str, str, int]] = [
     ("ratio", "1-label", 2),
     ("ratio", "2-labels", 2),
@@ -97,6 +119,21 @@ SUITE: list[tuple[str, str, int]] = [
     ("labels", "sum-1", 1),
     ("labels", "sum-2-odd", 1),
     ("labels", "sum-3", 1),
+    # the families added later
+    ("numerator", "1-label", 2),
+    ("numerator", "2-labels", 1),
+    ("numerator", "status", 2),
+    ("small-segment", "tenant", 2),
+    ("small-segment", "tenant+region", 2),
+    ("small-segment", "layer-2", 2),
+    ("aggregation", "max", 2),
+    ("aggregation", "min", 1),
+    ("aggregation", "avg", 2),
+    ("aggregation", "count", 2),
+    ("aggregation", "topk", 1),
+    ("drop", "traffic", 2),
+    ("drop", "success-rate", 2),
+    ("drop", "quantile", 2),
 ]
 
 BUILDERS: dict[str, Builder] = {
@@ -106,6 +143,10 @@ BUILDERS: dict[str, Builder] = {
     "counter": counter_incident,
     "histogram": histogram_incident,
     "labels": labels_incident,
+    "numerator": numerator_incident,
+    "small-segment": small_segment_incident,
+    "aggregation": aggregation_incident,
+    "drop": drop_incident,
 }
 
 

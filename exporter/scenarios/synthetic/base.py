@@ -16,7 +16,10 @@ BASELINE = 60 * 60
 INCIDENT = 10 * 60
 FOR = 120  # the alert fires this long after the incident starts, as a rule with `for: 2m`
 
-FAMILIES = ("ratio", "global", "gauge", "counter", "histogram", "labels")
+# The first six families, then the four added after them (numerator-only labels, small segments, other
+# aggregations, drops); the first six are generated exactly as before the others existed.
+ORIGINAL_FAMILIES = ("ratio", "global", "gauge", "counter", "histogram", "labels")
+FAMILIES = (*ORIGINAL_FAMILIES, "numerator", "small-segment", "aggregation", "drop")
 POD_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -109,6 +112,12 @@ def openmetrics(incidents: Sequence[Incident]) -> str:
     return "\n".join(out) + "\n# EOF\n"
 
 
+def fmt_threshold(x: float) -> str:
+    """A threshold as a rule would write it: two significant digits."""
+    v = float(f"{x:.2g}")
+    return f"{v:.0f}" if v >= 100 else f"{v:g}"
+
+
 # ---------------------------------------------------------------- incidents and their truth
 
 
@@ -122,6 +131,20 @@ class Incident:
     causes: list[Labels]  # empty: a global change, nothing should be localized
     description: str
     samples: Samples = field(repr=False, default_factory=Samples)
+    # Secondary elements, not causes: what kind of failure the cause has (the status its new errors carry,
+    # a label only the numerator has); a report may name them in or beside the cause.
+    also: list[Labels] = field(default_factory=list)
+    # The verdict the report should reach: "localized" (the causes are its root causes), "not_localized"
+    # (the localization ran and found nothing), or a key of agent/text/offline.yaml's `skipped` table (it
+    # did not run, for that reason); None: the one the causes imply.
+    expect: str | None = None
+
+    @property
+    def expected(self) -> str:
+        """`expect`, else "localized" with causes and "not_localized" without."""
+        if self.expect is not None:
+            return self.expect
+        return "localized" if self.causes else "not_localized"
 
 
 def element_key(labels: Labels) -> Element:
@@ -344,10 +367,14 @@ def simulate_histogram(
     season: Season,
     *,
     incident_latency: dict[int, tuple[float, float]] | None = None,
+    incident_volume: dict[int, float] | None = None,
+    buckets: Sequence[float] = BUCKETS,
 ) -> list[HistogramSeries]:
-    """Per leaf cumulative bucket counters of requests whose durations are lognormal (median, sigma)."""
+    """Per leaf cumulative bucket counters of requests whose durations are lognormal (median, sigma); in
+    the incident, the given leaves change latency and volume (retries)."""
     incident_latency = incident_latency or {}
-    les = [f"{b:g}" for b in BUCKETS] + ["+Inf"]
+    incident_volume = incident_volume or {}
+    les = [f"{b:g}" for b in buckets] + ["+Inf"]
     out = []
     for i, (rate, (median, sigma)) in enumerate(zip(rates, latency, strict=True)):
         counts = [0.0] * len(les)  # per bucket segment, not cumulative
@@ -358,15 +385,16 @@ def simulate_histogram(
                 med, sig = (
                     incident_latency.get(i, (median, sigma)) if t > tl.incident_start else (median, sigma)
                 )
+                volume = incident_volume.get(i, 1.0) if t > tl.incident_start else 1.0
                 mu = math.log(med)
-                n_mean = rate * season(t - tl.start) * STEP * rnd.lognormvariate(0, 0.05)
+                n_mean = rate * season(t - tl.start) * STEP * rnd.lognormvariate(0, 0.05) * volume
                 prev = 0.0
-                for j, bound in enumerate((*BUCKETS, math.inf)):
+                for j, bound in enumerate((*buckets, math.inf)):
                     cdf = 1.0 if math.isinf(bound) else _lognormal_cdf(bound, mu, sig)
                     k = poisson(rnd, n_mean * (cdf - prev))
                     counts[j] += k
-                    upper = bound if not math.isinf(bound) else BUCKETS[-1] * 2
-                    lower = BUCKETS[j - 1] if j else 0.0
+                    upper = bound if not math.isinf(bound) else buckets[-1] * 2
+                    lower = buckets[j - 1] if j else 0.0
                     total_sum += k * min(max(med, lower), upper)  # a rough per-bucket mean
                     prev = cdf
             cumulative = list(itertools.accumulate(counts))

@@ -13,6 +13,7 @@ from exporter.scenarios.synthetic.base import (
     Season,
     Timeline,
     fmt_el,
+    fmt_threshold,
     simulate_counter,
     simulate_gauge,
     simulate_histogram,
@@ -21,11 +22,6 @@ from exporter.scenarios.synthetic.base import (
 )
 
 # ---------------------------------------------------------------- the families
-
-
-def _threshold(x: float) -> str:
-    v = float(f"{x:.2g}")
-    return f"{v:.0f}" if v >= 100 else f"{v:g}"
 
 
 def _share_text(cube: Cube, idx: Iterable[int]) -> str:
@@ -203,7 +199,7 @@ def gauge_incident(rnd: random.Random, name: str, tl: Timeline, variant: str) ->
         cause_level = sum(levels[i] for i in idx)
         ramp = {i: growth * levels[i] / cause_level for i in idx}
         series = simulate_gauge(rnd, tl, levels, season, noise=0.15, ramp=ramp, integer=True)
-        expr = f'sum(queue_depth{{scenario="{name}"}}) > {_threshold(baseline * 1.5)}'
+        expr = f'sum(queue_depth{{scenario="{name}"}}) > {fmt_threshold(baseline * 1.5)}'
         inc = Incident(variant, "gauge", name, "QueueBacklog", expr, [labels], "")
         for leaf, pts in zip(leaves, series, strict=True):
             inc.samples.add("queue_depth", {"scenario": name, "job": "queue-exporter", **leaf}, pts)
@@ -234,7 +230,7 @@ def gauge_incident(rnd: random.Random, name: str, tl: Timeline, variant: str) ->
         factor = rnd.uniform(1.25, 1.5)
         series = simulate_gauge(rnd, tl, levels, season, noise=0.01, step_factor=dict.fromkeys(idx, factor))
         added, text = cube.share(idx) * baseline * (factor - 1), f"every node uses {factor:.2f}x the memory"
-    expr = f'sum(node_memory_used_bytes{{scenario="{name}"}}) > {_threshold(baseline + added / 2)}'
+    expr = f'sum(node_memory_used_bytes{{scenario="{name}"}}) > {fmt_threshold(baseline + added / 2)}'
     inc = Incident(variant, "gauge", name, "NodeMemoryHigh", expr, [labels], "")
     for leaf, pts in zip(leaves, series, strict=True):
         inc.samples.add("node_memory_used_bytes", {"scenario": name, "job": "node", **leaf}, pts)
@@ -257,7 +253,7 @@ def _orders_cube(rnd: random.Random) -> Cube:
 
 
 def _orders_expr(name: str, threshold: float) -> str:
-    return f'sum(rate(orders_failed_total{{scenario="{name}"}}[5m])) > {_threshold(threshold)}'
+    return f'sum(rate(orders_failed_total{{scenario="{name}"}}[5m])) > {fmt_threshold(threshold)}'
 
 
 def _emit_orders(inc: Incident, cube: Cube, series: Sequence[Points]) -> None:
@@ -391,7 +387,7 @@ def labels_incident(rnd: random.Random, name: str, tl: Timeline, variant: str) -
     series_c = simulate_counter(
         rnd, tl, [total * w for w in cube.weights], season, incident_factor=dict.fromkeys(idx, factor)
     )
-    expr = f"sum(rate(api_throttled_requests_total{{{sel}}}[5m])) > {_threshold(total * 2)}"
+    expr = f"sum(rate(api_throttled_requests_total{{{sel}}}[5m])) > {fmt_threshold(total * 2)}"
     inc = Incident(variant, "labels", name, "ApiThrottling", expr, [labels], "")
     for leaf, pts in zip(cube.leaves, series_c, strict=True):
         inc.samples.add("api_throttled_requests_total", {"scenario": name, "job": "gateway", **leaf}, pts)

@@ -70,16 +70,24 @@ def wait_http(url: str, timeout: float = 30.0, proc: subprocess.Popen[bytes] | N
 
 def backfill_openmetrics(text: str, data_dir: Path, workdir: Path) -> None:
     """Write OpenMetrics text (ending with '# EOF') into TSDB blocks with promtool."""
-    data_dir.mkdir(parents=True, exist_ok=True)
     src = workdir / f"backfill-{time.monotonic_ns()}.om"
     src.write_text(text, encoding="utf-8")
+    try:
+        backfill_openmetrics_file(src, data_dir)
+    finally:
+        src.unlink(missing_ok=True)
+
+
+def backfill_openmetrics_file(src: Path, data_dir: Path, timeout: float = 300.0) -> None:
+    """Write an OpenMetrics file (ending with '# EOF') into TSDB blocks with promtool, for inputs too
+    large to hold as one string. promtool maps the file and keeps one block's series in memory."""
+    data_dir.mkdir(parents=True, exist_ok=True)
     proc = subprocess.run(
         [find_binary("promtool"), "tsdb", "create-blocks-from", "openmetrics", str(src), str(data_dir)],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
     )
-    src.unlink(missing_ok=True)
     if proc.returncode != 0:
         raise RuntimeError(f"promtool backfill failed: {proc.stderr.strip()[-2000:]}")
 

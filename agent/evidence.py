@@ -13,20 +13,24 @@ from typing import Any
 from urllib.parse import quote
 
 from agent.findings import Findings
+from agent.localizing import Localizer
 from agent.models import AlertInfo, Evidence, SegmentStat
 from agent.plan import expression_from_generator_url, find_rule, parse_for, plan_windows
 from tools import promql
-from tools.analysis import WindowStat, choose_step, localize
+from tools.analysis import WindowStat, choose_step
 from tools.breakdown import (
+    Census,
     QueryResult,
     candidate_labels,
     fixed_labels,
-    leaves_from,
+    label_census,
+    merged,
     run_range,
     segment_stats,
 )
 from tools.chartdata import kept as kept_series
 from tools.chartdata import rest_of_cause, top_and_rest
+from tools.cuboids import combinations, concentration
 from tools.errors import AlertsleuthError, PrometheusUnavailable, UnsupportedQuery
 from tools.format import fmt_labels, fmt_num, fmt_pct
 from tools.links import grafana_explore, prometheus_graph, ui_base
@@ -48,6 +52,7 @@ class InvestigationConfig:
     min_step_seconds: float = 1.0
     max_labels: int = 8
     max_label_values: int = 50
+    max_leaf_series: int = 2000  # the finest breakdown is fetched up to this many series, else aggregated
     query_concurrency: int = 4
     prometheus_ui_url: str | None = None  # where people see Prometheus, when the alert does not say
     grafana_url: str | None = None  # evidence links open Grafana's Explore there instead
@@ -286,15 +291,17 @@ class EvidenceCollector:
         w = f.windows
         fixed = set(fixed_labels(signal)) | set(promql.outer_grouping(signal))
         try:
-            found = []
-            for sel in promql.selectors(signal):
-                found.extend(self.prom.series([sel.promql()], w.baseline.start, w.incident.end))
+            censuses = {
+                sel.promql(): label_census(self.prom, sel.promql(), w.baseline.start, w.incident.end)
+                for sel in promql.selectors(signal)
+            }
         except PrometheusUnavailable:
             raise
         except AlertsleuthError as exc:
             f.notes.append(f"series lookup failed: {exc}")
             return
-        f.jobs = sorted({s["job"] for s in found if s.get("job")})
+        found = merged(list(censuses.values()))
+        f.jobs = sorted(found.get("job", ()))
         cands = candidate_labels(
             found,
             fixed=sorted(fixed),
@@ -307,111 +314,105 @@ class EvidenceCollector:
             f.notes.append("the underlying series have no label that varies: nothing to break down")
             return
 
-        queries: list[tuple[str, str]] = [("label", lbl) for lbl in cands.labels]
         shape = f.shape
         measure = "Numerator"
+        grouped: Callable[[Sequence[str]], tuple[promql.Node, promql.Node | None]] | None = None
         if shape.kind in ("ratio", "additive"):
-            queries.append(("num", promql.group_by(shape.num, cands.labels).promql()))
-            if shape.den is not None:
-                queries.append(("den", promql.group_by(shape.den, cands.labels).promql()))
+            num, den = shape.num, shape.den
+
+            def grouped(labels: Sequence[str]) -> tuple[promql.Node, promql.Node | None]:
+                return promql.group_by(num, labels), promql.group_by(den, labels) if den is not None else None
+
         elif shape.kind == "quantile" and isinstance(shape.num, promql.Aggregate):
             le = self._quantile_bucket(f, found)
             if le is not None:
-                slow, total = promql.slower_than(shape.num, le, cands.labels)
-                queries += [("num", slow.promql()), ("den", total.promql())]
+                buckets = shape.num
                 measure = f"Observations above le={le}"
 
-        def run(item: tuple[str, str]) -> QueryResult:
-            kind, arg = item
-            expr = promql.group_by(signal, [arg]).promql() if kind == "label" else arg
-            return self._range(f, expr)
+                def grouped(labels: Sequence[str]) -> tuple[promql.Node, promql.Node | None]:
+                    return promql.slower_than(buckets, le, labels)
 
+        ratio = shape.kind != "additive"
+        cardinality = {name: len(found.get(name, ())) for name in cands.labels}
+        localizer = Localizer(self, f, grouped, measure if ratio else "Signal", ratio) if grouped else None
+        # A large metric: each label's breakdown is summed from a few group queries, not one query per
+        # label over every series (a ratio's or a sum's only: a quantile's is not a sum).
+        large = combinations(cardinality, cands.labels) > self.config.max_leaf_series
+        derived: dict[str, tuple[QueryResult, str]] = {}
         t0 = time.perf_counter()
+        if localizer is not None and large and shape.kind in ("ratio", "additive"):
+            if localizer.groups(cands.labels, cardinality) is None:
+                return
+            for label in cands.labels:
+                if (found_in := localizer.breakdown(label, shape.scale)) is not None:
+                    derived[label] = found_in
+
+        def run(label: str) -> QueryResult:
+            if label in derived:
+                return derived[label][0]
+            return self._range(f, promql.group_by(signal, [label]).promql())
+
         with ThreadPoolExecutor(max_workers=max(1, self.config.query_concurrency)) as pool:
-            results = list(pool.map(run, queries))
+            results = list(pool.map(run, cands.labels))
         f.timings["breakdown_seconds"] = round(time.perf_counter() - t0, 4)
 
         base, inc = self._bounds(f)
-        num_q = den_q = None
-        for (kind, arg), q in zip(queries, results, strict=True):
-            if kind == "label":
-                rows = segment_stats(q.series, base, inc)
-                top = "; ".join(
-                    f"{r[0].get(arg, '')}: {fmt_num(r[1].baseline)} -> {fmt_num(r[1].incident)}"
-                    for r in rows[:5]
-                )
-                f.label_evidence[arg] = self._add(
-                    f,
-                    "breakdown",
-                    f"Alert signal by {arg}",
-                    q,
-                    f"{len(rows)} values of {arg}, most changed first (baseline -> incident mean): {top}",
-                    rows,
-                    top_and_rest(q.series, [r[0] for r in rows], with_rest=f.shape.kind == "additive"),
-                )
-            elif kind == "num":
-                num_q = q
-            else:
-                den_q = q
+        scores: dict[str, float] = {}
+        for label, q in zip(cands.labels, results, strict=True):
+            rows = segment_stats(q.series, base, inc)
+            scores[label] = concentration([st for _, st in rows])
+            top = "; ".join(
+                f"{r[0].get(label, '')}: {fmt_num(r[1].baseline)} -> {fmt_num(r[1].incident)}"
+                for r in rows[:5]
+            )
+            source = f" (summed from {derived[label][1]})" if label in derived else ""
+            f.label_evidence[label] = self._add(
+                f,
+                "breakdown",
+                f"Alert signal by {label}",
+                q,
+                f"{len(rows)} values of {label}{source}, most changed first (baseline -> incident mean): "
+                + top,
+                rows,
+                top_and_rest(q.series, [r[0] for r in rows], with_rest=f.shape.kind == "additive"),
+            )
         if q_err := next((q for q in results if isinstance(q.exception, PrometheusUnavailable)), None):
             f.degraded = True
             f.notes.append(f"some breakdown queries failed: {q_err.error}")
-        if num_q is None:
+        if grouped is None:
             f.notes.append(
                 "localization needs a sum or a ratio of sums; this signal is compared label by label only"
             )
             return
-        ratio = den_q is not None
-        title = measure if ratio else "Signal"
-        rows = segment_stats(num_q.series, base, inc)
-        f.leaf_evidence.append(
-            self._add(
-                f,
-                "localization",
-                f"{title} by {', '.join(cands.labels)}",
-                num_q,
-                f"{len(num_q.series)} series of the finest breakdown",
-                rows,
-            )
-        )
-        if den_q is not None:
-            drows = segment_stats(den_q.series, base, inc)
-            f.leaf_evidence.append(
-                self._add(
-                    f,
-                    "localization",
-                    f"Denominator by {', '.join(cands.labels)}",
-                    den_q,
-                    f"{len(den_q.series)} series of the finest breakdown",
-                    drows,
-                )
-            )
-        if num_q.error or (den_q is not None and den_q.error):
-            f.degraded = True
+        assert localizer is not None
+        cube = localizer.run(cands.labels, cardinality, scores)
+        if f.localization is None:
             return
-        t1 = time.perf_counter()
-        leaves = leaves_from(num_q.series, den_q.series if den_q else None, cands.labels, base, inc)
-        f.localization = localize(leaves, ratio=ratio)
-        f.timings["localize_seconds"] = round(time.perf_counter() - t1, 4)
         f.timings["elements_examined"] = float(f.localization.examined)
         f.notes.extend(f.localization.notes)
         if f.localization.localized:
             # The traffic outside each cause, from the same leaves (a sum or a ratio of sums only: the
             # leaves of a quantile count observations, not the quantile).
-            outside = (num_q.series, den_q.series if den_q else None) if f.shape.kind != "quantile" else None
+            outside = (cube.num, cube.den) if cube is not None and f.shape.kind != "quantile" else None
             self._verify_causes(f, outside)
 
-    def _quantile_bucket(self, f: Findings, found: Sequence[dict[str, str]]) -> str | None:
+    def _cardinality(self, f: Findings, selectors: Sequence[str]) -> dict[str, int]:
+        """Each label's number of values on the series of `selectors`, over the investigation's range."""
+        assert f.windows is not None
+        w = f.windows
+        census: Census = merged(
+            [label_census(self.prom, s, w.baseline.start, w.incident.end) for s in selectors]
+        )
+        return {name: len(values) for name, values in census.items()}
+
+    def _quantile_bucket(self, f: Findings, found: Census) -> str | None:
         """The bucket boundary a quantile alert is judged at: the smallest `le` at or above the alert's
         threshold (or, without one, above the quantile's baseline value). The quantile rises past it
         exactly when the share of observations above it rises past 1 - q, so that share is localized
         as a ratio, numerator and denominator together."""
         assert f.condition is not None and f.shape is not None
         bounds: dict[float, str] = {}
-        for labels in found:
-            text = labels.get("le")
-            if text is None:
-                continue
+        for text in found.get("le", ()):
             try:
                 value = float(text)
             except ValueError:

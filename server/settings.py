@@ -95,6 +95,12 @@ class Settings(BaseSettings):
     query_concurrency: int = Field(4, ge=1, le=32, description="breakdown queries in flight at once")
     max_labels: int = Field(8, ge=1, description="labels analysed per investigation")
     max_label_values: int = Field(50, ge=2, description="labels with more values are left out")
+    max_leaf_series: int = Field(
+        2000,
+        ge=10,
+        le=100_000,
+        description="finest breakdown fetched up to this many series, else aggregated",
+    )
 
     # Report writer: the LangChain agent with an LLM, or the offline writer (`none`).
     llm_provider: str = Field(
@@ -185,6 +191,7 @@ class Settings(BaseSettings):
             min_step_seconds=self.min_step_seconds,
             max_labels=self.max_labels,
             max_label_values=self.max_label_values,
+            max_leaf_series=self.max_leaf_series,
             query_concurrency=self.query_concurrency,
             prometheus_ui_url=self.prometheus_url,
             grafana_url=self.grafana_url,

@@ -5,8 +5,7 @@ These functions are the shared path of the webhook, the CLI, the agent's tools a
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -53,8 +52,30 @@ class LabelCandidates:
     notes: list[str] = field(default_factory=list)
 
 
+Census = dict[str, set[str]]  # label name -> its values on the series of one selector
+
+
+def label_census(prom: Prometheus, selector: str, start: datetime, end: datetime) -> Census:
+    """The labels of a selector's series over [start, end] and their values, from the label APIs. They
+    read the index only, no samples, so this stays cheap on a metric of 100,000 series (the series API
+    would send every label set)."""
+    census: Census = {}
+    for name in prom.label_names([selector], start, end):
+        if name != "__name__":
+            census[name] = set(prom.label_values(name, [selector], start, end))
+    return census
+
+
+def merged(censuses: Sequence[Census]) -> Census:
+    out: Census = {}
+    for census in censuses:
+        for name, values in census.items():
+            out.setdefault(name, set()).update(values)
+    return out
+
+
 def candidate_labels(
-    series_labels: Sequence[dict[str, str]],
+    values: Mapping[str, Collection[str]],
     *,
     fixed: Sequence[str] = (),
     max_cardinality: int = 50,
@@ -62,20 +83,16 @@ def candidate_labels(
 ) -> LabelCandidates:
     """Labels of the underlying series that can explain something: not constant, not `le`, not huge.
 
-    `fixed` are labels the expression already pins (equality matchers, the alert's own grouping).
-    Ordered by cardinality (fewest values first), capped at `max_labels`.
+    `values` are each label's values (a census). `fixed` are labels the expression already pins
+    (equality matchers, the alert's own grouping). Ordered by cardinality (fewest values first),
+    capped at `max_labels`.
     """
-    values: dict[str, set[str]] = defaultdict(set)
-    for labels in series_labels:
-        for name, value in labels.items():
-            values[name].add(value)
     notes: list[str] = []
     card = {name: len(v) for name, v in values.items()}
     usable = []
     for name, count in sorted(card.items(), key=lambda kv: (kv[1], kv[0])):
         if name in IGNORED_LABELS or name in fixed or count < 2:
             continue
-        # A label missing on some series still splits them; count its absence as a value.
         if count > max_cardinality:
             notes.append(f"label '{name}' left out: {count} values (limit {max_cardinality})")
             continue

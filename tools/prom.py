@@ -184,8 +184,16 @@ class Prometheus:
             params.update(start=start.timestamp(), end=end.timestamp())
         return list(self._call(self._client.get_label_names, params))
 
-    def label_values(self, label: str, match: list[str] | None = None) -> list[str]:
+    def label_values(
+        self,
+        label: str,
+        match: list[str] | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> list[str]:
         params: dict[str, Any] = {"match[]": match} if match else {}
+        if start and end:
+            params.update(start=start.timestamp(), end=end.timestamp())
         return list(self._call(self._client.get_label_values, label, params))
 
     def rules(self, kind: str = "alert") -> list[dict[str, Any]]:

@@ -64,6 +64,7 @@ LIMITS: list[tuple[str, list[str]]] = [
             "query_concurrency",
             "max_labels",
             "max_label_values",
+            "max_leaf_series",
         ],
     ),
     (

@@ -1,6 +1,6 @@
 """Localization on incidents it was not developed on: synthetic families (exporter/scenarios/synthetic/),
-and four RS cases (tests/data/riskloc-rs); each replayed into a real Prometheus and investigated like an
-alert."""
+four RS cases (tests/data/riskloc-rs) and a riskloc-synthetic case of 5,760 leaves
+(tests/data/riskloc-synthetic); each replayed into a real Prometheus and investigated like an alert."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import pytest
 from agent.investigator import Investigator
 from agent.models import Report
 from exporter import launch as procs
+from exporter.scenarios import riskloc as riskloc_data
 from exporter.scenarios import rs as rs_data
 from exporter.scenarios.synthetic import Incident, Timeline, alert_for, generate, investigator, replay
 from tests.binaries import require_binary
@@ -170,3 +171,37 @@ def test_rs_case(rs: RSEnv, name: str) -> None:
     _assert_found(
         report, case.causes, f"{name}: root causes {found}, truth {case.causes}, notes {report.notes}"
     )
+
+
+# ---------------------------------------------------------------- a metric too large to fetch leaf by leaf
+
+RISKLOC_SAMPLE = Path(__file__).resolve().parent.parent / "data" / "riskloc-synthetic"  # one S-small case
+
+
+def test_high_cardinality_case_is_localized_without_fetching_its_leaves(tmp_path: Path) -> None:
+    """5,760 leaves (a6 x b8 x c6 x d5 x e4) with one cause on a three-label cuboid: localized through
+    aggregated queries, none of them returning more than the leaf budget, in a few dozen queries."""
+    require_binary("prometheus")
+    require_binary("promtool")
+    cases = riskloc_data.load(RISKLOC_SAMPLE, "S-small")
+    assert [c.name for c in cases] == ["S-small-721166"]
+    case = cases[0]
+    target = riskloc_data.target_time(time.time())
+    run = riskloc_data.replay(cases, target, tmp_path)
+    try:
+        alert, config, at = riskloc_data.alert_for(case, target)
+        report = Investigator(Prometheus(run.prometheus.url), config, clock=lambda: at).investigate(alert)
+    finally:
+        run.prometheus.stop()
+    assert config.max_leaf_series < case.leaves
+    found = [rc.labels for rc in report.root_causes]
+    assert report.localized and found == case.causes, f"root causes {found}, notes {report.notes}"
+    assert any("limit 2,000" in n for n in report.notes), report.notes
+    assert report.timings["queries"] <= 36, report.timings
+    fetched = [
+        int(e.summary.split()[0])
+        for e in report.evidence
+        if e.kind == "localization" and "series" in e.summary
+    ]
+    assert fetched and max(fetched) <= config.max_leaf_series, fetched
+    assert not any(e.error for e in report.evidence), [e.error for e in report.evidence if e.error]

@@ -308,13 +308,16 @@ class EvidenceCollector:
             max_cardinality=self.config.max_label_values,
             max_labels=self.config.max_labels,
         )
-        f.labels = cands.labels
         f.notes.extend(cands.notes)
+        shape = f.shape
+        numerator_only = self._numerator_only(f, censuses, cands.labels)
+        cands.labels = [n for n in cands.labels if n not in numerator_only]
+        f.labels = cands.labels
         if not cands.labels:
             f.notes.append("the underlying series have no label that varies: nothing to break down")
+            self._kinds(f, numerator_only)
             return
 
-        shape = f.shape
         measure = "Numerator"
         grouped: Callable[[Sequence[str]], tuple[promql.Node, promql.Node | None]] | None = None
         if shape.kind in ("ratio", "additive"):
@@ -322,6 +325,12 @@ class EvidenceCollector:
 
             def grouped(labels: Sequence[str]) -> tuple[promql.Node, promql.Node | None]:
                 return promql.group_by(num, labels), promql.group_by(den, labels) if den is not None else None
+
+        elif shape.kind == "extreme":
+            leaves_of = shape.num
+
+            def grouped(labels: Sequence[str]) -> tuple[promql.Node, promql.Node | None]:
+                return promql.group_by(leaves_of, labels), None
 
         elif shape.kind == "quantile" and isinstance(shape.num, promql.Aggregate):
             le = self._quantile_bucket(f, found)
@@ -332,9 +341,14 @@ class EvidenceCollector:
                 def grouped(labels: Sequence[str]) -> tuple[promql.Node, promql.Node | None]:
                     return promql.slower_than(buckets, le, labels)
 
-        ratio = shape.kind != "additive"
+        ratio = shape.kind not in ("additive", "extreme")
         cardinality = {name: len(found.get(name, ())) for name in cands.labels}
-        localizer = Localizer(self, f, grouped, measure if ratio else "Signal", ratio) if grouped else None
+        extreme = None
+        if shape.kind == "extreme" and isinstance(shape.num, promql.Aggregate):
+            extreme = (shape.num.op == "max", f.condition.op, f.condition.threshold)
+        localizer = (
+            Localizer(self, f, grouped, measure if ratio else "Signal", ratio, extreme) if grouped else None
+        )
         # A large metric: each label's breakdown is summed from a few group queries, not one query per
         # label over every series (a ratio's or a sum's only: a quantile's is not a sum).
         large = combinations(cardinality, cands.labels) > self.config.max_leaf_series
@@ -350,6 +364,8 @@ class EvidenceCollector:
         def run(label: str) -> QueryResult:
             if label in derived:
                 return derived[label][0]
+            if extreme is not None and grouped is not None:  # topk by (label) would keep k per value
+                return self._range(f, grouped([label])[0].promql())
             return self._range(f, promql.group_by(signal, [label]).promql())
 
         with ThreadPoolExecutor(max_workers=max(1, self.config.query_concurrency)) as pool:
@@ -388,13 +404,67 @@ class EvidenceCollector:
         cube = localizer.run(cands.labels, cardinality, scores)
         if f.localization is None:
             return
+        self._kinds(f, numerator_only)
         f.timings["elements_examined"] = float(f.localization.examined)
         f.notes.extend(f.localization.notes)
         if f.localization.localized:
             # The traffic outside each cause, from the same leaves (a sum or a ratio of sums only: the
             # leaves of a quantile count observations, not the quantile).
-            outside = (cube.num, cube.den) if cube is not None and f.shape.kind != "quantile" else None
+            additive = f.shape.kind in ("ratio", "additive")
+            outside = (cube.num, cube.den) if cube is not None and additive else None
             self._verify_causes(f, outside)
+
+    def _numerator_only(self, f: Findings, censuses: dict[str, Census], labels: Sequence[str]) -> list[str]:
+        """Of `labels`, those only a ratio's numerator has (`status` on the errors, not on the requests):
+        the two sides can only be compared on the labels they share."""
+        shape = f.shape
+        if shape is None or shape.kind != "ratio" or shape.den is None:
+            return []
+
+        def names(node: promql.Node) -> set[str]:
+            return set(merged([censuses.get(s.promql(), {}) for s in promql.selectors(node)]))
+
+        only = [n for n in labels if n in names(shape.num) - names(shape.den)]
+        if only:
+            f.notes.append(
+                f"{', '.join(only)}: only on the numerator, so localized on the labels both sides have, "
+                "and broken down on the numerator alone (which kind of it changed)"
+            )
+        return only
+
+    def _kinds(self, f: Findings, labels: Sequence[str]) -> None:
+        """The numerator by each of its own labels, within each cause (or overall when nothing was
+        localized): which value of it carries the change ("the new errors are status=503")."""
+        if not labels or f.shape is None or f.condition is None:
+            return
+        loc = f.localization
+        within = [c.labels for c in loc.causes[:3]] if loc is not None and loc.localized else [()]
+        base, inc = self._bounds(f)
+        for element in within:
+            mostly: dict[str, str] = {}
+            shares: list[float] = []
+            first = ""
+            for label in labels:
+                node = promql.group_by(f.shape.num, [label])
+                if element:
+                    node = promql.with_matchers(node, [promql.Matcher(n, "=", v) for n, v in element])
+                q = self._range(f, node.promql())
+                rows = segment_stats(q.series, base, inc)
+                deltas = {r[0].get(label, ""): (r[1].incident or 0.0) - (r[1].baseline or 0.0) for r in rows}
+                total = sum(deltas.values())
+                top = max(deltas, key=lambda v: deltas[v] * (1 if total >= 0 else -1), default=None)
+                share = deltas[top] / total if top is not None and abs(total) > 1e-12 else 0.0
+                where = f" within {fmt_labels(dict(element))}" if element else ""
+                text = f"{label}={top}: {fmt_pct(share)} of the change" if top is not None else "no data"
+                ev = self._add(f, "breakdown", f"Numerator{where} by {label}", q, text, rows)
+                first = first or ev
+                if top is not None and share >= 0.5:
+                    mostly[label] = top
+                    shares.append(share)
+                    if not element:
+                        f.notes.append(f"the numerator's change is mostly {label}={top} ({fmt_pct(share)})")
+            if element and mostly:
+                f.cause_detail[element] = (mostly, min(shares), first)
 
     def _cardinality(self, f: Findings, selectors: Sequence[str]) -> dict[str, int]:
         """Each label's number of values on the series of `selectors`, over the investigation's range."""

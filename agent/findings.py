@@ -32,6 +32,10 @@ class Findings:
         default_factory=dict
     )  # element -> evidence id
     labels: list[str] = field(default_factory=list)
+    # element -> (values of the numerator-only labels carrying most of its change, their share, evidence id)
+    cause_detail: dict[tuple[tuple[str, str], ...], tuple[dict[str, str], float, str]] = field(
+        default_factory=dict
+    )
     jobs: list[str] = field(default_factory=list)  # `job` values of the alert's underlying series
     related: RelatedResult | None = None  # other alerts, targets down, restarts, deploys
     related_evidence: dict[str, str] = field(default_factory=dict)  # related section kind -> evidence id

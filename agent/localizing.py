@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from agent.findings import Findings
 from tools import promql
-from tools.analysis import Candidate, Labels, localize
+from tools.analysis import Candidate, Labels, Localization, localize
 from tools.breakdown import QueryResult, leaves_from, segment_stats
 from tools.cuboids import (
     best_labels,
@@ -32,6 +32,7 @@ from tools.cuboids import (
     rolled_up,
 )
 from tools.errors import AlertsleuthError, PrometheusUnavailable
+from tools.extremes import extreme_leaves, localize_extreme
 from tools.format import fmt_labels
 from tools.prom import Series
 
@@ -81,8 +82,19 @@ def _scaled(series: Sequence[Series], scale: float) -> list[Series]:
 class Localizer:
     """One alert's localization, from the candidate labels to `f.localization`."""
 
-    def __init__(self, c: Collector, f: Findings, grouped: Grouped, measure: str, ratio: bool) -> None:
+    def __init__(
+        self,
+        c: Collector,
+        f: Findings,
+        grouped: Grouped,
+        measure: str,
+        ratio: bool,
+        extreme: tuple[bool, str | None, float | None] | None = None,
+    ) -> None:
+        """`extreme`: for a max/min/topk/bottomk signal, (high, the alert's op, its threshold): the
+        series that make the extreme are localized (`tools.extremes`) instead of a sum's change."""
         self.c, self.f, self.grouped, self.measure, self.ratio = c, f, grouped, measure, ratio
+        self.extreme = extreme
         self.budget = int(c.config.max_leaf_series)
         self.cubes: list[Cube] = []  # the group queries of a large metric (see `groups`)
         self.scores: dict[str, float] = {}  # each label's concentration (`tools.cuboids.concentration`)
@@ -127,7 +139,7 @@ class Localizer:
             if cube is None:
                 return None
             t = time.perf_counter()
-            f.localization = localize(self._leaves(cube), ratio=self.ratio)
+            f.localization = self._analyse(cube)
             self._timing(t)
             return cube
         coarse = best_labels({n: scores.get(n, 0.0) for n in labels}, cardinality, self.budget)
@@ -140,7 +152,7 @@ class Localizer:
         if cube is None:
             return None
         t = time.perf_counter()
-        loc = localize(self._leaves(cube), ratio=self.ratio)
+        loc = self._analyse(cube)
         self._timing(t)
         if loc.localized:
             refined: list[Candidate] = []
@@ -188,9 +200,13 @@ class Localizer:
             ids[0],
         )
 
-    def _leaves(self, cube: Cube) -> list[Any]:
+    def _analyse(self, cube: Cube) -> Localization:
         base, inc = self.c._bounds(self.f)
-        return leaves_from(cube.num, cube.den, cube.labels, base, inc)
+        if self.extreme is not None:
+            high, op, threshold = self.extreme
+            leaves = extreme_leaves(cube.num, cube.labels, base, inc, high)
+            return localize_extreme(leaves, high=high, op=op, threshold=threshold)
+        return localize(leaves_from(cube.num, cube.den, cube.labels, base, inc), ratio=self.ratio)
 
     def _timing(self, t: float) -> None:
         timings = self.f.timings
@@ -230,7 +246,7 @@ class Localizer:
         if cube is None:
             return [cause]
         t = time.perf_counter()
-        loc = localize(self._leaves(cube), ratio=self.ratio)
+        loc = self._analyse(cube)
         self._timing(t)
         if not loc.localized:
             return [cause]

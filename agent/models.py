@@ -83,6 +83,11 @@ class RootCause(BaseModel):
     incident: float | None = Field(default=None, description="the element's value in the incident window")
     explained_share: float | None = Field(default=None, description="share of the alert's change it explains")
     surprise: float | None = Field(default=None, description="how unexpected the element's change is")
+    mostly: dict[str, str] = Field(
+        default_factory=dict,
+        description="values of labels only the numerator has (the kind of error) that carry most of "
+        "this cause's change, e.g. {status: 503}",
+    )
 
 
 class LLMUsage(BaseModel):

@@ -238,8 +238,16 @@ class OfflineWriter:
             share=fmt_share(cand.explained_share),
             ev=", ".join(ev_ids),
         )
+        mostly: dict[str, str] = {}
+        if (detail := f.cause_detail.get(cand.labels)) is not None:
+            mostly, part, detail_ev = detail
+            statement += t["cause_mostly"].format(
+                labels=label_text(mostly), share=fmt_share(part), ev=detail_ev
+            )
+            ev_ids.append(detail_ev)
         return RootCause(
             labels=labels,
+            mostly=mostly,
             score=round(cand.score, 4),
             statement=statement,
             evidence_ids=ev_ids,

@@ -50,6 +50,7 @@ from tools.prom import Prometheus  # noqa: E402
 class Outcome:
     incident: Incident
     predicted: list[Labels]
+    mostly: list[Labels]  # per root cause, the numerator-only values carrying its change
     verdict: str
     notes: list[str]
     seconds: float
@@ -68,8 +69,10 @@ class Outcome:
 
     @property
     def also_named(self) -> bool:
-        """Every secondary element of the incident is named in a root cause (its labels among the cause's)."""
-        return all(any(a.items() <= p.items() for p in self.predicted) for a in self.incident.also)
+        """Every secondary element of the incident is named in a root cause (its labels among the cause's,
+        or among the numerator-only values the cause's change is mostly made of)."""
+        named = [{**p, **m} for p, m in zip(self.predicted, self.mostly, strict=True)]
+        return all(any(a.items() <= p.items() for p in named) for a in self.incident.also)
 
 
 def verdict(report: Report) -> str:
@@ -87,9 +90,15 @@ def investigate(inv: Investigator, incident: Incident, tl: Timeline) -> Outcome:
     t0 = time.perf_counter()
     report = inv.investigate(alert_for(incident, tl))
     seconds = time.perf_counter() - t0
-    predicted = [rc.labels for rc in report.root_causes] if report.localized else []
+    causes = report.root_causes if report.localized else []
     return Outcome(
-        incident, predicted, verdict(report), list(report.notes), seconds, report.timings.get("queries", 0.0)
+        incident,
+        [rc.labels for rc in causes],
+        [rc.mostly for rc in causes],
+        verdict(report),
+        list(report.notes),
+        seconds,
+        report.timings.get("queries", 0.0),
     )
 
 

@@ -5,6 +5,7 @@ These functions are the shared path of the webhook, the CLI, the agent's tools a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -138,29 +139,32 @@ def leaves_from(
 ) -> list[Leaf]:
     """Join numerator and denominator series by their labels into leaves with window means.
 
-    A leaf missing from the numerator (no failures at all) counts as zero there.
+    The leaves add up to the measure, so a leaf without a sample at one of the query's evaluation
+    times counted 0 in the sum there: each window's mean is taken over every evaluation time any leaf
+    has in it, a missing point counting 0 (a zone whose instances all went down leaves `count by
+    (zone)`; a pod replaced by another leaves the sum). A leaf missing from the numerator (no failures
+    at all) counts as zero there.
     """
+    windows = (baseline, incident)
+    times = [{t for s in [*num, *(den or ())] for t in s.timestamps if lo <= t <= hi} for lo, hi in windows]
 
-    def means(series: Sequence[Series]) -> dict[tuple[tuple[str, str], ...], WindowStat]:
-        out = {}
+    def means(series: Sequence[Series]) -> dict[tuple[tuple[str, str], ...], tuple[float, float]]:
+        out: dict[tuple[tuple[str, str], ...], list[float]] = {}
         for s in series:
-            out[label_key(s.labels, names)] = compare_windows(s.timestamps, s.values, baseline, incident)
-        return out
+            acc = out.setdefault(label_key(s.labels, names), [0.0, 0.0])
+            for i, (lo, hi) in enumerate(windows):
+                acc[i] += sum(
+                    v
+                    for t, v in zip(s.timestamps, s.values, strict=True)
+                    if lo <= t <= hi and math.isfinite(v)
+                )
+        return {k: (b / max(1, len(times[0])), i / max(1, len(times[1]))) for k, (b, i) in out.items()}
 
     n = means(num)
     if den is None:
-        return [Leaf(k, st.baseline or 0.0, st.incident or 0.0) for k, st in n.items()]
-    d = means(den)
+        return [Leaf(k, b, i) for k, (b, i) in n.items()]
     leaves = []
-    for key, dst in d.items():
-        nst = n.get(key)
-        leaves.append(
-            Leaf(
-                key,
-                (nst.baseline or 0.0) if nst else 0.0,
-                (nst.incident or 0.0) if nst else 0.0,
-                dst.baseline or 0.0,
-                dst.incident or 0.0,
-            )
-        )
+    for key, (db, di) in means(den).items():
+        nb, ni = n.get(key, (0.0, 0.0))
+        leaves.append(Leaf(key, nb, ni, db, di))
     return leaves

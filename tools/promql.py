@@ -429,8 +429,10 @@ def with_matchers(node: Node, matchers: Iterable[Matcher]) -> Node:
 class Shape:
     """How an alert signal decomposes for localization.
 
-    kind: "ratio" (num / den, both additive), "additive" (a sum over series), "quantile"
-    (`histogram_quantile(q, sum by (le) (...))`: `num` is the bucket sum, `quantile` is q), or "other".
+    kind: "ratio" (num / den, both additive; `avg` is sum / count), "additive" (a sum or a count over
+    series), "quantile" (`histogram_quantile(q, sum by (le) (...))`: `num` is the bucket sum,
+    `quantile` is q), "extreme" (`max`, `min`, `topk`, `bottomk`: `num` is `max` or `min` of the
+    aggregated expression, whose leaves are the series that make the extreme), or "other".
     """
 
     kind: str
@@ -439,6 +441,9 @@ class Shape:
     scale: float = 1.0
     notes: tuple[str, ...] = field(default_factory=tuple)
     quantile: float | None = None
+
+
+EXTREMES = {"max": "max", "topk": "max", "min": "min", "bottomk": "min"}  # aggregation -> its leaves'
 
 
 def _additive(node: Node) -> bool:
@@ -493,6 +498,14 @@ def shape_of(signal: Node) -> Shape:
         return Shape("quantile", buckets, None, scale, quantile=q)
     if isinstance(node, Binary) and node.op == "/" and _additive(node.lhs) and _additive(node.rhs):
         return Shape("ratio", unwrap(node.lhs), unwrap(node.rhs), scale)
+    if isinstance(node, Aggregate) and node.op == "avg":  # avg = sum / count, over the same series
+        total, count = replace(node, op="sum"), replace(node, op="count")
+        return Shape(
+            "ratio", total, count, scale, (f"{node.op}: localized as {total.promql()} / {count.promql()}",)
+        )
+    if isinstance(node, Aggregate) and node.op in EXTREMES:
+        op = EXTREMES[node.op]
+        return Shape("extreme", Aggregate(op, node.expr, None, node.grouping, node.without), None, scale)
     if _additive(node):
         return Shape("additive", node, None, scale)
     return Shape(

@@ -36,8 +36,22 @@ LOCALIZED = [
     "counter/3-labels#0",
     "labels/ratio-2-odd#0",
     "labels/sum-3#0",
+    # issue 13's classes: a numerator-only label, a small segment breaking, other aggregations, drops
+    "numerator/1-label#0",
+    "numerator/2-labels#0",
+    "small-segment/tenant#0",
+    "small-segment/layer-2#0",
+    "aggregation/max#0",
+    "aggregation/min#0",
+    "aggregation/avg#0",
+    "aggregation/count#0",
+    "aggregation/topk#0",
+    "drop/traffic#0",
+    "drop/success-rate#0",
+    "drop/quantile#0",
 ]
 GLOBAL = ["global/multiplicative#0", "global/additive#0"]
+KINDS_OF_ERRORS = ["numerator/status#0"]
 HISTOGRAM = ["histogram/pod#0", "histogram/route+pod#0"]
 # Misses of the current localizer, kept so that a fix shows up as XPASS.
 # Known misses are strict xfails: the day localization finds them, these tests fail and the mark must go.
@@ -62,7 +76,7 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SyntheticEnv
     require_binary("prometheus")
     require_binary("promtool")
     tl = Timeline.ending_at(time.time())
-    incidents = generate(SEED, tl, [*LOCALIZED, *GLOBAL, *HISTOGRAM, *KNOWN_MISSES])
+    incidents = generate(SEED, tl, [*LOCALIZED, *GLOBAL, *HISTOGRAM, *KNOWN_MISSES, *KINDS_OF_ERRORS])
     process = replay(incidents, tmp_path_factory.mktemp("synthetic"))
     try:
         yield SyntheticEnv(tl, {i.kind: i for i in incidents}, investigator(Prometheus(process.url), tl))
@@ -98,6 +112,16 @@ def _assert_localized(env: SyntheticEnv, kind: str) -> None:
 @pytest.mark.parametrize("kind", LOCALIZED)
 def test_localizes_the_planted_element(synthetic: SyntheticEnv, kind: str) -> None:
     _assert_localized(synthetic, kind)
+
+
+@pytest.mark.parametrize("kind", KINDS_OF_ERRORS)
+def test_the_numerator_only_label_says_which_kind_of_error(synthetic: SyntheticEnv, kind: str) -> None:
+    """`status` is on the errors, not on the requests: the cause is localized on the labels both share,
+    and its root cause names the status its new errors are mostly made of."""
+    incident, report = synthetic.investigate(kind)
+    _assert_found(report, incident.causes, _explain(incident, report))
+    assert incident.also and report.root_causes[0].mostly == incident.also[0], _explain(incident, report)
+    assert any("only on the numerator" in n for n in report.notes), report.notes
 
 
 @pytest.mark.parametrize("kind", GLOBAL)

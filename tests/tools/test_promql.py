@@ -45,8 +45,26 @@ def test_shape_recognises_ratio_sum_and_other() -> None:
     scaled = promql.shape_of(promql.parse("100 * (sum(a) / sum(b))"))
     assert scaled.kind == "ratio" and scaled.scale == 100
     assert promql.shape_of(promql.parse("sum(rate(x[5m]))")).kind == "additive"
-    other = promql.shape_of(promql.parse("max(x)"))
+    other = promql.shape_of(promql.parse("stddev(x)"))
     assert other.kind == "other" and other.notes
+
+
+def test_shape_of_other_aggregations() -> None:
+    avg = promql.shape_of(promql.parse("avg by (job) (cpu)"))
+    assert avg.kind == "ratio" and avg.notes
+    assert avg.num.promql() == "sum by (job) (cpu)"
+    assert avg.den is not None and avg.den.promql() == "count by (job) (cpu)"
+    assert promql.shape_of(promql.parse("count(up == 1)")).kind == "additive"
+    for text, leaves in (
+        ("max(fs)", "max (fs)"),
+        ("topk(3, lag)", "max (lag)"),
+        ("bottomk(2, mem)", "min (mem)"),
+    ):
+        shape = promql.shape_of(promql.parse(text))
+        assert shape.kind == "extreme" and shape.num.promql() == leaves
+    assert promql.group_by(promql.shape_of(promql.parse("min(mem)")).num, ["instance"]).promql() == (
+        "min by (instance) (mem)"
+    )
 
 
 def test_group_by_rewrites_every_aggregation() -> None:

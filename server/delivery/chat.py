@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
-from server.delivery.base import DeliveryError
+from server.delivery.base import DeliveryError, Notice
 from server.delivery.message import fit
 
 JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
@@ -40,3 +41,25 @@ def fit_json_body(
             return fitted != text
         room -= over
     raise DeliveryError(f"the message does not fit {what}'s {limit:,}-byte body limit", retryable=False)
+
+
+def chart_image(notice: Notice, limit: int, platform: str) -> tuple[tuple[str, bytes] | None, str]:
+    """The chart a chat message shows as an image (the signal chart, else the first drawn) as (file
+    name, PNG), or None and what to say instead (drawing failed, none drawn, over the platform's
+    `limit` bytes). Drawing never costs the message."""
+    try:
+        charts = notice.charts()
+    except Exception as exc:  # drawing must not cost the message
+        logging.getLogger("alertsleuth.delivery").warning(
+            "charts for incident %s not drawn: %r", notice.incident_id, exc
+        )
+        return None, "no chart image: drawing failed"
+    if not charts:
+        return None, "no chart image: none drawn"
+    name, data = next((c for c in charts if c[0].endswith(".signal.png")), charts[0])
+    if len(data) > limit:
+        return (
+            None,
+            f"chart image skipped: {len(data) / 1e6:.1f} MB is over {platform}'s {limit // 2**20} MB limit",
+        )
+    return (name, data), ""

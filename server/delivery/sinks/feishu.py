@@ -50,7 +50,7 @@ import httpx
 from pydantic import ConfigDict, field_validator, model_validator
 
 from server.delivery.base import DeliveryError, Notice, Outcome, Sink, SinkConfig, TicketSlot
-from server.delivery.chat import JSON_HEADERS, encode_json, fit_json_body, redact
+from server.delivery.chat import JSON_HEADERS, chart_image, encode_json, fit_json_body, redact
 from server.delivery.http import call, excerpt
 from server.delivery.message import bold, brief
 from server.delivery.secrets import Secret
@@ -128,21 +128,6 @@ class FeishuConfig(SinkConfig):
         if self.app_id is not None and not self.app_id.strip():
             raise ValueError("app_id is empty")
         return self
-
-
-def _chart(notice: Notice) -> tuple[tuple[str, bytes] | None, str]:
-    """The chart to show (the signal chart, else the first drawn) or None, and why there is none."""
-    try:
-        charts = notice.charts()
-    except Exception as exc:  # drawing must not cost the card
-        _log.warning("charts for incident %s not drawn: %r", notice.incident_id, exc)
-        return None, "no chart image: drawing failed"
-    if not charts:
-        return None, "no chart image: none drawn"
-    name, data = next((c for c in charts if c[0].endswith(".signal.png")), charts[0])
-    if len(data) > IMAGE_LIMIT:
-        return None, f"chart image skipped: {len(data) / 1e6:.1f} MB is over Feishu's 10 MB limit"
-    return (name, data), ""
 
 
 class FeishuSink(Sink):
@@ -235,7 +220,7 @@ class FeishuSink(Sink):
         """The card's `img` element for the notice's chart (None: none), and what became of it."""
         if self.config.app_id is None or notice.event not in IMAGE_EVENTS:
             return None, ""
-        chart, why_not = _chart(notice)
+        chart, why_not = chart_image(notice, IMAGE_LIMIT, "Feishu")
         if chart is None:
             return None, why_not
         name, data = chart

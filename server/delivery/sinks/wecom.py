@@ -42,7 +42,7 @@ import httpx
 from pydantic import ConfigDict, field_validator, model_validator
 
 from server.delivery.base import DeliveryError, Notice, Outcome, Sink, SinkConfig, TicketSlot
-from server.delivery.chat import JSON_HEADERS, encode_json, redact
+from server.delivery.chat import JSON_HEADERS, chart_image, encode_json, redact
 from server.delivery.http import call, excerpt
 from server.delivery.message import brief, fit, size
 from server.delivery.secrets import Secret
@@ -100,28 +100,12 @@ def _detail(content: str, shortened: bool, limit: int, test: bool) -> str:
     return detail + (f", shortened to {limit} bytes" if shortened else "")
 
 
-def _chart(notice: Notice) -> tuple[tuple[str, bytes] | None, str]:
-    """The chart to send as an image (the signal chart, else the first drawn) or None, and what to say
-    when there is none to send."""
-    try:
-        charts = notice.charts()
-    except Exception as exc:  # drawing must not cost the message that was already sent
-        _log.warning("charts for incident %s not drawn: %r", notice.incident_id, exc)
-        return None, "no chart image: drawing failed"
-    if not charts:
-        return None, "no chart image: none drawn"
-    name, data = next((c for c in charts if c[0].endswith(".signal.png")), charts[0])
-    if len(data) > IMAGE_LIMIT:
-        return None, f"chart image skipped: {len(data) / 1e6:.1f} MB is over WeCom's 2 MB limit"
-    return (name, data), ""
-
-
 def _with_image(sink: Sink, on: bool, notice: Notice, detail: str, send: Callable[[str, bytes], None]) -> str:
     """`detail` with what became of the chart image: `send(filename, png)` sends it once, no retry. The
     markdown went out already, so a failed image leaves the delivery sent, saying so."""
     if not on or notice.event not in IMAGE_EVENTS:
         return detail
-    chart, why_not = _chart(notice)
+    chart, why_not = chart_image(notice, IMAGE_LIMIT, "WeCom")
     if chart is None:
         return f"{detail}; {why_not}"
     name, data = chart

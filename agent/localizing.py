@@ -158,7 +158,7 @@ class Localizer:
             refined: list[Candidate] = []
             for cause in loc.causes:
                 refined.extend(self._drill(cause, labels, set(coarse), 1))
-            loc = replace(loc, causes=refined)
+            loc = replace(loc, causes=_distinct(refined))
         f.localization = loc
         inside = all({n for n, _ in c.labels} <= set(coarse) for c in loc.causes)
         return cube if inside else None
@@ -255,6 +255,16 @@ class Localizer:
             child = _narrowed(cause, c)
             out.extend(self._drill(child, labels, seen | set(sub), depth + 1))
         return out
+
+
+def _distinct(causes: Sequence[Candidate]) -> list[Candidate]:
+    """Causes in order without repeats and without one inside another already named (two coarse causes
+    can narrow to the same element, or one to a part of the other)."""
+    out: list[Candidate] = []
+    for cause in causes:
+        if not any(set(kept.labels) <= set(cause.labels) for kept in out):
+            out.append(cause)
+    return out
 
 
 def _narrowed(parent: Candidate, inner: Candidate) -> Candidate:

@@ -17,6 +17,10 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
+import numpy as np
+
+from tools import search
+
 Labels = tuple[tuple[str, str], ...]  # sorted (name, value) pairs: hashable label sets
 
 
@@ -371,21 +375,32 @@ def localize(
     leaves: Sequence[Leaf],
     *,
     ratio: bool,
-    max_causes: int = 3,
-    max_labels: int = 3,
+    max_causes: int | None = None,
+    max_labels: int | None = None,
     min_share: float = 0.5,
     specialize_tolerance: float = 0.15,
 ) -> Localization:
     """Find the label set(s) that explain the change of an additive or ratio measure.
 
-    Layer 1 (one label) is scored exhaustively; an element is then specialised one label at a time
-    while a child keeps (1 - specialize_tolerance) of its explanation and the child's siblings stayed
-    normal, so {shanghai, admin} wins over {shanghai} only when shanghai's other users did not change.
-    Further causes are searched, after the found ones are replaced by their counterfactual, while what
-    no cause covers still looks anomalous; a further cause must explain `min_share` of what remains.
+    A sum whose leaves can show their own noise (at least `search.MIN_NULL` moved against the total) is
+    localized by the significance cover of `tools.search`: several causes at once, each at its depth, no
+    cap on causes or labels unless `max_causes`/`max_labels` say. Ratios, and sums over too few leaves
+    to learn a noise from, by the explained share (`_explained`: at most 3 causes of up to 3 labels
+    unless given).
+
+    Why ratios keep the explained share: numerator and denominator move together, and an incident
+    shifts traffic (retries, failover), so segments it does not touch change their ratio significantly
+    too; and the failures of small segments are bursty counts whose noise cannot be learnt leaf by leaf.
+    On the RS incidents a significance search names such secondary segments beside most true causes,
+    and picks the most broken part of a cause instead of the cause. Weighing each segment by the change
+    of the ratio it removes keeps the segment that moved the alert.
     """
-    cube = _Cube(leaves, ratio)
-    total = cube.total
+    total = Aggregate(
+        math.fsum(lf.base_num for lf in leaves),
+        math.fsum(lf.inc_num for lf in leaves),
+        math.fsum(lf.base_den for lf in leaves),
+        math.fsum(lf.inc_den for lf in leaves),
+    )
     base = _value(total.base_num, total.base_den, ratio)
     inc = _value(total.inc_num, total.inc_den, ratio)
     result = Localization(ratio, base, inc, localized=False)
@@ -395,7 +410,69 @@ def localize(
     if abs(inc - base) <= 1e-9 * max(1.0, abs(base)):
         result.notes.append("the signal did not change between the baseline and the incident window")
         return result
+    if not ratio:
+        base_values = np.array([lf.base_num for lf in leaves], dtype=float)
+        inc_values = np.array([lf.inc_num for lf in leaves], dtype=float)
+        if search.measurable(base_values, inc_values):
+            found = search.cover(
+                [lf.labels for lf in leaves],
+                base_values,
+                inc_values,
+                max_labels=max_labels,
+                max_causes=max_causes,
+            )
+            return _from_cover(result, found, min_share)
+    cube = _Cube(leaves, ratio)
+    return _explained(cube, result, max_causes or 3, max_labels or 3, min_share, specialize_tolerance)
 
+
+def _from_cover(result: Localization, found: search.Cover, min_share: float) -> Localization:
+    """The significance cover's causes as `Candidate`s; their shares of the change add up."""
+    total_base, total_inc = result.baseline or 0.0, result.incident or 0.0
+
+    def candidate(labels: Labels, e_base: float, e_inc: float, excess: float) -> Candidate:
+        surprise = _js(e_base / total_base, e_inc / total_inc) if total_base and total_inc else 0.0
+        volume = e_inc / total_inc if abs(total_inc) > EPS else 0.0
+        share = excess / (total_inc - total_base)
+        return Candidate(labels, share, e_base, e_inc, _rel_change(e_base, e_inc), surprise, volume)
+
+    result.examined = found.examined
+    singles = [candidate(el, b, v, v - b) for el, b, v in found.singles]
+    result.ranked = sorted(singles, key=lambda c: (-c.explained_share, -c.surprise))[:20]
+    result.causes = [candidate(c.labels, c.base, c.inc, c.excess) for c in found.causes]
+    share = sum(c.explained_share for c in result.causes)
+    if not result.causes:
+        how = "all leaves changed together" if found.spread else "no element changed beyond its leaves' noise"
+        result.notes.append(f"{how}: the change is spread across segments")
+    elif share >= min_share or not found.rest_shifted:
+        result.localized = True
+        if share < min_share:  # the rest of the change is the other leaves' noise: their sum moved
+            result.notes.append(f"the causes explain {share:.0%} of the change; the rest is within noise")
+    else:
+        result.notes.append(f"the best elements explain only {share:.0%} of the change")
+    return result
+
+
+def _explained(
+    cube: _Cube,
+    result: Localization,
+    max_causes: int,
+    max_labels: int,
+    min_share: float,
+    specialize_tolerance: float,
+) -> Localization:
+    """The explained share: how much of the signal's change disappears when an element is put back to
+    what the one-label elements disjoint from it did (a counterfactual: numerator and denominator move
+    together). Layer 1 (one label) is scored exhaustively; an element is then specialised one label at a
+    time while a child keeps (1 - specialize_tolerance) of its explanation and the child's siblings
+    stayed normal, so {shanghai, admin} wins over {shanghai} only when shanghai's other users did not
+    change. Further causes are searched, after the found ones are replaced by their counterfactual,
+    while what no cause covers still looks anomalous; a further cause must explain `min_share` of what
+    remains."""
+    ratio = cube.ratio
+    total = cube.total
+    base = result.baseline
+    assert base is not None
     useful = [n for n in cube.names if len(cube.values(n)) > 1]
     layer1 = [((n, v),) for n in useful for v in cube.values(n)]
     current_total = total

@@ -98,6 +98,7 @@ class Localizer:
         self.budget = int(c.config.max_leaf_series)
         self.cubes: list[Cube] = []  # the group queries of a large metric (see `groups`)
         self.scores: dict[str, float] = {}  # each label's concentration (`tools.cuboids.concentration`)
+        self.drilled = 0  # elements examined inside the causes
 
     def groups(self, labels: list[str], cardinality: dict[str, int]) -> list[Cube] | None:
         """The measure by groups of labels that each fit the budget (`tools.cuboids.pack`), one query
@@ -158,7 +159,7 @@ class Localizer:
             refined: list[Candidate] = []
             for cause in loc.causes:
                 refined.extend(self._drill(cause, labels, set(coarse), 1))
-            loc = replace(loc, causes=_distinct(refined))
+            loc = replace(loc, causes=_distinct(refined), examined=loc.examined + self.drilled)
         f.localization = loc
         inside = all({n for n, _ in c.labels} <= set(coarse) for c in loc.causes)
         return cube if inside else None
@@ -248,6 +249,7 @@ class Localizer:
         t = time.perf_counter()
         loc = self._analyse(cube)
         self._timing(t)
+        self.drilled += loc.examined
         if not loc.localized:
             return [cause]
         out: list[Candidate] = []

@@ -5,6 +5,10 @@ Blocking: call from worker threads (FastAPI's threadpool or the worker pool), ne
 A transaction may bound its wait for another writer's lock (`session(lock_timeout=...)`): on SQLite the
 connection's busy timeout for that transaction (restored after), on PostgreSQL `SET LOCAL lock_timeout`.
 Running out raises an `OperationalError` that `is_lock_timeout` recognizes; the transaction is rolled back.
+
+A read that takes several queries and must see one state (`snapshot()`) needs its own transaction on
+SQLite: the driver runs SELECTs outside any transaction until the first write, so each query would see
+whatever was committed by then (an incident read as "running" whose job, read next, is "done").
 """
 
 from __future__ import annotations
@@ -46,6 +50,21 @@ class Database:
                 if self.engine.dialect.name == "postgresql":
                     s.execute(text(f"SET LOCAL lock_timeout = '{max(1, round(lock_timeout * 1000))}ms'"))
                 yield s
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Session]:
+        """A read-only transaction whose queries all see the database as it was at its first one. Any
+        write in it is rolled back."""
+        with self.engine.connect() as conn:
+            if self.engine.dialect.name == "sqlite":
+                conn.exec_driver_sql("BEGIN")  # deferred: a shared snapshot at the first read, no lock
+            elif self.engine.dialect.name == "postgresql":
+                conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            try:
+                with self._sessions(bind=conn) as s:  # closed, not rolled back: its objects stay loaded
+                    yield s
+            finally:
+                conn.rollback()
 
     def ping(self) -> None:
         with self.engine.connect() as conn:

@@ -74,7 +74,7 @@ class Incidents:
     ) -> tuple[list[Incident], int]:
         """A page of incidents, newest first, and how many match. `text`: whose current good report
         matches it (server/db/history.py; blank: no filter); `labels`: whose alert has each label."""
-        with self.db.session() as s:
+        with self.db.snapshot() as s:
             q = select(Incident)
             if status:
                 q = q.where(Incident.status == status)
@@ -97,10 +97,9 @@ class Incidents:
     def detail(self, incident_id: int) -> IncidentRecord | None:
         """Everything the API shows about one incident.
 
-        The deliveries are read before the tickets: a sink saves its ticket before its delivery is
-        marked done, so once a delivery reads as done its ticket is visible too (read the other way
-        round, a ticket saved in between was missing from an incident whose deliveries were done)."""
-        with self.db.session() as s:
+        Read in one snapshot: the incident, its jobs, deliveries and tickets as one moment left them (an
+        incident read as "running" while its job, read a moment later, was "done" was seen before)."""
+        with self.db.snapshot() as s:
             inc = s.get(Incident, incident_id)
             if inc is None:
                 return None

@@ -25,6 +25,7 @@ from tools.breakdown import (
     fixed_labels,
     label_census,
     merged,
+    run_instant,
     run_range,
     segment_stats,
 )
@@ -234,6 +235,11 @@ class EvidenceCollector:
     def _range(self, f: Findings, expr: str) -> QueryResult:
         assert f.windows is not None
         return run_range(self.prom, expr, f.windows.baseline.start, f.windows.incident.end, f.step)
+
+    def _instant(self, f: Findings, expr: str) -> QueryResult:
+        """An instant query at the incident's end (its windows read back to the baseline's start)."""
+        assert f.windows is not None
+        return run_instant(self.prom, expr, f.windows.incident.end, f.windows.baseline.start, f.step)
 
     def _bounds(self, f: Findings) -> tuple[tuple[float, float], tuple[float, float]]:
         assert f.windows is not None

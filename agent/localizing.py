@@ -7,20 +7,32 @@ combinations), no leaf is fetched: the measure is aggregated in PromQL by the la
 concentrate the change most, as many as fit (`tools/cuboids.py`), localized there, and each cause is
 then broken down inside itself by the labels left out, at most two levels deep. The notes say what was
 left out at each step, so the report never claims more depth than it looked at.
+
+A sum's single series (every label pinned) that changed beyond the noise of the others would be
+diluted in any aggregate: a screen finds them without fetching the leaves, when the causes found leave
+most of the change unexplained. Two instant queries over every leaf: the leaves that changed most the
+sum's way (`topk` of incident / baseline), and a histogram of every leaf's ratio (`count_values`),
+which gives the noise; `tools.search.screen` judges them. Needles that share labels are tested as
+that shared element (its leaves queried, its siblings judged with the same noise); each needle left
+is queried on its own; all are added to the causes (`tools.analysis.with_needles`).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any, Protocol
 
+import numpy as np
+
 from agent.findings import Findings
-from tools import promql
-from tools.analysis import Candidate, Labels, Localization, localize
+from tools import promql, search
+from tools.analysis import Candidate, Labels, Localization, label_key, localize, with_needles
 from tools.breakdown import QueryResult, leaves_from, segment_stats
 from tools.cuboids import (
     best_labels,
@@ -37,6 +49,10 @@ from tools.format import fmt_labels
 from tools.prom import Series
 
 MAX_DEPTH = 2  # drill-down levels below the coarse cube
+SCREENED = 50  # leaves the screen fetches: those that changed most the alert's way
+MAX_NEEDLES = 10  # needles named (one small range query each); more are counted in a note
+MAX_SHARED = 5  # elements the needles share tested (one query each)
+SCREEN_BIN = 0.002  # the screen's histogram bins: atan(ln ratio) is in (-pi/2, pi/2), so < 1,600 bins
 Grouped = Callable[[Sequence[str]], tuple[promql.Node, promql.Node | None]]  # labels -> (num, den)
 Bounds = tuple[tuple[float, float], tuple[float, float]]
 
@@ -47,6 +63,7 @@ class Collector(Protocol):
     config: Any
 
     def _range(self, f: Findings, expr: str) -> QueryResult: ...
+    def _instant(self, f: Findings, expr: str) -> QueryResult: ...
     def _bounds(self, f: Findings) -> Bounds: ...
     def _add(
         self,
@@ -160,6 +177,10 @@ class Localizer:
             for cause in loc.causes:
                 refined.extend(self._drill(cause, labels, set(coarse), 1))
             loc = replace(loc, causes=_distinct(refined), examined=loc.examined + self.drilled)
+        # Only when it may be what is missing: two queries over every series of a large metric are
+        # not run on someone's Prometheus for nothing.
+        if _unexplained(loc) and (direction := _moved(loc)) is not None and self._screenable():
+            loc = self._screened(labels, cardinality, loc, direction)
         f.localization = loc
         inside = all({n for n, _ in c.labels} <= set(coarse) for c in loc.causes)
         return cube if inside else None
@@ -213,6 +234,157 @@ class Localizer:
         timings = self.f.timings
         timings["localize_seconds"] = round(timings.get("localize_seconds", 0.0) + time.perf_counter() - t, 4)
 
+    # ---------------------------------------------------------------- the needle screen
+
+    def _screenable(self) -> bool:
+        """The screen is for a plain sum's leaves (a ratio's leaves are judged by the share they explain,
+        an extreme's by the series that cross the threshold)."""
+        return not self.ratio and self.extreme is None
+
+    def _screen_exprs(self, labels: Sequence[str], direction: float) -> tuple[str, str]:
+        """The screen's two instant queries: the leaves that changed most the alert's way, and the
+        histogram of every leaf's ratio (incident mean / baseline mean)."""
+        w = self.f.windows
+        assert w is not None
+        step = timedelta(seconds=self.f.step)
+        num, _ = self.grouped(labels)
+        # The windows of `_bounds`: the incident's points, and the baseline's without its last one.
+        inc = promql.window_mean(num, w.incident.end - w.incident.start + step / 2, timedelta(0), step)
+        base = promql.window_mean(
+            num, w.baseline.end - w.baseline.start, w.incident.end - w.baseline.end + step / 2, step
+        )
+        ratio = promql.Binary("/", promql.Paren(inc), promql.Paren(base))
+        top = promql.Aggregate("topk" if direction > 0 else "bottomk", ratio, promql.Number(SCREENED))
+        binned = promql.Call(
+            "round", (promql.Call("atan", (promql.Call("ln", (ratio,)),)), promql.Number(SCREEN_BIN))
+        )
+        hist = promql.Aggregate("count_values", binned, promql.String("bin"))
+        return top.promql(), hist.promql()
+
+    def _screened(
+        self,
+        labels: list[str],
+        cardinality: dict[str, int],
+        loc: Localization,
+        direction: float,
+    ) -> Localization:
+        """`loc` with the needles the screen found (see the module's docstring)."""
+        f = self.f
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            top, hist = pool.map(lambda e: self.c._instant(f, e), self._screen_exprs(labels, direction))
+        way = "rose" if direction > 0 else "fell"
+        candidates = [(label_key(s.labels, labels), _log(s.values[-1])) for s in top.series if s.values]
+        histogram = []
+        for s in hist.series:
+            try:
+                histogram.append((math.tan(float(s.labels.get("bin", "nan"))), int(s.values[-1])))
+            except (TypeError, ValueError, OverflowError):
+                continue
+        found = search.screen(candidates, histogram, direction, [cardinality.get(n, 1) for n in labels])
+        if top.error or hist.error:
+            f.degraded = f.degraded or isinstance(top.exception or hist.exception, PrometheusUnavailable)
+        shown = "; ".join(f"{fmt_labels(dict(lab))}: x{math.exp(lr):.3g}" for lab, lr in candidates[:5])
+        self.c._add(
+            f,
+            "localization",
+            f"Series whose {self.measure.lower()} {way} most (incident / baseline mean)",
+            top,
+            f"{len(top.series)} of {found.leaves:,} series; " + (shown or "none"),
+        )
+        self.c._add(
+            f,
+            "localization",
+            "Every series' change, binned (atan of ln(incident / baseline))",
+            hist,
+            f"{len(hist.series)} bins over {found.leaves:,} series: the typical one changed "
+            f"x{found.background:.3g}; {found.null:,} moved "
+            f"against the alert (the noise a single series is judged against); "
+            f"{len(found.needles)} beyond it (cost {found.cost:.1f} nats)",
+        )
+        if top.error or hist.error:
+            f.notes.append(f"single series not screened: {top.error or hist.error}")
+            return loc
+        if not found.measurable:
+            f.notes.append("single series not screened: too few moved against the alert to learn the noise")
+            return loc
+        outside = [n for n in found.needles if not any(set(c.labels) <= set(n.labels) for c in loc.causes)]
+        elements = self._shared(labels, cardinality, outside, found)
+        single = [n for n in outside if not any(set(e[0]) <= set(n.labels) for e in elements)]
+        if len(single) > MAX_NEEDLES:
+            # More than a few: a change broader than single series that the cubes did not place (or the
+            # screen's top list is cut short); naming some of them would point at arbitrary leaves.
+            f.notes.append(
+                f"{len(single)} single series changed beyond the others' noise, more than {MAX_NEEDLES}: "
+                "a broader change no element above explained; they are not named one by one"
+            )
+            single = []
+        num, _ = self.grouped(labels)
+        exprs = [
+            promql.with_matchers(num, [promql.Matcher(n, "=", v) for n, v in needle.labels]).promql()
+            for needle in single[:MAX_NEEDLES]
+        ]
+        with ThreadPoolExecutor(max_workers=max(1, self.c.config.query_concurrency)) as pool:
+            results = list(pool.map(lambda e: self.c._range(f, e), exprs))
+        base, inc = self.c._bounds(f)
+        for needle, q in zip(single, results, strict=False):
+            rows = segment_stats(q.series, base, inc)
+            title = f"{self.measure} within {fmt_labels(dict(needle.labels))}"
+            f.leaf_evidence.append(self.c._add(f, "localization", title, q, f"{len(q.series)} series", rows))
+            leaves = leaves_from(q.series, None, labels, base, inc)
+            if len(leaves) != 1:  # failed, or gone since the screen
+                continue
+            leaf = leaves[0]
+            excess = leaf.inc_num - found.background * leaf.base_num
+            elements.append((needle.labels, leaf.base_num, leaf.inc_num, excess))
+        return with_needles(loc, elements, found.leaves)
+
+    def _shared(
+        self,
+        labels: list[str],
+        cardinality: dict[str, int],
+        needles: list[search.Needle],
+        found: search.Screen,
+    ) -> list[tuple[Labels, float, float, float]]:
+        """Elements that needles share, when the change is the element's, not theirs alone: the labels
+        most needles have in common, queried leaf by leaf (when its leaves fit the budget) and judged
+        with the screen's noise (`Screen.element`: siblings that moved like the needles make the
+        element the cause). Each as (labels, its baseline and incident sums, its excess)."""
+        f = self.f
+        base_w, inc_w = self.c._bounds(f)
+        out: list[tuple[Labels, float, float, float]] = []
+        left = list(needles)
+        tried: set[Labels] = set()
+        for _ in range(MAX_SHARED):
+            common: dict[Labels, int] = {}
+            for one, two in itertools.combinations(left, 2):
+                shared = tuple(sorted(set(one.labels) & set(two.labels)))
+                if shared and shared not in tried:
+                    common[shared] = sum(set(shared) <= set(n.labels) for n in left)
+            if not common:
+                break
+            element = max(common, key=lambda e: (common[e], len(e)))
+            tried.add(element)
+            pinned = dict(element)
+            if math.prod(cardinality.get(n, 1) for n in labels if n not in pinned) > self.budget:
+                continue
+            cube = self._cube(labels, element, f"{self.measure} within {fmt_labels(pinned)}")
+            if cube is None:
+                continue
+            leaves = leaves_from(cube.num, None, labels, base_w, inc_w)
+            base = np.array([lf.base_num for lf in leaves])
+            inc = np.array([lf.inc_num for lf in leaves])
+            judged = found.element([lf.labels for lf in leaves], base, inc)
+            if judged is None:
+                continue
+            cause = tuple(sorted((pinned | dict(judged[0])).items()))
+            if len(cause) == len(labels):
+                continue  # one leaf after all: a needle of its own
+            inside = np.array([set(cause) <= set(lf.labels) for lf in leaves], dtype=bool)
+            e_base, e_inc = float(base[inside].sum()), float(inc[inside].sum())
+            out.append((cause, e_base, e_inc, e_inc - found.background * e_base))
+            left = [n for n in left if not set(cause) <= set(n.labels)]
+        return out
+
     # ---------------------------------------------------------------- drill-down
 
     def _drill(self, cause: Candidate, labels: list[str], seen: set[str], depth: int) -> list[Candidate]:
@@ -257,6 +429,26 @@ class Localizer:
             child = _narrowed(cause, c)
             out.extend(self._drill(child, labels, seen | set(sub), depth + 1))
         return out
+
+
+def _unexplained(loc: Localization) -> bool:
+    """Whether the causes found leave most of a sum's change to noise (or found nothing): where single
+    series beyond the noise may be what is missing."""
+    return not loc.localized or sum(c.explained_share for c in loc.causes) < 0.5
+
+
+def _moved(loc: Localization) -> float | None:
+    """+1 when the localized sum rose, -1 when it fell (None without data or change)."""
+    if loc.baseline is None or loc.incident is None or loc.incident == loc.baseline:
+        return None
+    return 1.0 if loc.incident > loc.baseline else -1.0
+
+
+def _log(ratio: float) -> float:
+    """ln of a ratio of window means: -inf for a leaf that went to zero, inf for one that appeared."""
+    if ratio <= 0:
+        return -math.inf if ratio == 0 else math.nan
+    return math.log(ratio) if math.isfinite(ratio) else (math.inf if ratio > 0 else math.nan)
 
 
 def _distinct(causes: Sequence[Candidate]) -> list[Candidate]:

@@ -426,15 +426,60 @@ def localize(
     return _explained(cube, result, max_causes or 3, max_labels or 3, min_share, specialize_tolerance)
 
 
+def _sum_candidate(
+    result: Localization, labels: Labels, e_base: float, e_inc: float, excess: float
+) -> Candidate:
+    """An element of a sum as a cause: `excess` (its change over the background) as its share of the
+    total's change."""
+    total_base, total_inc = result.baseline or 0.0, result.incident or 0.0
+    surprise = _js(e_base / total_base, e_inc / total_inc) if total_base and total_inc else 0.0
+    volume = e_inc / total_inc if abs(total_inc) > EPS else 0.0
+    share = excess / (total_inc - total_base) if abs(total_inc - total_base) > EPS else 0.0
+    return Candidate(labels, share, e_base, e_inc, _rel_change(e_base, e_inc), surprise, volume)
+
+
+def with_needles(
+    result: Localization,
+    needles: Sequence[tuple[Labels, float, float, float]],
+    screened: int,
+    min_share: float = 0.5,
+) -> Localization:
+    """A sum's localization with the single leaves a screen of all `screened` leaves found beyond their
+    noise (`tools.search.screen`), each as (labels, its baseline and incident means, its excess over the
+    background): those inside a cause already named add nothing; the others are causes after the named
+    ones. A localization that found nothing becomes localized on them, its notes saying what they
+    explain; the "spread" verdict it had is replaced, since some of the change is not spread. A cause
+    named before inside a new element (the element's siblings moved too) gives way to it."""
+    new = [n for n in needles if not any(set(c.labels) <= set(n[0]) for c in result.causes)]
+    if not new:
+        return result
+    kept = [c for c in result.causes if not any(set(n[0]) < set(c.labels) for n in new)]
+    causes = [*kept, *(_sum_candidate(result, *n) for n in new)]
+    # The rest of the change is noise unless the named elements' rest was found shifted beyond it.
+    shifted = any(n.startswith("the best elements explain") for n in result.notes)
+    notes = [
+        n
+        for n in result.notes
+        if "the change is spread across segments" not in n
+        and not n.startswith(("the causes explain", "the best elements explain"))
+    ]
+    share = sum(c.explained_share for c in causes)
+    notes.append(
+        f"{len(new)} single series (every label pinned) changed beyond the noise of the other "
+        f"{screened - len(new):,} series, found by screening all of them in Prometheus"
+    )
+    if shifted:
+        notes.append(f"the causes explain {share:.0%} of the change; the rest moved beyond its noise too")
+    elif share < min_share:
+        notes.append(f"the causes explain {share:.0%} of the change; the rest is within noise")
+    return replace(result, localized=True, causes=causes, notes=notes, examined=result.examined + screened)
+
+
 def _from_cover(result: Localization, found: search.Cover, min_share: float) -> Localization:
     """The significance cover's causes as `Candidate`s; their shares of the change add up."""
-    total_base, total_inc = result.baseline or 0.0, result.incident or 0.0
 
     def candidate(labels: Labels, e_base: float, e_inc: float, excess: float) -> Candidate:
-        surprise = _js(e_base / total_base, e_inc / total_inc) if total_base and total_inc else 0.0
-        volume = e_inc / total_inc if abs(total_inc) > EPS else 0.0
-        share = excess / (total_inc - total_base)
-        return Candidate(labels, share, e_base, e_inc, _rel_change(e_base, e_inc), surprise, volume)
+        return _sum_candidate(result, labels, e_base, e_inc, excess)
 
     result.examined = found.examined
     singles = [candidate(el, b, v, v - b) for el, b, v in found.singles]

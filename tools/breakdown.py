@@ -46,6 +46,17 @@ def run_range(prom: Prometheus, expr: str, start: datetime, end: datetime, step:
     return result
 
 
+def run_instant(prom: Prometheus, expr: str, at: datetime, start: datetime, step: float) -> QueryResult:
+    """An instant query at `at` that never raises; `start` and `step` say what range its windows read
+    (kept on the result, as evidence shows them)."""
+    result = QueryResult(expr, start, at, step)
+    try:
+        result.series = prom.instant_query(expr, at)
+    except AlertsleuthError as exc:
+        result.exception = exc
+    return result
+
+
 @dataclass
 class LabelCandidates:
     labels: list[str]

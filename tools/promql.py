@@ -425,6 +425,32 @@ def with_matchers(node: Node, matchers: Iterable[Matcher]) -> Node:
     return transform(node, add)
 
 
+def window_mean(node: Node, length: timedelta, offset: timedelta, step: timedelta) -> Node:
+    """`node`'s mean over the `length` that ends `offset` before the evaluation time, as one instant
+    expression. Pushed inside a sum where that is cheap and means the same: a gauge's
+    `sum by (l) (avg_over_time(x[length] offset o))`, a counter's `sum by (l) (rate(x[length] offset o))`
+    (the mean rate over the window; never shorter than the rate's own range, so the window holds
+    samples); else a subquery at `step`."""
+    suffix = f" offset {pp.display_duration(offset)}" if offset > timedelta(0) else ""
+    agg = unwrap(node)
+    if isinstance(agg, Aggregate) and agg.op == "sum" and agg.param is None:
+        inner = unwrap(agg.expr)
+        if isinstance(inner, Selector) and not inner.suffix:
+            moved = Matrix(replace(inner, suffix=suffix), length)
+            return replace(agg, expr=Call("avg_over_time", (moved,)))
+        if (
+            isinstance(inner, Call)
+            and inner.func in ("rate", "irate")
+            and len(inner.args) == 1
+            and isinstance(inner.args[0], Matrix)
+            and not inner.args[0].selector.suffix
+        ):
+            m = inner.args[0]
+            moved = Matrix(replace(m.selector, suffix=suffix), max(length, m.range))
+            return replace(agg, expr=Call("rate", (moved,)))
+    return Call("avg_over_time", (Subquery(node, length, step, suffix),))
+
+
 @dataclass(frozen=True)
 class Shape:
     """How an alert signal decomposes for localization.

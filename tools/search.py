@@ -26,6 +26,12 @@ The search, round by round over the leaves no cause covers yet
    {a=a1, b=b2} wins over {a=a1} only when a1's other b values did not move; a cause shared by all of a
    parent's children stays the parent.
 3. Its leaves are removed and the next round starts, until no element pays its cost.
+
+The needle screen (`screen`), for a metric whose leaves are too many to fetch: the same noise model on
+what two Prometheus queries return, the leaves that moved most the anomalous way and a histogram of
+every leaf's ln ratio. The background is the median ratio, the noise the opposite side of the
+histogram, and a single leaf is named when z^2 / 2 pays the same cost. `Screen.element` judges an
+element several needles share from its own leaves, with that noise.
 """
 
 from __future__ import annotations
@@ -170,12 +176,19 @@ def normal_scores(x: Floats, info: Bools, null: Bools) -> Floats:
     generalised Pareto tail fitted to those (peaks over threshold). Without enough of them, deviations are
     scaled by their robust spread."""
     opposite = np.sort(-x[null & (x < 0)])
-    n = len(opposite)
-    if n < MIN_NULL:
+    if len(opposite) < MIN_NULL:
         ref = x[null] if null.any() else x[info]
         spread = 1.4826 * float(np.median(np.abs(ref - np.median(ref)))) if len(ref) else 0.0
         return np.where(info, x / max(spread, 1e-12), 0.0)
-    t = np.abs(x)
+    return np.where(info, np.sign(x) * tail_z(np.abs(x), opposite), 0.0)
+
+
+def tail_z(t: Floats, opposite: Floats) -> Floats:
+    """The normal score of each magnitude `t` under the noise `opposite` shows (the sorted magnitudes of
+    the leaves that moved against the anomaly, at least MIN_NULL of them): the empirical survival below
+    their top TAIL_SHARE, a generalised Pareto tail fitted to that top beyond it, halved (symmetric
+    noise: P(x > t) = P(|x| > t) / 2)."""
+    n = len(opposite)
     k = max(MIN_TAIL, int(TAIL_SHARE * n))
     threshold = opposite[n - k]
     excess = opposite[n - k :] - threshold
@@ -194,8 +207,112 @@ def normal_scores(x: Floats, info: Bools, null: Bools) -> Floats:
         else:
             tail = (k / (n + 1)) * np.exp(-over / scale)
     survival = np.minimum(np.where(t > threshold, tail, survival), 1.0)
-    z = np.maximum(_inv_norm_sf(survival / 2), 0.0)  # symmetric noise: P(x > t) = P(|x| > t) / 2
-    return np.where(info, np.sign(x) * z, 0.0)
+    return np.maximum(_inv_norm_sf(survival / 2), 0.0)
+
+
+def element_cost(cards: Sequence[int], leaves: int, depth: int | None = None) -> float:
+    """The price of naming one element, log(number of candidate elements): every element of every
+    cuboid of up to `depth` labels (all by default) of labels with `cards` values each, a cuboid
+    counting at most `leaves` elements (those with data)."""
+    useful = [c for c in cards if c > 1]
+    top = min(len(useful), depth if depth is not None else len(useful))
+    candidates = sum(
+        min(math.prod(combo), leaves) for size in range(1, top + 1) for combo in combinations(useful, size)
+    )
+    return math.log(max(candidates, 2))
+
+
+@dataclass(frozen=True)
+class Needle:
+    """A single leaf (every label pinned) whose own change is beyond the other leaves' noise."""
+
+    labels: Labels
+    log_ratio: float  # ln(incident / baseline) of its window means
+    z: float  # normal score against the background
+    gain: float  # z^2 / 2, nats (before its cost)
+
+
+@dataclass
+class Screen:
+    needles: list[Needle] = field(default_factory=list)  # the significant ones, strongest first
+    background: float = 1.0  # the factor the typical leaf changed by (the median ratio)
+    leaves: int = 0  # leaves with data in both windows or either
+    null: int = 0  # leaves that moved against the anomaly (the noise was learnt from them)
+    cost: float = 0.0
+    measurable: bool = True  # enough leaves moved against it to learn the noise
+    direction: float = 1.0
+    opposite: Floats = field(default_factory=lambda: np.zeros(0))  # the null magnitudes, sorted
+
+    def scores(self, base: Floats, inc: Floats) -> tuple[Floats, Bools]:
+        """Leaves' normal scores under this screen's background and noise (positive: the anomalous
+        way), and which leaves carry data."""
+        d, info = deviations(base, inc, self.background)
+        x = self.direction * d
+        return np.where(info, np.sign(x) * tail_z(np.abs(x), self.opposite), 0.0), info
+
+    def element(self, leaves: Sequence[Labels], base: Floats, inc: Floats) -> tuple[Labels, float] | None:
+        """Where a change shared by `leaves` (every leaf of one element, each with all its labels) sits:
+        None when their common shift does not pay the cost; else, from their element down, the cover's
+        specialisation (a child while it pays and its siblings look normal) gives the labels it adds and
+        the gain. Judged with this screen's noise, since the element's own leaves are too few to show
+        theirs."""
+        x, info = self.scores(base, inc)
+        rnd = _Round.scored(_Cube(leaves), x, info)
+        gain = float(_gains(*rnd.sums(()))[0])
+        if gain <= self.cost:
+            return None
+        cuboid, code, gain = rnd.specialise((), 0, gain, self.cost, len(rnd.cube.names))
+        return rnd.cube.labels(cuboid, code), gain
+
+
+def screen(
+    candidates: Sequence[tuple[Labels, float]],
+    histogram: Sequence[tuple[float, int]],
+    direction: float,
+    cards: Sequence[int],
+) -> Screen:
+    """The needles among `candidates`, the leaves that moved most in `direction` (+1 up, -1 down) as
+    (labels, ln(incident / baseline)), judged against every leaf's ln ratio given as a `histogram` of
+    (value, count) (infinite values: a leaf that appeared or went to zero; NaN, no data, left out).
+
+    The background is the median ratio (most leaves follow it); each leaf's deviation from it is the
+    bounded log ratio of the module's model, d = 2 tanh((ln r - ln k) / 2); noise is learnt from the
+    leaves that moved the other way (`tail_z`), and a needle must pay `element_cost` over the cuboids of
+    labels with `cards` values."""
+    values = np.array([v for v, c in histogram if not math.isnan(v) and c > 0], dtype=float)
+    counts = np.array([c for v, c in histogram if not math.isnan(v) and c > 0], dtype=np.int64)
+    out = Screen(leaves=int(counts.sum()), direction=direction)
+    if not len(values):
+        out.measurable = False
+        return out
+    order = np.argsort(values)
+    values, counts = values[order], counts[order]
+    median = float(values[np.searchsorted(np.cumsum(counts), (out.leaves + 1) // 2 - 1, side="right")])
+    log_k = median if math.isfinite(median) else 0.0
+    out.background = math.exp(log_k)
+    out.cost = element_cost(cards, out.leaves)
+
+    def deviation(log_r: Floats) -> Floats:
+        with np.errstate(invalid="ignore"):
+            return direction * 2 * np.tanh((log_r - log_k) / 2)
+
+    x = deviation(values)
+    against = x < 0
+    opposite = np.sort(np.repeat(-x[against], counts[against]))
+    out.null, out.opposite = len(opposite), opposite
+    if out.null < MIN_NULL:
+        out.measurable = False
+        return out
+    logs = np.array([lr for _, lr in candidates], dtype=float)
+    xs = deviation(logs) if len(logs) else np.zeros(0)
+    zs = np.where(xs > 0, tail_z(np.abs(xs), opposite), 0.0)
+    found = [
+        Needle(labels, float(lr), float(z), float(z * z / 2))
+        for (labels, lr), z in zip(candidates, zs, strict=True)
+        if z * z / 2 > out.cost
+    ]
+    out.needles = sorted(found, key=lambda n: -n.gain)
+    return out
 
 
 def _background(base: Floats, inc: Floats, leaves: Bools) -> float:
@@ -233,6 +350,13 @@ class _Round:
         self.x = normal_scores(direction * d, self.info, self.info)
         self.w = self.info.astype(float)
         self.examined = 0
+
+    @classmethod
+    def scored(cls, cube: _Cube, x: Floats, info: Bools) -> _Round:
+        """A round over leaves whose normal scores are already known (the needle screen's)."""
+        rnd = cls.__new__(cls)
+        rnd.cube, rnd.k, rnd.info, rnd.x, rnd.w, rnd.examined = cube, 1.0, info, x, info.astype(float), 0
+        return rnd
 
     def sums(self, cuboid: tuple[int, ...]) -> tuple[Floats, Floats]:
         idx = self.cube.idx(cuboid)
@@ -290,8 +414,7 @@ def cover(
     useful = [j for j in range(len(cube.names)) if cube.card[j] > 1]
     depth = min(len(useful), max_labels or len(useful))
     layers = [list(combinations(useful, size)) for size in range(1, depth + 1)]
-    candidates = sum(min(cube.size(c), cube.n) for layer in layers for c in layer)
-    result = Cover(cost=math.log(max(candidates, 2)))
+    result = Cover(cost=element_cost([cube.card[j] for j in useful], cube.n, depth))
     for j in useful:
         b = np.bincount(cube.codes[:, j], weights=base, minlength=cube.card[j])
         v = np.bincount(cube.codes[:, j], weights=inc, minlength=cube.card[j])

@@ -229,3 +229,57 @@ def test_high_cardinality_case_is_localized_without_fetching_its_leaves(tmp_path
     ]
     assert fetched and max(fetched) <= config.max_leaf_series, fetched
     assert not any(e.error for e in report.evidence), [e.error for e in report.evidence if e.error]
+
+
+def _needle_case(folder: Path, rnd_seed: int = 11) -> riskloc_data.Case:
+    """12,000 leaves (a10 x b12 x c10 x d10) around their forecast within 5 %, and two small leaves that
+    fell by 70 %: less than the noise of the total, and of any aggregate holding them."""
+    import csv
+    import random
+
+    rnd = random.Random(rnd_seed)
+    needles = [{"a": "a3", "b": "b7", "c": "c1", "d": "d9"}, {"a": "a8", "b": "b2", "c": "c6", "d": "d4"}]
+    folder.mkdir(parents=True)
+    path = folder / "1.csv"
+    real_total = predict_total = 0.0
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        out = csv.writer(fh)
+        out.writerow(["a", "b", "c", "d", "real", "predict"])
+        for a in range(1, 11):
+            for b in range(1, 13):
+                for c in range(1, 11):
+                    for d in range(1, 11):
+                        leaf = {"a": f"a{a}", "b": f"b{b}", "c": f"c{c}", "d": f"d{d}"}
+                        predict = 8.0 if leaf in needles else rnd.uniform(20, 200)
+                        real = predict * (0.3 if leaf in needles else 1 + rnd.uniform(-0.05, 0.05))
+                        out.writerow([*leaf.values(), f"{real:.3f}", f"{predict:.3f}"])
+                        real_total += round(real, 3)
+                        predict_total += round(predict, 3)
+    return riskloc_data.Case("L", "1", path, ("a", "b", "c", "d"), needles, 12_000, real_total, predict_total)
+
+
+def test_single_series_beyond_the_noise_are_found_in_a_metric_too_large_to_fetch(tmp_path: Path) -> None:
+    """Two of 12,000 series fell by 70 % while the total moved less than its own noise: no aggregate
+    shows them, so the screen (two instant queries over every series, in Prometheus) finds them, and
+    each is then queried on its own; nothing returns more than the leaf budget."""
+    require_binary("prometheus")
+    require_binary("promtool")
+    case = _needle_case(tmp_path / "case")
+    target = riskloc_data.target_time(time.time())
+    run = riskloc_data.replay([case], target, tmp_path / "work")
+    try:
+        alert, config, at = riskloc_data.alert_for(case, target)
+        report = Investigator(Prometheus(run.prometheus.url), config, clock=lambda: at).investigate(alert)
+    finally:
+        run.prometheus.stop()
+    found = [rc.labels for rc in report.root_causes]
+    assert report.localized, report.notes
+    assert sorted(map(str, found)) == sorted(map(str, case.causes)), f"{found}, notes {report.notes}"
+    assert any("single series (every label pinned) changed beyond the noise" in n for n in report.notes), (
+        report.notes
+    )
+    screen = [e for e in report.evidence if "incident / baseline" in e.title or "binned" in e.title]
+    assert len(screen) == 2 and all(not e.error for e in screen), [e.summary for e in screen]
+    assert "topk" in screen[0].promql or "bottomk" in screen[0].promql
+    assert report.timings["queries"] <= 40, report.timings
+    assert not any(e.error for e in report.evidence), [e.error for e in report.evidence if e.error]

@@ -8,7 +8,16 @@ from collections.abc import Callable
 
 import pytest
 
-from tools.analysis import Leaf, choose_step, compare_windows, label_key, localize
+from tools.analysis import (
+    Candidate,
+    Leaf,
+    Localization,
+    choose_step,
+    compare_windows,
+    label_key,
+    localize,
+    with_needles,
+)
 
 REGIONS = {"beijing": 0.3, "shanghai": 0.25, "guangzhou": 0.2, "shenzhen": 0.15, "hangzhou": 0.1}
 USERS = {"normal": (0.9, 0.03), "admin": (0.1, 0.05)}
@@ -240,3 +249,42 @@ def test_a_cause_beside_an_even_change_is_found() -> None:
     leaves = [Leaf(lf.labels, lf.base_num, lf.inc_num * 1.3) for lf in wide_cube({el(b="b5"): 4.0})]
     res = localize(leaves, ratio=False)
     assert causes(res) == [{"b": "b5"}]
+
+
+def _sum_localization(causes: list[Candidate], notes: list[str], localized: bool) -> Localization:
+    return Localization(False, 1000.0, 900.0, localized, causes=causes, notes=notes, examined=40)
+
+
+def _cause(**labels: str) -> Candidate:
+    return Candidate(label_key(labels), 0.6, 200.0, 140.0, 0.3, 0.01, 0.15)
+
+
+def test_needles_make_a_spread_verdict_localized_and_say_what_they_explain() -> None:
+    spread = ["no element changed beyond its leaves' noise: the change is spread across segments"]
+    needle = (label_key({"a": "a1", "b": "b2"}), 10.0, 3.0, -7.0)
+    loc = with_needles(_sum_localization([], spread, False), [needle], screened=5000)
+    assert loc.localized and [c.labels for c in loc.causes] == [needle[0]]
+    assert math.isclose(loc.causes[0].explained_share, 0.07)  # -7 of the total's -100
+    assert loc.examined == 40 + 5000
+    assert not any("spread" in n for n in loc.notes)
+    assert any("1 single series (every label pinned)" in n and "4,999 series" in n for n in loc.notes)
+    assert any(
+        n.startswith("the causes explain 7% of the change; the rest is within noise") for n in loc.notes
+    )
+
+
+def test_needles_inside_a_cause_add_nothing_and_an_element_above_a_cause_replaces_it() -> None:
+    named = _sum_localization([_cause(a="a1", b="b2")], [], True)
+    inside = (label_key({"a": "a1", "b": "b2", "c": "c3"}), 10.0, 3.0, -7.0)
+    assert with_needles(named, [inside], screened=5000) is named
+    above = (label_key({"a": "a1"}), 300.0, 210.0, -90.0)
+    loc = with_needles(named, [above], screened=5000)
+    assert [c.labels for c in loc.causes] == [above[0]]
+
+
+def test_needles_do_not_call_noise_a_rest_found_shifted() -> None:
+    shifted = ["the best elements explain only 20% of the change"]
+    needle = (label_key({"a": "a1", "b": "b2"}), 10.0, 3.0, -7.0)
+    loc = with_needles(_sum_localization([], shifted, False), [needle], screened=500)
+    assert any("the rest moved beyond its noise too" in n for n in loc.notes)
+    assert not any("within noise" in n for n in loc.notes)

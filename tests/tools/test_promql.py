@@ -126,3 +126,26 @@ def test_quantile_over_series_without_le_is_not_a_quantile_shape() -> None:
         "histogram_quantile(0.9, sum by (route) (rate(x_bucket[5m])))",  # le summed away
     ):
         assert promql.shape_of(promql.parse(text)).kind == "other"
+
+
+def test_window_mean_is_pushed_inside_a_sum_where_it_means_the_same() -> None:
+    from datetime import timedelta
+
+    two, five, minute = timedelta(minutes=2), timedelta(minutes=5), timedelta(minutes=1)
+    gauge = promql.parse('sum by (a, b) (queue_depth{job="q"})')
+    assert promql.window_mean(gauge, two, five, minute).promql() == (
+        'sum by (a, b) (avg_over_time(queue_depth{job="q"}[2m] offset 5m))'
+    )
+    counter = promql.parse("sum by (a) (rate(requests_total[5m]))")
+    # the mean rate over the window, never over less than the rate's own range
+    assert promql.window_mean(counter, two, timedelta(0), minute).promql() == (
+        "sum by (a) (rate(requests_total[5m]))"
+    )
+    assert promql.window_mean(counter, timedelta(minutes=10), five, minute).promql() == (
+        "sum by (a) (rate(requests_total[10m] offset 5m))"
+    )
+    # anything else (an offset already there, another aggregation): a subquery at the step
+    for text in ("sum by (a) (rate(requests_total[5m] offset 1h))", "max by (a) (x)"):
+        mean = promql.window_mean(promql.parse(text), two, five, minute).promql()
+        assert mean.startswith("avg_over_time(") and mean.endswith("[2m:1m] offset 5m)"), mean
+        promql.parse(mean)  # valid PromQL

@@ -2,8 +2,11 @@
 servers) on free loopback ports: used by `alertsleuth-demo`, the test fixtures and the benchmarks.
 
 Binaries come from PATH (Debian names `prometheus`, `promtool`, `prometheus-alertmanager`, or the
-upstream `alertmanager`) or from the environment variables PROMETHEUS_BIN, PROMTOOL_BIN and
-ALERTMANAGER_BIN.
+upstream `alertmanager`, `victoria-metrics`) or from the environment variables PROMETHEUS_BIN,
+PROMTOOL_BIN, ALERTMANAGER_BIN and VICTORIA_METRICS_BIN.
+
+VictoriaMetrics (single node) stands in for Prometheus as a query backend: its data is imported over
+HTTP (`import_openmetrics`: the same OpenMetrics text promtool backfills) instead of backfilled.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ BINARIES = {
     "prometheus": ("PROMETHEUS_BIN", ("prometheus",)),
     "promtool": ("PROMTOOL_BIN", ("promtool",)),
     "alertmanager": ("ALERTMANAGER_BIN", ("prometheus-alertmanager", "alertmanager")),
+    "victoria-metrics": ("VICTORIA_METRICS_BIN", ("victoria-metrics", "victoria-metrics-prod")),
 }
 
 
@@ -156,6 +160,58 @@ def start_prometheus(
         *extra_args,
     ]
     return _launch("prometheus", argv, workdir, port)
+
+
+def start_victoria_metrics(workdir: Path, port: int | None = None) -> Process:
+    """A single-node VictoriaMetrics on a free loopback port, answering the Prometheus query API at its
+    root. Data just imported is searchable at once (`-search.latencyOffset=0s`; its default hides the
+    last 30 s), and range answers are not cached (tests and benchmarks query fresh imports)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    argv = [
+        find_binary("victoria-metrics"),
+        f"-storageDataPath={workdir / 'vm-data'}",
+        f"-httpListenAddr=127.0.0.1:{port}",
+        "-retentionPeriod=100y",
+        "-search.latencyOffset=0s",
+        "-search.disableCache",
+        "-loggerLevel=WARN",
+    ]
+    log = workdir / "victoria-metrics.log"
+    proc = subprocess.Popen(argv, stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=workdir)
+    p = Process("victoria-metrics", f"http://127.0.0.1:{port}", port, workdir, proc, log)
+    try:
+        wait_http(f"{p.url}/health", 60, proc)
+    except Exception as exc:
+        p.stop()
+        raise RuntimeError(f"victoria-metrics did not start: {exc}\n{p.log_tail()}") from exc
+    return p
+
+
+def import_openmetrics(url: str, text: str, chunk_lines: int = 200_000) -> int:
+    """Import OpenMetrics text (as promtool backfills it: seconds-resolution timestamps, `# EOF`) into a
+    VictoriaMetrics at `url` through its Prometheus-text import (millisecond timestamps), then flush it
+    so that queries see it. Returns the samples imported."""
+    lines: list[str] = []
+    samples = 0
+
+    def send() -> None:
+        if lines:
+            r = httpx.post(f"{url}/api/v1/import/prometheus", content="\n".join(lines) + "\n", timeout=120)
+            r.raise_for_status()
+            lines.clear()
+
+    for raw in text.splitlines():
+        if not raw or raw.startswith("#"):
+            continue
+        head, _, stamp = raw.rpartition(" ")
+        lines.append(f"{head} {round(float(stamp) * 1000)}")
+        samples += 1
+        if len(lines) >= chunk_lines:
+            send()
+    send()
+    httpx.get(f"{url}/internal/force_flush", timeout=60).raise_for_status()
+    return samples
 
 
 def start_alertmanager(workdir: Path, config_yaml: str, port: int | None = None) -> Process:

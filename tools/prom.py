@@ -77,7 +77,12 @@ class Prometheus:
         max_series: int = 2_000,
         retries: int = 1,
         observer: QueryObserver | None = None,
+        tenant: str | None = None,
+        ca_file: str | None = None,
     ) -> None:
+        """`tenant`: sent as `X-Scope-OrgID` on every request (Thanos, Mimir, Cortex and
+        VictoriaMetrics' vmauth multi-tenancy); `ca_file`: a PEM bundle that verifies the server's
+        certificate instead of the system's CAs."""
         self.url = url.rstrip("/")
         self.observer = observer
         self.timeout = timeout
@@ -88,7 +93,11 @@ class Prometheus:
             status_forcelist=(502, 503, 504),
             allowed_methods=("GET", "POST"),
         )
+        if tenant:
+            headers = {**(headers or {}), "X-Scope-OrgID": tenant}
         self._client = PrometheusConnect(url=self.url, headers=headers, retry=retry, timeout=timeout)
+        if ca_file:
+            self._client._session.verify = ca_file
         self.log = QueryLog()
 
     def counting_view(self) -> Prometheus:

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import http.server
+import shutil
+import ssl
+import subprocess
+import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -61,3 +67,58 @@ def test_rules_series_labels(prom: PromEnv) -> None:
     assert len(found) == 20
     assert "ip_region" in p.label_names()
     assert p.ready()
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, made by openssl (the certificate is its own CA)."""
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+def test_a_tenant_header_and_a_private_ca_reach_a_multi_tenant_query_frontend(tmp_path: Path) -> None:
+    """Thanos/Mimir/Cortex behind TLS signed by a private CA: the client sends X-Scope-OrgID on every
+    request and verifies the server with the given CA file; without the CA it refuses the server."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not found")
+    cert, key = _self_signed(tmp_path)
+    seen: list[str | None] = []
+
+    class Frontend(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+            seen.append(self.headers.get("X-Scope-OrgID"))
+            if self.headers.get("X-Scope-OrgID") != "team-a":
+                body, code = b'{"status":"error","errorType":"bad_data","error":"no org id"}', 401
+            else:
+                vector = b'{"resultType":"vector","result":[{"metric":{},"value":[1,"42"]}]}'
+                body = b'{"status":"success","data":' + vector + b"}"
+                code = 200
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Frontend)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    server.socket = tls.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"https://127.0.0.1:{server.server_address[1]}"
+    try:
+        [series] = Prometheus(url, tenant="team-a", ca_file=str(cert), retries=0).instant_query("up")
+        assert series.values == (42.0,) and seen == ["team-a"]
+        with pytest.raises(PrometheusUnavailable, match="SSLError"):
+            Prometheus(url, tenant="team-a", retries=0).instant_query("up")  # the system CAs do not know it
+        with pytest.raises(QueryError):
+            Prometheus(url, ca_file=str(cert), retries=0).instant_query("up")  # no tenant: the 401
+    finally:
+        server.shutdown()

@@ -87,6 +87,7 @@ __all__ = [
     "investigator",
     "kinds",
     "replay",
+    "replay_victoria_metrics",
 ]
 
 Builder = Callable[[random.Random, str, Timeline, str], Incident]
@@ -180,6 +181,18 @@ def replay(incidents: Sequence[Incident], work: Path) -> procs.Process:
     """Backfill the incidents with promtool and start a Prometheus on them."""
     procs.backfill_openmetrics(openmetrics(incidents), work / "data", work)
     return procs.start_prometheus(work, f"global:\n  scrape_interval: {STEP}s\n", data_dir=work / "data")
+
+
+def replay_victoria_metrics(incidents: Sequence[Incident], work: Path) -> procs.Process:
+    """The same incidents imported into a VictoriaMetrics started on them (a Prometheus-compatible
+    query backend)."""
+    vm = procs.start_victoria_metrics(work)
+    try:
+        procs.import_openmetrics(vm.url, openmetrics(incidents))
+    except Exception:
+        vm.stop()
+        raise
+    return vm
 
 
 def alert_for(incident: Incident, tl: Timeline) -> AlertInfo:

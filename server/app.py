@@ -49,7 +49,19 @@ def _backfill_history(store: Store) -> None:
         log.info("history index backfilled", extra={"reports_indexed": indexed})
 
 
-def create_app(settings: Settings | None = None, *, start_workers: bool = True) -> FastAPI:
+ROLES = ("server", "worker")
+
+
+def create_app(
+    settings: Settings | None = None, *, start_workers: bool = True, role: str = "server"
+) -> FastAPI:
+    """The application. `role`: "server" answers webhooks, the API and the UI (and investigates and
+    delivers unless `start_workers` is False: `alertsleuth serve --no-workers`, replicas that only take
+    notifications); "worker" only investigates and delivers, answering /healthz, /readyz and /metrics
+    (`alertsleuth worker`). Replicas and workers share one database (PostgreSQL)."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES}, not {role!r}")
+    start_workers = start_workers or role == "worker"
     settings = settings or Settings()
     holder: dict[str, Services] = {}
 
@@ -111,8 +123,9 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
         log.info(
             "alertsleuth ready",
             extra={
+                "role": role,
                 "prometheus": settings.prometheus_url,
-                "workers": settings.workers,
+                "workers": settings.workers if start_workers else 0,
                 "sinks": ",".join(outbox.sinks) or "none",
                 "database": settings.database_url.split("@")[-1],
             },
@@ -143,11 +156,12 @@ def create_app(settings: Settings | None = None, *, start_workers: bool = True) 
 
     install_error_handlers(app, metrics)
     document_security(app)
-    app.include_router(alerts.router)
-    app.include_router(incidents.router)
-    app.include_router(ask.router)
     app.include_router(health.router)
-    app.include_router(charts.router)
-    install_docs(app)
-    install_ui(app)  # the web UI (server/ui/), outside the OpenAPI document
+    if role == "server":
+        app.include_router(alerts.router)
+        app.include_router(incidents.router)
+        app.include_router(ask.router)
+        app.include_router(charts.router)
+        install_docs(app)
+        install_ui(app)  # the web UI (server/ui/), outside the OpenAPI document
     return app

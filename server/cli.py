@@ -47,9 +47,9 @@ def _serve(args: argparse.Namespace) -> int:
     # uvicorn shuts down gracefully on SIGTERM (the lifespan logs it), then raises the signal again for
     # the handler it found: this one makes that a clean exit (0), as it does before uvicorn starts.
     signal.signal(signal.SIGTERM, _exit_cleanly)
-    uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, log_level="warning", access_log=False
-    )
+    role = "worker" if args.command == "worker" else "server"
+    app = create_app(settings, start_workers=not getattr(args, "no_workers", False), role=role)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
     return 0
 
 
@@ -218,7 +218,22 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="run the HTTP server (webhooks, API, workers)")
     s.add_argument("--host", help="bind address (ALERTSLEUTH_HOST, default 127.0.0.1)")
     s.add_argument("--port", type=int, help="port (ALERTSLEUTH_PORT, default 8080)")
+    s.add_argument(
+        "--no-workers",
+        action="store_true",
+        help="take notifications and answer the API and UI only; `alertsleuth worker` processes on the "
+        "same database investigate and deliver",
+    )
     s.set_defaults(fn=_serve)
+
+    w = sub.add_parser(
+        "worker",
+        help="investigate and deliver only, from the database the servers write (PostgreSQL); answers "
+        "/healthz, /readyz and /metrics",
+    )
+    w.add_argument("--host", help="bind address of the health and metrics endpoints (ALERTSLEUTH_HOST)")
+    w.add_argument("--port", type=int, help="their port (ALERTSLEUTH_PORT, default 8080)")
+    w.set_defaults(fn=_serve)
 
     i = sub.add_parser(
         "investigate", help="investigate the first firing alert of a payload and print the report"

@@ -20,22 +20,24 @@ from tools.prom import Series
 
 
 def concentration(stats: Sequence[WindowStat]) -> float:
-    """How much one value of a label changed beyond its typical value: the largest |log change| less the
-    median one, over the label's values (those with data in both windows). A label whose values all
-    moved alike (or not at all) scores 0; one value breaking away scores its own change."""
+    """How far one value of a label moved from its typical value: the largest distance of a value's log
+    change from the median one, over the label's values (those with data in both windows), either way.
+    A label whose values all moved alike (or not at all) scores 0; one value breaking away scores its
+    own change, and so does a label most of whose values moved while the others did not (three of five
+    zones failing: the median is the failed zones' change, the healthy zones are that far from it)."""
     changes = []
     for st in stats:
         if st.baseline is None or st.incident is None:
             continue
         before, after = abs(st.baseline), abs(st.incident)
         floor = 1e-9 * max(before, after, 1e-12)
-        changes.append(abs(math.log((after + floor) / (before + floor))))
+        changes.append(math.log((after + floor) / (before + floor)))
     if not changes:
         return 0.0
     changes.sort()
     mid = len(changes) // 2
     median = changes[mid] if len(changes) % 2 else (changes[mid - 1] + changes[mid]) / 2
-    return changes[-1] - median
+    return max(changes[-1] - median, median - changes[0])
 
 
 def combinations(cardinality: Mapping[str, int], labels: Sequence[str]) -> int:

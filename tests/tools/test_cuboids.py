@@ -30,6 +30,12 @@ def test_concentration_is_one_value_breaking_away_from_the_typical_one() -> None
     one = [_st(10, 10), _st(5, 5), _st(8, 80)]
     assert concentration(one) == pytest.approx(math.log(10), rel=1e-6)
     assert concentration([WindowStat(None, 3.0, 3.0)]) == 0.0
+    # three of five zones failed alike: the median is their change, the two healthy ones stand out
+    most = [_st(10, 2), _st(10, 2), _st(10, 2), _st(10, 10), _st(10, 10)]
+    assert concentration(most) == pytest.approx(math.log(5), rel=1e-6)
+    assert concentration([_st(10, 1), _st(5, 5), _st(8, 8)]) == pytest.approx(
+        math.log(10), rel=1e-6
+    )  # a fall
 
 
 def test_choose_labels_skips_a_label_that_does_not_fit_and_tries_the_next() -> None:

@@ -9,12 +9,12 @@ then broken down inside itself by the labels left out, at most two levels deep. 
 left out at each step, so the report never claims more depth than it looked at.
 
 A sum's single series (every label pinned) that changed beyond the noise of the others would be
-diluted in any aggregate: a screen finds them without fetching the leaves, when the causes found leave
-most of the change unexplained. Two instant queries over every leaf: the leaves that changed most the
-sum's way (`topk` of incident / baseline), and a histogram of every leaf's ratio (`count_values`),
-which gives the noise; `tools.search.screen` judges them. Needles that share labels are tested as
-that shared element (its leaves queried, its siblings judged with the same noise); each needle left
-is queried on its own; all are added to the causes (`tools.analysis.with_needles`).
+diluted in any aggregate: a screen finds them without fetching the leaves. Two instant queries over
+every leaf: the leaves that changed most the sum's way (`topk` of incident / baseline), and a
+histogram of every leaf's ratio (`count_values`), which gives the noise; `tools.search.screen` judges
+them. Needles and causes that share labels are tested as that shared element (its leaves queried, its
+siblings judged with the same noise: one cause split into its children becomes the whole again); each
+needle left is queried on its own; all are added to the causes (`tools.analysis.with_needles`).
 """
 
 from __future__ import annotations
@@ -177,9 +177,9 @@ class Localizer:
             for cause in loc.causes:
                 refined.extend(self._drill(cause, labels, set(coarse), 1))
             loc = replace(loc, causes=_distinct(refined), examined=loc.examined + self.drilled)
-        # Only when it may be what is missing: two queries over every series of a large metric are
-        # not run on someone's Prometheus for nothing.
-        if _unexplained(loc) and (direction := _moved(loc)) is not None and self._screenable():
+        # Single series beyond the noise, and causes found split into their children: two instant
+        # queries over every series, the price of not fetching them.
+        if (direction := _moved(loc)) is not None and self._screenable():
             loc = self._screened(labels, cardinality, loc, direction)
         f.localization = loc
         inside = all({n for n, _ in c.labels} <= set(coarse) for c in loc.causes)
@@ -308,7 +308,11 @@ class Localizer:
             f.notes.append("single series not screened: too few moved against the alert to learn the noise")
             return loc
         outside = [n for n in found.needles if not any(set(c.labels) <= set(n.labels) for c in loc.causes)]
-        elements = self._shared(labels, cardinality, outside, found)
+        # Causes named so far share elements with the needles and with each other: one cause split
+        # into its children (drilled apart, or found leaf by leaf) is tested as the whole.
+        elements = self._shared(
+            labels, cardinality, [n.labels for n in outside] + [c.labels for c in loc.causes], found
+        )
         single = [n for n in outside if not any(set(e[0]) <= set(n.labels) for e in elements)]
         if len(single) > MAX_NEEDLES:
             # More than a few: a change broader than single series that the cubes did not place (or the
@@ -342,24 +346,25 @@ class Localizer:
         self,
         labels: list[str],
         cardinality: dict[str, int],
-        needles: list[search.Needle],
+        members: list[Labels],
         found: search.Screen,
     ) -> list[tuple[Labels, float, float, float]]:
-        """Elements that needles share, when the change is the element's, not theirs alone: the labels
-        most needles have in common, queried leaf by leaf (when its leaves fit the budget) and judged
-        with the screen's noise (`Screen.element`: siblings that moved like the needles make the
-        element the cause). Each as (labels, its baseline and incident sums, its excess)."""
+        """Elements that `members` (needles and causes) share, when the change is the element's, not
+        theirs alone: the labels most members have in common, queried leaf by leaf (when its leaves fit
+        the budget) and judged with the screen's noise (`Screen.element`: siblings that moved like the
+        members make the element the cause; it may also stop lower). Each as (labels, its baseline and
+        incident sums, its excess)."""
         f = self.f
         base_w, inc_w = self.c._bounds(f)
         out: list[tuple[Labels, float, float, float]] = []
-        left = list(needles)
+        left = list(dict.fromkeys(members))
         tried: set[Labels] = set()
         for _ in range(MAX_SHARED):
             common: dict[Labels, int] = {}
             for one, two in itertools.combinations(left, 2):
-                shared = tuple(sorted(set(one.labels) & set(two.labels)))
-                if shared and shared not in tried:
-                    common[shared] = sum(set(shared) <= set(n.labels) for n in left)
+                shared = tuple(sorted(set(one) & set(two)))
+                if shared and shared not in tried and shared not in left:
+                    common[shared] = sum(set(shared) <= set(n) for n in left)
             if not common:
                 break
             element = max(common, key=lambda e: (common[e], len(e)))
@@ -382,7 +387,7 @@ class Localizer:
             inside = np.array([set(cause) <= set(lf.labels) for lf in leaves], dtype=bool)
             e_base, e_inc = float(base[inside].sum()), float(inc[inside].sum())
             out.append((cause, e_base, e_inc, e_inc - found.background * e_base))
-            left = [n for n in left if not set(cause) <= set(n.labels)]
+            left = [n for n in left if not set(cause) <= set(n)]
         return out
 
     # ---------------------------------------------------------------- drill-down
@@ -429,12 +434,6 @@ class Localizer:
             child = _narrowed(cause, c)
             out.extend(self._drill(child, labels, seen | set(sub), depth + 1))
         return out
-
-
-def _unexplained(loc: Localization) -> bool:
-    """Whether the causes found leave most of a sum's change to noise (or found nothing): where single
-    series beyond the noise may be what is missing."""
-    return not loc.localized or sum(c.explained_share for c in loc.causes) < 0.5
 
 
 def _moved(loc: Localization) -> float | None:

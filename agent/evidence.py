@@ -17,7 +17,6 @@ from agent.localizing import Localizer
 from agent.models import AlertInfo, Evidence, SegmentStat
 from agent.plan import expression_from_generator_url, find_rule, parse_for, plan_windows
 from tools import promql
-from tools.analysis import WindowStat, choose_step
 from tools.breakdown import (
     Census,
     QueryResult,
@@ -37,6 +36,7 @@ from tools.format import fmt_labels, fmt_num, fmt_pct
 from tools.links import grafana_explore, prometheus_graph, ui_base
 from tools.prom import Prometheus, Series
 from tools.related import collect_related
+from tools.windows import WindowStat, choose_step
 
 MAX_STATS_PER_EVIDENCE = 30
 LeafSeries = tuple[Sequence[Series], Sequence[Series] | None]  # the finest breakdown: numerator, denominator

@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from tools import promql
-from tools.analysis import Leaf, WindowStat, compare_windows, label_key
+from tools.analysis import Leaf, label_key
 from tools.errors import AlertsleuthError
 from tools.prom import Prometheus, Series
+from tools.windows import WindowStat, compare_windows
 
 # Labels that never explain an anomaly on their own.
 IGNORED_LABELS = frozenset({"__name__", "le", "quantile"})

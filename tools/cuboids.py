@@ -15,8 +15,8 @@ import itertools
 import math
 from collections.abc import Mapping, Sequence
 
-from tools.analysis import WindowStat
 from tools.prom import Series
+from tools.windows import WindowStat
 
 
 def concentration(stats: Sequence[WindowStat]) -> float:

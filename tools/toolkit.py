@@ -17,12 +17,12 @@ from langchain_core.tools import BaseTool, StructuredTool
 from pydantic import BaseModel, Field
 
 from tools import promql
-from tools.analysis import choose_step, mean
 from tools.breakdown import QueryResult, run_range
 from tools.errors import AlertsleuthError, PrometheusUnavailable, ToolInputError, UnsupportedQuery
 from tools.format import fmt_labels, rfc3339
 from tools.prom import Prometheus, Series
 from tools.related import QueryRange, firing_alerts
+from tools.windows import choose_step, mean
 
 MAX_QUERY_CHARS = 2000
 MAX_RANGE = timedelta(days=7)

@@ -8,16 +8,8 @@ from collections.abc import Callable
 
 import pytest
 
-from tools.analysis import (
-    Candidate,
-    Leaf,
-    Localization,
-    choose_step,
-    compare_windows,
-    label_key,
-    localize,
-    with_needles,
-)
+from tools.analysis import Candidate, Leaf, Localization, label_key, localize, with_needles
+from tools.windows import choose_step, compare_windows
 
 REGIONS = {"beijing": 0.3, "shanghai": 0.25, "guangzhou": 0.2, "shenzhen": 0.15, "hangzhou": 0.1}
 USERS = {"normal": (0.9, 0.03), "admin": (0.1, 0.05)}

@@ -6,7 +6,6 @@ import math
 
 import pytest
 
-from tools.analysis import WindowStat
 from tools.cuboids import (
     best_labels,
     choose_labels,
@@ -18,6 +17,7 @@ from tools.cuboids import (
     rolled_up,
 )
 from tools.prom import Series
+from tools.windows import WindowStat
 
 
 def _st(before: float, after: float) -> WindowStat:

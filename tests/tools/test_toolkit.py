@@ -14,7 +14,6 @@ import pytest
 from langchain_core.tools import BaseTool
 
 from tests.conftest import PromEnv
-from tools.analysis import choose_step
 from tools.format import rfc3339
 from tools.prom import Prometheus, Series
 from tools.toolkit import (
@@ -28,6 +27,7 @@ from tools.toolkit import (
     describe_series,
     parse_time,
 )
+from tools.windows import choose_step
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 DEFAULT = NOW - timedelta(hours=1)

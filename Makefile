@@ -2,15 +2,16 @@
 # Both install what they need: uv (from PyPI) when missing, Debian's prometheus and
 # prometheus-alertmanager packages when those binaries are not on PATH (or named by PROMETHEUS_BIN,
 # PROMTOOL_BIN, ALERTMANAGER_BIN), Debian's redmine and redmine-sqlite (or REDMINE_ROOT), and a CJK
-# font for the charts (fonts-wqy-microhei), and Debian's chromium and chromium-driver for the UI's
-# browser tests.
+# font for the charts (fonts-wqy-microhei), Debian's chromium and chromium-driver for the UI's
+# browser tests, and Debian's postgresql for the store's PostgreSQL tests when initdb and pg_ctl are
+# found neither in POSTGRES_BIN_DIR, nor on PATH, nor in /usr/lib/postgresql/<version>/bin.
 
 SHELL := /bin/bash
 export PATH := $(HOME)/.local/bin:$(PATH)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null 2>&1 && [ "$$(id -u)" != 0 ] && echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: help deps uv binaries redmine fonts browser sync demo test lint typecheck check bench serve exporter clean
+.PHONY: help deps uv binaries wrk redmine fonts browser postgres sync demo test lint typecheck check bench serve exporter clean
 
 help:
 	@echo "make demo   - run Prometheus, Alertmanager, the exporter, Redmine and alertsleuth; inject a fault;"
@@ -20,7 +21,7 @@ help:
 	@echo "make bench  - run the benchmarks in bench/"
 	@echo "make serve  - run the server with the settings from the environment / .env"
 
-deps: uv binaries redmine fonts browser sync
+deps: uv binaries redmine fonts browser postgres sync
 
 # CJK fonts for the charts' Chinese labels: Debian's WenQuanYi Micro Hei (small), when no CJK font is there.
 fonts:
@@ -47,6 +48,18 @@ redmine:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
 	    --no-install-recommends redmine redmine-sqlite >/dev/null; fi
 
+# PostgreSQL for the store's tests (each session runs a private cluster: tests/postgres.py): Debian's
+# postgresql, whose initdb and pg_ctl live in /usr/lib/postgresql/<version>/bin, not on PATH.
+postgres:
+	@found() { [ -x "$$1/initdb" ] && [ -x "$$1/pg_ctl" ]; }; have=; \
+	if [ -n "$${POSTGRES_BIN_DIR:-}" ] && found "$$POSTGRES_BIN_DIR"; then have=1; \
+	elif command -v initdb >/dev/null 2>&1 && command -v pg_ctl >/dev/null 2>&1; then have=1; \
+	else for d in /usr/lib/postgresql/*/bin; do found "$$d" && have=1; done; fi; \
+	if [ -z "$$have" ]; then \
+	  echo "installing Debian's postgresql"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+	    --no-install-recommends postgresql >/dev/null; fi
+
 uv:
 	@command -v uv >/dev/null 2>&1 || { \
 	  echo "installing uv from PyPI"; \
@@ -60,7 +73,17 @@ binaries:
 	if have PROMETHEUS_BIN prometheus && have PROMTOOL_BIN promtool && have ALERTMANAGER_BIN prometheus-alertmanager alertmanager; then :; else \
 	  echo "installing Debian's prometheus and prometheus-alertmanager"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
-	    --no-install-recommends prometheus prometheus-alertmanager >/dev/null; fi
+	    --no-install-recommends prometheus prometheus-alertmanager >/dev/null; fi; \
+	if have VICTORIA_METRICS_BIN victoria-metrics victoria-metrics-prod; then :; else \
+	  echo "installing Debian's victoria-metrics (the second query backend of the e2e tests)"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+	    --no-install-recommends victoria-metrics >/dev/null; fi
+
+# wrk, the load generator of bench/intake.py.
+wrk:
+	@command -v wrk >/dev/null 2>&1 || { echo "installing Debian's wrk"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+	    --no-install-recommends wrk >/dev/null; }
 
 sync: uv
 	@uv sync --frozen --quiet

@@ -1,4 +1,13 @@
-"""Fixtures that start the real things: Prometheus (backfilled by promtool), Alertmanager, the server."""
+"""Fixtures that start the real things: Prometheus (backfilled by promtool), Alertmanager, the server,
+and PostgreSQL.
+
+The store runs on SQLite and on PostgreSQL. `database_url` is parametrised over both (ids `sqlite` and
+`postgres`, so `pytest -k postgres` selects the PostgreSQL runs): a SQLite file in the test's folder, or
+a fresh database in the session's private PostgreSQL cluster (tests/postgres.py), copied from one the
+migrations made; `empty_database_url` is the same without any table, for the migrations' tests. A test
+that asks for `database_url` (as an argument, or with `@pytest.mark.usefixtures("database_url")`) also
+gets it from `make_settings` and `server`; any other test runs on SQLite alone.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +22,10 @@ import pytest
 from exporter import launch as procs
 from exporter.scenarios.login import Scenario, burst, everywhere, login_scenario, openmetrics
 from server.app import create_app
+from server.db import Store
 from server.settings import Settings
-from tests.binaries import require_binary, require_redmine
+from tests.binaries import require_binary, require_postgres, require_redmine
+from tests.postgres import PostgresCluster
 
 STEP = 15
 
@@ -81,6 +92,46 @@ def alertmanager_bin() -> str:
     return procs.find_binary("alertmanager")
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """The session's private PostgreSQL cluster (skipped without the binaries, failed under CI=true)."""
+    cluster = PostgresCluster.start(require_postgres())
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres: PostgresCluster) -> str:
+    """The name of a database the migrations brought to the head, which tests' databases copy."""
+    url = postgres.create_database(name="alertsleuth_template")
+    Store(url).close()  # and no connection left: a template must have none
+    return "alertsleuth_template"
+
+
+def _database(request: pytest.FixtureRequest, tmp_path: Path, *, migrated: bool) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'alertsleuth.db'}"
+        return
+    cluster: PostgresCluster = request.getfixturevalue("postgres")
+    template = request.getfixturevalue("postgres_template") if migrated else None
+    url = cluster.create_database(template=template)
+    yield url
+    cluster.drop_database(url)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database for this test: a SQLite file (made when first opened), or a new database in the
+    PostgreSQL cluster, a copy of `postgres_template` (already at the head revision)."""
+    yield from _database(request, tmp_path, migrated=True)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database for this test (no table): a SQLite file, or a new PostgreSQL database."""
+    yield from _database(request, tmp_path, migrated=False)
+
+
 @dataclass
 class ServerEnv:
     url: str
@@ -96,10 +147,17 @@ def serve(settings: Settings, start_workers: bool = True) -> tuple[ServerEnv, Ca
 
 
 @pytest.fixture
-def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+def make_settings(tmp_path: Path, request: pytest.FixtureRequest) -> Callable[..., Settings]:
+    """Settings for a test's server; on the test's `database_url` when it asks for one, else SQLite."""
+    url = (
+        request.getfixturevalue("database_url")
+        if "database_url" in request.fixturenames
+        else f"sqlite:///{tmp_path / 'alertsleuth.db'}"
+    )
+
     def make(**overrides: Any) -> Settings:
         base: dict[str, Any] = {
-            "database_url": f"sqlite:///{tmp_path / 'alertsleuth.db'}",
+            "database_url": url,
             "reports_dir": str(tmp_path / "reports"),
             "prometheus_url": "http://127.0.0.1:9",  # closed unless a test gives one
             "prometheus_timeout": 3.0,

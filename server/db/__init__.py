@@ -1,4 +1,5 @@
-"""Persistence through SQLAlchemy: the tables (`models`) and one module per job; `Store` holds them."""
+"""Persistence through SQLAlchemy, on SQLite or PostgreSQL: the tables (`models`), their migrations
+(`migrate`, `migrations/`) and one module per job; `Store` holds them."""
 
 from server.db.deliveries import ClaimedDelivery, NewDelivery, Plan, Told
 from server.db.intake import IngestResult

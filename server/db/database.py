@@ -1,5 +1,9 @@
 """The database handle: the engine, a transaction per unit of work, and a ping.
 
+Opening it brings the schema to the current revision (server/db/migrate.py: Alembic, with a lock, so
+several processes may start at once on one PostgreSQL), a database of the release before migrations
+included.
+
 Blocking: call from worker threads (FastAPI's threadpool or the worker pool), never on the event loop.
 
 A transaction may bound its wait for another writer's lock (`session(lock_timeout=...)`): on SQLite the
@@ -8,12 +12,18 @@ Running out raises an `OperationalError` that `is_lock_timeout` recognizes; the 
 
 A read that takes several queries and must see one state (`snapshot()`) needs its own transaction on
 SQLite: the driver runs SELECTs outside any transaction until the first write, so each query would see
-whatever was committed by then (an incident read as "running" whose job, read next, is "done").
+whatever was committed by then (an incident read as "running" whose job, read next, is "done"). On
+PostgreSQL it is a REPEATABLE READ transaction, whose default READ COMMITTED would do the same.
+
+Writers that must not interleave (`serialize`): SQLite's one write lock already orders every writer;
+on PostgreSQL, where writers of different rows run side by side, a transaction-scoped advisory lock per
+key does (intake, per alert fingerprint), waiting no longer than the transaction's `lock_timeout`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import hashlib
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -21,13 +31,18 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from server.db.models import Base, make_engine
+from server.db.migrate import upgrade
+from server.db.models import make_engine
 
 
 class Database:
     def __init__(self, url: str) -> None:
         self.engine = make_engine(url)
-        Base.metadata.create_all(self.engine)
+        try:
+            upgrade(self.engine)
+        except BaseException:
+            self.engine.dispose()
+            raise
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager
@@ -53,13 +68,14 @@ class Database:
 
     @contextmanager
     def snapshot(self) -> Iterator[Session]:
-        """A read-only transaction whose queries all see the database as it was at its first one. Any
-        write in it is rolled back."""
+        """A transaction whose queries all see the database as it was at its first one, for reading: any
+        write in it is rolled back at the end, on both backends."""
         with self.engine.connect() as conn:
             if self.engine.dialect.name == "sqlite":
                 conn.exec_driver_sql("BEGIN")  # deferred: a shared snapshot at the first read, no lock
             elif self.engine.dialect.name == "postgresql":
-                conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                # Not READ ONLY: a write would raise there, and is rolled back on SQLite.
+                conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             try:
                 with self._sessions(bind=conn) as s:  # closed, not rolled back: its objects stay loaded
                     yield s
@@ -72,6 +88,18 @@ class Database:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def serialize(s: Session, scope: int, keys: Iterable[str]) -> None:
+    """Order this transaction after any other holding one of `keys` in `scope` (a 32-bit number of the
+    caller's), until it ends: on PostgreSQL a transaction-scoped advisory lock per key, taken in a fixed
+    order (two transactions never wait on each other crosswise); on SQLite nothing, its write lock
+    orders every writer already. A wait beyond the session's `lock_timeout` raises as any lock does."""
+    if s.get_bind().dialect.name != "postgresql":
+        return
+    hashed = {hashlib.blake2b(k.encode("utf-8", "surrogatepass"), digest_size=4).digest() for k in keys}
+    for key in sorted(int.from_bytes(h, "big", signed=True) for h in hashed):
+        s.execute(text("SELECT pg_advisory_xact_lock(:scope, :key)"), {"scope": scope, "key": key})
 
 
 def is_lock_timeout(exc: OperationalError) -> bool:

@@ -13,15 +13,27 @@ other alerts reading one of the same metrics) and ranks them with tools/similari
 analysed); `first_seen` is the earliest start of the alert among the past incidents (before
 `Likeness.before`, without the incident under investigation), so None means "first time".
 
-The full-text index, by backend:
+The full-text index, by backend (both made by the migrations, server/db/migrations/):
 
-    SQLite      an FTS5 virtual table `report_search(incident_id UNINDEXED, report_id UNINDEXED, body)`,
-                created at start-up (`create_search_table`); each term of a query becomes an FTS5 string
+    SQLite      an FTS5 virtual table `report_search(incident_id UNINDEXED, report_id UNINDEXED, body)`
+                (tokenizer unicode61, diacritics removed); each term of a query becomes an FTS5 string
                 (double quotes, embedded quotes doubled), so no user input is read as FTS5 syntax
-                (`NEAR(`, `OR`, `*`, column filters); all the terms must match. Without the FTS5 module
-                (a rare SQLite build) a plain table, searched with LIKE.
-    PostgreSQL  a plain table of the same columns with a GIN index on `to_tsvector('simple', body)`,
-                searched with `plainto_tsquery('simple', :q)` (not yet tested here; issue 14).
+                (`NEAR(`, `OR`, `*`, column filters). Without the FTS5 module (a rare SQLite build) a
+                plain table, searched with LIKE.
+    PostgreSQL  the table `report_search` of models.py: the body, and its words as a tsvector
+                (`document`, GIN-indexed): `to_tsvector('simple', document_words(body))`. A query is
+                `document @@ (phraseto_tsquery('simple', words(term1)) && ...)`. Its input is text,
+                never tsquery syntax, and the words are cut as FTS5's tokenizer cuts them (letters,
+                digits and marks, case folded, diacritics removed, any other character a separator),
+                before PostgreSQL sees them: the 'simple' configuration (no stemming, no stop words:
+                reports are in Chinese or English, and English stemming would make "failed" find
+                "fail") only turns them into lexemes, whatever the server's locale.
+
+On both, every term must match, and a term is matched as a phrase of its words ("user_type=guest" is
+"user type guest", in that order), anywhere in the text, case and diacritics aside ("unicode" finds
+"ünïcödé"). A run of Chinese characters without blanks is one word on both, so "登录" finds "登录 失败"
+but not "登录失败". On PostgreSQL only the first MAX_DOCUMENT_CHARS characters of a report's words are
+searchable (a tsvector holds at most 1 MB).
 
 A term is a run of text between blanks holding at least one letter or digit; control and format
 characters count as blanks. A query with no term (empty, or only punctuation such as `*` or `"`) matches
@@ -34,11 +46,11 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import (
     Column,
     ColumnElement,
-    Engine,
     Integer,
     MetaData,
     String,
@@ -46,19 +58,22 @@ from sqlalchemy import (
     Text,
     and_,
     column,
+    delete,
     false,
     func,
+    insert,
+    literal,
     or_,
     select,
     text,
 )
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.dialects.postgresql import REGCONFIG
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from agent.history import HistorySummary, Likeness, PastIncident, label_key
 from agent.models import Report, utcnow
 from server.db.database import Database
-from server.db.models import Incident, IncidentFinding, ReportRow, Ticket
+from server.db.models import Incident, IncidentFinding, ReportRow, Ticket, report_search
 from tools import promql
 from tools.similarity import Candidate, Ranked, rank
 
@@ -68,7 +83,10 @@ MAX_METRICS = 20  # metric names looked up for the family
 MAX_TERMS = 32  # terms of a search query (the API bounds `q` to 200 characters)
 BACKFILL_BATCH = 100  # reports indexed per transaction by `History.backfill`
 
-# The full-text table off SQLite's FTS5: the same columns, searched with tsvector (PostgreSQL) or LIKE.
+MAX_DOCUMENT_CHARS = 200_000  # of a report's words indexed on PostgreSQL (a tsvector holds 1 MB at most)
+_SIMPLE = literal("simple").cast(REGCONFIG)  # PostgreSQL's text search configuration: no stemming
+
+# The full-text table of a SQLite without FTS5: the same columns, searched with LIKE.
 _PLAIN_SEARCH = Table(
     "report_search",
     MetaData(),
@@ -76,30 +94,6 @@ _PLAIN_SEARCH = Table(
     Column("report_id", String(64), nullable=False),
     Column("body", Text, nullable=False),
 )
-_FTS5_DDL = (
-    "CREATE VIRTUAL TABLE IF NOT EXISTS report_search USING fts5("
-    "incident_id UNINDEXED, report_id UNINDEXED, body, tokenize = 'unicode61 remove_diacritics 2')"
-)
-_PG_INDEX_DDL = (
-    "CREATE INDEX IF NOT EXISTS ix_report_search_body ON report_search "
-    "USING gin (to_tsvector('simple', body))"
-)
-
-
-def create_search_table(engine: Engine) -> None:
-    """Create the full-text table if it is missing (at start-up, after the tables of models.py)."""
-    if engine.dialect.name == "sqlite":
-        try:
-            with engine.begin() as conn:
-                conn.exec_driver_sql(_FTS5_DDL)
-            return
-        except OperationalError as exc:  # "no such module: fts5": a build without it
-            if "fts5" not in str(exc):
-                raise
-    with engine.begin() as conn:
-        _PLAIN_SEARCH.create(conn, checkfirst=True)
-        if engine.dialect.name == "postgresql":
-            conn.exec_driver_sql(_PG_INDEX_DDL)
 
 
 def _search_kind(s: Session) -> str:
@@ -112,6 +106,21 @@ def _search_kind(s: Session) -> str:
         if ddl and "fts5" in str(ddl).lower():
             return "fts5"
     return "like"
+
+
+def _in_word(ch: str) -> bool:
+    category = unicodedata.category(ch)
+    return category[0] in "LNM" or category == "Co"  # letters, digits, marks, private use
+
+
+def document_words(text: str) -> str:
+    """The words of `text` as FTS5's unicode61 tokenizer reads them (case folded, diacritics removed,
+    anything but letters, digits and marks a separator), blank-separated: what PostgreSQL's index and
+    queries get. At most MAX_DOCUMENT_CHARS characters, cut between words."""
+    folded = unicodedata.normalize("NFD", text.casefold())
+    kept = "".join(ch if _in_word(ch) else " " for ch in folded if unicodedata.category(ch) != "Mn")
+    words = " ".join(kept.split())
+    return words if len(words) <= MAX_DOCUMENT_CHARS else words[:MAX_DOCUMENT_CHARS].rpartition(" ")[0]
 
 
 # ---------------------------------------------------------------- indexing a good report
@@ -204,10 +213,20 @@ def index_report(s: Session, inc: Incident, report: Report, markdown: str) -> No
     else:
         for name, value in values.items():
             setattr(row, name, value)
+    body = _search_body(inc, report, markdown)
+    if s.get_bind().dialect.name == "postgresql":
+        s.execute(delete(report_search).where(report_search.c.incident_id == inc.id))
+        document = func.to_tsvector(_SIMPLE, document_words(body))
+        s.execute(
+            insert(report_search).values(
+                incident_id=inc.id, report_id=report.id, body=body, document=document
+            )
+        )
+        return
     s.execute(text("DELETE FROM report_search WHERE incident_id = :i"), {"i": inc.id})
     s.execute(
         text("INSERT INTO report_search (incident_id, report_id, body) VALUES (:i, :r, :b)"),
-        {"i": inc.id, "r": report.id, "b": _search_body(inc, report, markdown)},
+        {"i": inc.id, "r": report.id, "b": body},
     )
 
 
@@ -225,6 +244,15 @@ def fts5_query(terms: Sequence[str]) -> str:
     return " ".join('"' + t.replace('"', '""') + '"' for t in terms)
 
 
+def tsquery(terms: Sequence[str]) -> ColumnElement[Any]:
+    """PostgreSQL's query matching every term as a phrase of its words, never as tsquery syntax."""
+    phrases = [func.phraseto_tsquery(_SIMPLE, document_words(t)) for t in terms]
+    query: ColumnElement[Any] = phrases[0]
+    for phrase in phrases[1:]:
+        query = query.op("&&")(phrase)
+    return query
+
+
 def search_filter(s: Session, q: str) -> ColumnElement[bool]:
     """Incidents whose current good report matches `q` (false without a term)."""
     terms = search_terms(q)
@@ -239,15 +267,9 @@ def search_filter(s: Session, q: str) -> ColumnElement[bool]:
         )
         return Incident.id.in_(sub)
     if kind == "tsvector":
-        sub = (
-            text(
-                "SELECT incident_id FROM report_search "
-                "WHERE to_tsvector('simple', body) @@ plainto_tsquery('simple', :q)"
-            )
-            .bindparams(q=" ".join(terms))
-            .columns(column("incident_id", Integer))
+        return Incident.id.in_(
+            select(report_search.c.incident_id).where(report_search.c.document.bool_op("@@")(tsquery(terms)))
         )
-        return Incident.id.in_(sub)
     body = _PLAIN_SEARCH.c.body
     return Incident.id.in_(
         select(_PLAIN_SEARCH.c.incident_id).where(

@@ -15,11 +15,14 @@ timeline. Two alerts of one notification in one incident (HA replicas posting di
 the last alert's status, and what the first alert that changed something did.
 
 Concurrent ingests: the notification's INSERT comes first in the transaction, so on SQLite the write
-lock orders ingests and each lookup sees every incident committed before it. The unique key
-(fingerprint, startsAt) catches two inserts of the same key on any backend (the loser retries).
+lock orders ingests and each lookup sees every incident committed before it. On PostgreSQL, where
+ingests run side by side, a transaction-scoped advisory lock per alert fingerprint orders the ingests
+that share one (`serialize`), so the lookup of each sees the incidents the others committed, the HA
+replicas' near startsAt included. The unique key (fingerprint, startsAt) catches two inserts of the
+same key on any backend (the loser retries).
 
-The wait for the write lock is bounded (`lock_timeout`): past it the transaction is rolled back, nothing
-is stored, and `StoreBusy` tells the sender to retry.
+The wait for the write lock (or, on PostgreSQL, for a fingerprint's lock) is bounded (`lock_timeout`):
+past it the transaction is rolled back, nothing is stored, and `StoreBusy` tells the sender to retry.
 """
 
 from __future__ import annotations
@@ -33,12 +36,13 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from agent.models import AlertInfo, utcnow
-from server.db.database import Database, is_lock_timeout
+from server.db.database import Database, is_lock_timeout, serialize
 from server.db.deliveries import Plan, queue_deliveries
 from server.db.models import Incident, Job, Notification, NotificationIncident, ReportRow
 from tools.errors import StoreBusy
 
 MAX_RECEIVER = 255  # characters of a receiver's name kept with each incident it notified
+FINGERPRINT_LOCKS = 0x696E  # `serialize`'s scope for the alerts' fingerprints ("in")
 
 
 @dataclass
@@ -122,6 +126,7 @@ class Intake:
             note = Notification(source=source, group_key=group_key, alerts=len(alerts), body=body)
             s.add(note)
             s.flush()
+            serialize(s, FINGERPRINT_LOCKS, (alert.fingerprint for alert in alerts))
             result = IngestResult(note.id)
             touched: dict[int, NotificationIncident] = {}
             for alert in alerts:

@@ -198,7 +198,7 @@ class JobQueue:
     def requeue(self, incident_id: int) -> bool:
         """Start a new investigation of an incident (API: re-investigate)."""
         with self.db.session() as s:
-            inc = s.get(Incident, incident_id)
+            inc = s.get(Incident, incident_id, with_for_update=True)  # two requests queue one job
             if inc is None:
                 return False
             busy = s.scalars(

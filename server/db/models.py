@@ -3,9 +3,21 @@ job queue, reports, deliveries, tickets, ask sessions, and what each incident's 
 (`incident_findings`, for incidents seen before).
 
 Only the schema lives here (and `make_engine`); the operations on it live in one module per job
-(intake, jobs, deliveries, reports, incidents, ask_sessions, history). The full-text index of reports
-(`report_search`) is not a table here: server/db/history.py creates it (an FTS5 virtual table on
-SQLite). SQLite by default (WAL, busy timeout); the same code runs on PostgreSQL.
+(intake, jobs, deliveries, reports, incidents, ask_sessions, history). The migrations
+(server/db/migrations/) create it, and their head must match this module (server/db/migrate.py
+`schema_differences`).
+
+Two backends, one behaviour: SQLite by default (WAL, busy timeout, foreign keys on), PostgreSQL
+(`postgresql+psycopg://`). Where they differ underneath:
+- ids: `Id` is INTEGER on SQLite (64 bits) and BIGINT on PostgreSQL, so both take ids to 2**63 - 1;
+- strings: `Str(n)` is VARCHAR(n) on SQLite, which never enforced the length, and TEXT on PostgreSQL,
+  which would: fingerprints, alert names, sink names and ticket keys come from outside, unbounded;
+- times: `UTCDateTime` stores naive UTC on both and reads it back aware;
+- NUL characters: PostgreSQL's text cannot hold them; there they are stored as U+FFFD
+  (server/db/postgres.py, which also names the driver: psycopg 3);
+- the full-text index of reports, `report_search`: on SQLite an FTS5 virtual table the migrations
+  create (no model: SQLAlchemy cannot describe one), on PostgreSQL the table `report_search` below
+  (`search_metadata`), a tsvector with a GIN index. server/db/history.py reads and writes both.
 """
 
 from __future__ import annotations
@@ -15,20 +27,28 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
+    Column,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
+    MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
     create_engine,
     event,
+    make_url,
 )
+from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from agent.models import AlertInfo, utcnow
+from server.db.postgres import postgres_engine
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -47,6 +67,16 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value is not None else None
 
 
+# Ids: INTEGER on SQLite (a 64-bit rowid), BIGINT on PostgreSQL (whose INTEGER is 32 bits): the API
+# takes ids up to 2**63 - 1 (server/payloads.py MAX_ID) on both.
+Id = Integer().with_variant(BigInteger(), "postgresql")
+
+
+def Str(length: int) -> TypeEngine[str]:
+    """VARCHAR(length) on SQLite (which never enforced the length), TEXT on PostgreSQL (which would)."""
+    return String(length).with_variant(Text(), "postgresql")
+
+
 class Base(DeclarativeBase):
     pass
 
@@ -55,9 +85,9 @@ class Notification(Base):
     """Every accepted request body, as received."""
 
     __tablename__ = "notifications"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    source: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(Str(32))
     group_key: Mapped[str] = mapped_column(Text, default="")
     alerts: Mapped[int] = mapped_column(Integer, default=0)
     body: Mapped[str] = mapped_column(Text)
@@ -69,10 +99,10 @@ class NotificationIncident(Base):
     this table existed have none (an incident's `notifications` still counts them)."""
 
     __tablename__ = "notification_incidents"
-    notification_id: Mapped[int] = mapped_column(ForeignKey("notifications.id"), primary_key=True)
-    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), primary_key=True, index=True)
-    status: Mapped[str] = mapped_column(String(16))  # the alert's status in it: firing | resolved
-    outcome: Mapped[str] = mapped_column(String(16))  # created | deduplicated | resolved | refreshed
+    notification_id: Mapped[int] = mapped_column(Id, ForeignKey("notifications.id"), primary_key=True)
+    incident_id: Mapped[int] = mapped_column(Id, ForeignKey("incidents.id"), primary_key=True, index=True)
+    status: Mapped[str] = mapped_column(Str(16))  # the alert's status in it: firing | resolved
+    outcome: Mapped[str] = mapped_column(Str(16))  # created | deduplicated | resolved | refreshed
     receiver: Mapped[str] = mapped_column(Text, default="")  # Alertmanager's receiver ("" from Prometheus)
 
 
@@ -81,10 +111,10 @@ class Incident(Base):
 
     __tablename__ = "incidents"
     __table_args__ = (UniqueConstraint("fingerprint", "starts_at", name="uq_incident_fp_start"),)
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    fingerprint: Mapped[str] = mapped_column(String(64), index=True)
-    alertname: Mapped[str] = mapped_column(String(255), index=True)
-    status: Mapped[str] = mapped_column(String(16), default="firing")  # firing | resolved
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(Str(64), index=True)
+    alertname: Mapped[str] = mapped_column(Str(255), index=True)
+    status: Mapped[str] = mapped_column(Str(16), default="firing")  # firing | resolved
     starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     labels: Mapped[dict[str, str]] = mapped_column(JSON)
@@ -94,8 +124,8 @@ class Incident(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     # queued | running | done | degraded | failed | none (resolved before any investigation)
-    investigation: Mapped[str] = mapped_column(String(16), default="queued")
-    report_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    investigation: Mapped[str] = mapped_column(Str(16), default="queued")
+    report_id: Mapped[str | None] = mapped_column(Str(64), nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     def alert(self) -> AlertInfo:
@@ -115,13 +145,13 @@ class Job(Base):
     """The durable investigation queue."""
 
     __tablename__ = "jobs"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), index=True)
-    state: Mapped[str] = mapped_column(String(16), default="queued", index=True)  # queued|running|done|failed
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(Id, ForeignKey("incidents.id"), index=True)
+    state: Mapped[str] = mapped_column(Str(16), default="queued", index=True)  # queued|running|done|failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     not_before: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    worker: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    worker: Mapped[str | None] = mapped_column(Str(64), nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -129,8 +159,8 @@ class Job(Base):
 
 class ReportRow(Base):
     __tablename__ = "reports"
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), index=True)
+    id: Mapped[str] = mapped_column(Str(64), primary_key=True)
+    incident_id: Mapped[int] = mapped_column(Id, ForeignKey("incidents.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     body: Mapped[str] = mapped_column(Text)  # Report JSON
     markdown: Mapped[str] = mapped_column(Text)
@@ -142,17 +172,17 @@ class AskSession(Base):
     """A multi-turn `ask` conversation."""
 
     __tablename__ = "ask_sessions"
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"), nullable=True)
+    id: Mapped[str] = mapped_column(Str(32), primary_key=True)
+    incident_id: Mapped[int | None] = mapped_column(Id, ForeignKey("incidents.id"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
 class AskMessage(Base):
     __tablename__ = "ask_messages"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
     session_id: Mapped[str] = mapped_column(ForeignKey("ask_sessions.id"), index=True)
-    role: Mapped[str] = mapped_column(String(16))  # user | assistant
+    role: Mapped[str] = mapped_column(Str(16))  # user | assistant
     content: Mapped[str] = mapped_column(Text)
     queries: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)  # evidence of an answer
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -162,16 +192,14 @@ class Delivery(Base):
     """The outbox: one notice to one sink, persisted before it is attempted."""
 
     __tablename__ = "deliveries"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), index=True)
-    sink: Mapped[str] = mapped_column(String(64))
-    event: Mapped[str] = mapped_column(String(16))  # firing | update | resolved
-    report_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(Id, ForeignKey("incidents.id"), index=True)
+    sink: Mapped[str] = mapped_column(Str(64))
+    event: Mapped[str] = mapped_column(Str(16))  # firing | update | resolved
+    report_id: Mapped[str | None] = mapped_column(Str(64), nullable=True)
     analysis: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     change: Mapped[str | None] = mapped_column(Text, nullable=True)
-    state: Mapped[str] = mapped_column(
-        String(16), default="pending", index=True
-    )  # pending|sending|done|failed
+    state: Mapped[str] = mapped_column(Str(16), default="pending", index=True)  # pending|sending|done|failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     not_before: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -187,11 +215,11 @@ class Ticket(Base):
 
     __tablename__ = "tickets"
     __table_args__ = (UniqueConstraint("incident_id", "sink", name="uq_ticket_incident_sink"),)
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), index=True)
-    sink: Mapped[str] = mapped_column(String(64))
-    ext_id: Mapped[str] = mapped_column(String(255))
-    key: Mapped[str] = mapped_column(String(255))
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(Id, ForeignKey("incidents.id"), index=True)
+    sink: Mapped[str] = mapped_column(Str(64))
+    ext_id: Mapped[str] = mapped_column(Str(255))
+    key: Mapped[str] = mapped_column(Str(255))
     url: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -201,11 +229,11 @@ class IncidentFinding(Base):
     (server/db/history.py). Written in the transaction that makes such a report current."""
 
     __tablename__ = "incident_findings"
-    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), primary_key=True)
-    alertname: Mapped[str] = mapped_column(String(255), index=True)
-    fingerprint: Mapped[str] = mapped_column(String(64))
+    incident_id: Mapped[int] = mapped_column(Id, ForeignKey("incidents.id"), primary_key=True)
+    alertname: Mapped[str] = mapped_column(Str(255), index=True)
+    fingerprint: Mapped[str] = mapped_column(Str(64))
     starts_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
-    report_id: Mapped[str] = mapped_column(String(64))
+    report_id: Mapped[str] = mapped_column(Str(64))
     causes: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)  # root-cause labels, best first
     # agent.history.label_key of each cause, "|"-separated with a leading and trailing "|" (LIKE '%|k|%')
     cause_keys: Mapped[str] = mapped_column(Text, default="")
@@ -213,6 +241,18 @@ class IncidentFinding(Base):
     metric_keys: Mapped[str] = mapped_column(Text, default="")  # the same, "|"-separated like cause_keys
     summary: Mapped[str] = mapped_column(Text, default="")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+search_metadata = MetaData()
+report_search = Table(  # PostgreSQL's full-text index of reports (on SQLite: FTS5, see above)
+    "report_search",
+    search_metadata,
+    Column("incident_id", Id, primary_key=True, autoincrement=False),
+    Column("report_id", Text, nullable=False),
+    Column("body", Text, nullable=False),  # the text indexed (server/db/history.py `_search_body`)
+    Column("document", TSVECTOR, nullable=False),  # its words (`document_words`), as lexemes
+    Index("ix_report_search_document", "document", postgresql_using="gin"),
+)
 
 
 def make_engine(url: str) -> Engine:
@@ -228,4 +268,6 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
+    if make_url(url).get_backend_name() in ("postgresql", "postgres"):
+        return postgres_engine(url)
     return create_engine(url, pool_pre_ping=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from server.db.ask_sessions import AskSessions
 from server.db.database import Database
 from server.db.deliveries import Deliveries
-from server.db.history import History, create_search_table
+from server.db.history import History
 from server.db.incidents import Incidents
 from server.db.intake import Intake
 from server.db.jobs import JobQueue
@@ -24,7 +24,6 @@ from server.db.reports import Reports
 class Store(Database):
     def __init__(self, url: str) -> None:
         super().__init__(url)
-        create_search_table(self.engine)
         self.intake = Intake(self)
         self.jobs = JobQueue(self)
         self.deliveries = Deliveries(self)

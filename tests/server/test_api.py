@@ -1,4 +1,6 @@
-"""The HTTP API, driven over real HTTP against the real app, a real SQLite file and a real Prometheus."""
+"""The HTTP API, driven over real HTTP against the real app, a real Prometheus and a real database: the
+tests of what the API stores and reads run on both backends (SQLite, PostgreSQL: tests/conftest.py
+`database_url`), the others on SQLite."""
 
 from __future__ import annotations
 
@@ -58,6 +60,7 @@ def wait_report(client: httpx.Client, incident_id: int, timeout: float = 30) -> 
     raise AssertionError(f"incident {incident_id} not investigated in {timeout}s: {inc}")
 
 
+@pytest.mark.usefixtures("database_url")
 def test_webhook_to_report(server: ServerEnv, prom: PromEnv) -> None:
     with httpx.Client(base_url=server.url, timeout=10) as c:
         r = c.post("/api/v1/webhook/alertmanager", json=webhook(prom))
@@ -98,6 +101,7 @@ def test_webhook_to_report(server: ServerEnv, prom: PromEnv) -> None:
         assert c.get("/api/v1/reports/nope").status_code == 404
 
 
+@pytest.mark.usefixtures("database_url")
 def test_repeats_deduplicate_and_resolved_closes(server: ServerEnv, prom: PromEnv) -> None:
     with httpx.Client(base_url=server.url, timeout=10) as c:
         first = c.post("/api/v1/webhook/alertmanager", json=webhook(prom, fingerprint="aa")).json()
@@ -120,6 +124,7 @@ def test_repeats_deduplicate_and_resolved_closes(server: ServerEnv, prom: PromEn
         assert 'alertsleuth_alerts_received_total{source="alertmanager",status="resolved"} 1.0' in metrics
 
 
+@pytest.mark.usefixtures("database_url")
 def test_resolved_without_firing_starts_no_investigation(server: ServerEnv, prom: PromEnv) -> None:
     with httpx.Client(base_url=server.url, timeout=10) as c:
         r = c.post(
@@ -129,6 +134,7 @@ def test_resolved_without_firing_starts_no_investigation(server: ServerEnv, prom
         assert inc["investigation"] == "none" and inc["jobs"] == []
 
 
+@pytest.mark.usefixtures("database_url")
 def test_prometheus_direct_alert_list(server: ServerEnv, prom: PromEnv) -> None:
     alert = webhook(prom)["alerts"][0]
     posted = [
@@ -181,6 +187,7 @@ def test_alert_without_alertname_and_wrong_types(server: ServerEnv, prom: PromEn
     assert r.status_code == 422 and "startsAt" in r.json()["detail"]
 
 
+@pytest.mark.usefixtures("database_url")
 def test_unknown_fields_are_kept(server: ServerEnv, prom: PromEnv) -> None:
     payload = webhook(prom, fingerprint="cc", silencedBy=["x"])
     payload["newTopLevelField"] = {"a": 1}
@@ -246,6 +253,7 @@ def test_bearer_and_basic_auth(make_settings: Callable[..., Settings], prom: Pro
         stop()
 
 
+@pytest.mark.usefixtures("database_url")
 def test_restart_resumes_queued_and_interrupted_work(
     make_settings: Callable[..., Settings], prom: PromEnv
 ) -> None:
@@ -273,6 +281,7 @@ def test_restart_resumes_queued_and_interrupted_work(
         stop()
 
 
+@pytest.mark.usefixtures("database_url")
 def test_prometheus_down_retries_then_writes_a_degraded_report(
     make_settings: Callable[..., Settings], prom: PromEnv
 ) -> None:
@@ -345,6 +354,7 @@ def test_every_log_line_on_the_alert_path_can_be_written(
         assert TextFormatter().format(record) and JSONFormatter().format(record)
 
 
+@pytest.mark.usefixtures("database_url")
 def test_a_second_incident_with_the_same_cause_is_told_the_first(server: ServerEnv, prom: PromEnv) -> None:
     with httpx.Client(base_url=server.url, timeout=10) as c:
         first = c.post("/api/v1/webhook/alertmanager", json=webhook(prom, fingerprint="past-1"))

@@ -3,7 +3,7 @@
 Two replicas of one Prometheus evaluate the same rule a little apart, so they post the same alert with
 startsAt a second or so apart, and with their external `replica` label differing. That is one incident
 and one investigation; a resolution from either replica resolves it; a new firing after the resolution
-is a new incident.
+is a new incident. On both backends (SQLite, PostgreSQL).
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ def _incidents(c: httpx.Client) -> list[dict[str, Any]]:
     return items
 
 
+@pytest.mark.usefixtures("database_url")
 def test_ha_replicas_make_one_incident_resolved_by_either(server: ServerEnv, prom: PromEnv) -> None:
     t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=2)
     with httpx.Client(base_url=server.url, timeout=10) as c:
@@ -81,6 +82,7 @@ def test_ha_replicas_make_one_incident_resolved_by_either(server: ServerEnv, pro
         assert len(_incidents(c)) == 2
 
 
+@pytest.mark.usefixtures("database_url")
 def test_other_labels_and_far_start_times_stay_apart(server: ServerEnv, prom: PromEnv) -> None:
     t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
     with httpx.Client(base_url=server.url, timeout=10) as c:
@@ -93,6 +95,7 @@ def test_other_labels_and_far_start_times_stay_apart(server: ServerEnv, prom: Pr
         assert len(_incidents(c)) == 3
 
 
+@pytest.mark.usefixtures("database_url")
 def test_replicas_racing_make_one_incident(make_settings: Callable[..., Settings]) -> None:
     env, stop = serve(make_settings(), start_workers=False)
     t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)

@@ -1,7 +1,8 @@
 """Delivery through the real app over HTTP: the outbox, routing, a real Redmine and a real SMTP server.
 
 The investigation runs against the session's real Prometheus; tickets are checked through Redmine's
-own API and mail as the SMTP server received it.
+own API and mail as the SMTP server received it. The outbox's flows run on both backends (SQLite,
+PostgreSQL: tests/conftest.py `database_url`).
 """
 
 from __future__ import annotations
@@ -50,6 +51,10 @@ def settings_with(
     )
 
 
+def backend(database_url: str) -> str:
+    return "postgres" if database_url.startswith("postgresql") else "sqlite"
+
+
 def wait_deliveries(c: httpx.Client, incident_id: int, count: int, timeout: float = 30) -> dict[str, Any]:
     """The incident once it has `count` deliveries, all done or failed."""
     deadline = time.monotonic() + timeout
@@ -86,8 +91,13 @@ def redmine_issue(redmine: procs.Process, issue_id: str) -> dict[str, Any]:
 
 
 def test_ticket_and_mail_from_firing_to_resolved(
-    make_settings: Callable[..., Settings], prom: PromEnv, redmine: procs.Process, smtp: FakeSMTP
+    make_settings: Callable[..., Settings],
+    prom: PromEnv,
+    redmine: procs.Process,
+    smtp: FakeSMTP,
+    database_url: str,
 ) -> None:
+    d1 = f"d1-{backend(database_url)}"  # one Redmine for the session: an issue per backend
     delivery = {
         "sinks": {"ops-redmine": redmine_sink(redmine), "mail": smtp.sink_config(to=["oncall@example.com"])},
         "route": {
@@ -102,7 +112,7 @@ def test_ticket_and_mail_from_firing_to_resolved(
     env, stop = serve(settings_with(make_settings, prom, delivery))
     try:
         with httpx.Client(base_url=env.url, timeout=10) as c:
-            created = c.post("/api/v1/webhook/alertmanager", json=webhook(prom, fingerprint="d1")).json()
+            created = c.post("/api/v1/webhook/alertmanager", json=webhook(prom, fingerprint=d1)).json()
             incident_id = created["incidents_created"][0]
             wait_report(c, incident_id)
             inc = wait_deliveries(c, incident_id, 2)
@@ -151,7 +161,7 @@ def test_ticket_and_mail_from_firing_to_resolved(
             assert c.get(refreshed["report_url"]).json()["tickets"] == [ticket]  # shown in later reports too
 
             # Resolution: the ticket gets the duration and is closed; mail's route skips resolved.
-            c.post("/api/v1/webhook/alertmanager", json=webhook(prom, status="resolved", fingerprint="d1"))
+            c.post("/api/v1/webhook/alertmanager", json=webhook(prom, status="resolved", fingerprint=d1))
             inc = wait_deliveries(c, incident_id, 3)
             resolved = inc["deliveries"][-1]
             assert (resolved["sink"], resolved["event"], resolved["state"]) == (
@@ -162,7 +172,9 @@ def test_ticket_and_mail_from_firing_to_resolved(
             issue = redmine_issue(redmine, ticket["key"][1:])
             assert issue["status"]["name"] == "Closed"
             assert [j["notes"] for j in issue["journals"] if j["notes"]][-1].startswith("Resolved after ")
-            assert [i["id"] for i in redmine_issues(redmine, description="~alertsleuth-d1-")] == [issue["id"]]
+            assert [i["id"] for i in redmine_issues(redmine, description=f"~alertsleuth-{d1}-")] == [
+                issue["id"]
+            ]
             time.sleep(0.3)
             assert len(smtp.messages) == 1
 
@@ -175,16 +187,17 @@ def test_ticket_and_mail_from_firing_to_resolved(
 
 
 def test_resolution_before_the_report_waits_for_the_ticket(
-    make_settings: Callable[..., Settings], prom: PromEnv, redmine: procs.Process
+    make_settings: Callable[..., Settings], prom: PromEnv, redmine: procs.Process, database_url: str
 ) -> None:
     """Resolved arrives while the investigation still runs: the ticket is opened, then closed, in order."""
+    d2 = f"d2-{backend(database_url)}"
     delivery = {"sinks": {"ops-redmine": redmine_sink(redmine)}}
     env, stop = serve(settings_with(make_settings, prom, delivery))
     try:
         with httpx.Client(base_url=env.url, timeout=10) as c:
-            created = c.post("/api/v1/webhook/alertmanager", json=webhook(prom, fingerprint="d2")).json()
+            created = c.post("/api/v1/webhook/alertmanager", json=webhook(prom, fingerprint=d2)).json()
             incident_id = created["incidents_created"][0]
-            c.post("/api/v1/webhook/alertmanager", json=webhook(prom, status="resolved", fingerprint="d2"))
+            c.post("/api/v1/webhook/alertmanager", json=webhook(prom, status="resolved", fingerprint=d2))
             inc = wait_deliveries(c, incident_id, 2)
             assert [(d["event"], d["state"]) for d in inc["deliveries"]] == [
                 ("resolved", "done"),
@@ -199,14 +212,15 @@ def test_resolution_before_the_report_waits_for_the_ticket(
 
 
 def test_failed_delivery_is_visible_retried_by_api_and_resumed_after_restart(
-    make_settings: Callable[..., Settings], prom: PromEnv, redmine: procs.Process, tmp_path: Any
+    make_settings: Callable[..., Settings], prom: PromEnv, redmine: procs.Process, database_url: str
 ) -> None:
+    d3 = f"d3-{backend(database_url)}"
     closed = f"http://127.0.0.1:{procs.free_port()}"
     broken = {"sinks": {"ops-redmine": redmine_sink(redmine, url=closed)}}
     env, stop = serve(settings_with(make_settings, prom, broken, delivery_max_attempts=2))
     try:
         with httpx.Client(base_url=env.url, timeout=10) as c:
-            created = c.post("/api/v1/webhook/alertmanager", json=webhook(prom, fingerprint="d3")).json()
+            created = c.post("/api/v1/webhook/alertmanager", json=webhook(prom, fingerprint=d3)).json()
             incident_id = created["incidents_created"][0]
             inc = wait_report(c, incident_id)
             assert inc["investigation"] == "done"  # a broken sink never fails the investigation
@@ -231,7 +245,7 @@ def test_failed_delivery_is_visible_retried_by_api_and_resumed_after_restart(
             )
 
             # Resolved, while the sink never heard of the incident: nothing to tell it.
-            c.post("/api/v1/webhook/alertmanager", json=webhook(prom, status="resolved", fingerprint="d3"))
+            c.post("/api/v1/webhook/alertmanager", json=webhook(prom, status="resolved", fingerprint=d3))
             resolved = wait_deliveries(c, incident_id, 2)["deliveries"][1]
             assert resolved["event"] == "resolved" and resolved["state"] == "done"
             assert resolved["detail"] == "skipped: this sink was never told the incident was firing"
@@ -256,7 +270,7 @@ def test_failed_delivery_is_visible_retried_by_api_and_resumed_after_restart(
             [ticket] = inc["tickets"]
             r = c.post(f"/api/v1/incidents/{incident_id}/deliveries/{inc['deliveries'][0]['id']}/retry")
             assert r.status_code == 409
-            assert [i["id"] for i in redmine_issues(redmine, description="~alertsleuth-d3-")] == [
+            assert [i["id"] for i in redmine_issues(redmine, description=f"~alertsleuth-{d3}-")] == [
                 int(ticket["key"][1:])
             ]
     finally:

@@ -165,6 +165,7 @@ def test_a_degraded_reinvestigation_keeps_the_good_report_and_retries_until_prom
         faulty_prom.start()
 
 
+@pytest.mark.usefixtures("database_url")
 def test_without_a_good_report_the_degraded_one_is_delivered_once_and_says_only_what_is_true(
     make_settings: Callable[..., Settings], faulty_prom: StoppablePrometheus, hook: FakeWebhook, prom: PromEnv
 ) -> None:

@@ -59,6 +59,7 @@ def test_ids_beyond_64_bits_are_422_naming_the_parameter(
     assert name in r.json()["detail"]
 
 
+@pytest.mark.usefixtures("database_url")
 def test_the_largest_id_is_in_range_and_simply_unknown(offline: ServerEnv) -> None:
     assert httpx.get(f"{offline.url}/api/v1/incidents/{TOP}").status_code == 404
     assert httpx.post(f"{offline.url}/api/v1/incidents/{TOP}/investigate").status_code == 404
@@ -148,6 +149,7 @@ def _wait_job(store: Store, job_id: int, timeout: float = 20) -> Job:
     raise AssertionError(f"job {job_id} still {job.state} after {timeout}s (attempts {job.attempts})")
 
 
+@pytest.mark.usefixtures("database_url")
 def test_an_unreadable_job_fails_visibly_and_does_not_block_the_queue(
     make_settings: Callable[..., Settings], prom: PromEnv
 ) -> None:
@@ -171,6 +173,7 @@ def test_an_unreadable_job_fails_visibly_and_does_not_block_the_queue(
         store.close()
 
 
+@pytest.mark.usefixtures("database_url")
 def test_a_job_out_of_attempts_when_its_lease_ran_out_fails_instead_of_running_again(
     make_settings: Callable[..., Settings], prom: PromEnv
 ) -> None:

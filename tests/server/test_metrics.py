@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter import launch as procs
@@ -81,6 +82,7 @@ def test_retried_attempts_are_not_counted_as_finished_investigations(
         stop()
 
 
+@pytest.mark.usefixtures("database_url")
 def test_gauges_show_pending_work_and_counters_what_finished(
     make_settings: Callable[..., Settings], prom: PromEnv
 ) -> None:

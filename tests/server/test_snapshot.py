@@ -1,10 +1,10 @@
 """A read of several queries sees one state of the database (SQLite runs SELECTs outside any
-transaction unless told otherwise, so each query saw whatever was committed by then)."""
+transaction unless told otherwise, and PostgreSQL's READ COMMITTED gives each statement its own
+snapshot, so each query saw whatever was committed by then); on both backends."""
 
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
 from sqlalchemy import select, update
 
@@ -13,8 +13,8 @@ from server.db import Store
 from server.db.models import Incident, Job
 
 
-def _store_with_an_incident(tmp_path: Path) -> tuple[Store, int]:
-    store = Store(f"sqlite:///{tmp_path}/a.db")
+def _store_with_an_incident(url: str) -> tuple[Store, int]:
+    store = Store(url)
     alert = AlertInfo(
         name="LoginFailures",
         status="firing",
@@ -26,8 +26,8 @@ def _store_with_an_incident(tmp_path: Path) -> tuple[Store, int]:
     return store, inc
 
 
-def test_a_snapshot_does_not_see_a_commit_made_after_its_first_read(tmp_path: Path) -> None:
-    store, inc = _store_with_an_incident(tmp_path)
+def test_a_snapshot_does_not_see_a_commit_made_after_its_first_read(database_url: str) -> None:
+    store, inc = _store_with_an_incident(database_url)
     try:
         with store.snapshot() as s:
             before = s.get(Incident, inc)
@@ -44,8 +44,8 @@ def test_a_snapshot_does_not_see_a_commit_made_after_its_first_read(tmp_path: Pa
         store.close()
 
 
-def test_a_write_inside_a_snapshot_is_not_kept(tmp_path: Path) -> None:
-    store, inc = _store_with_an_incident(tmp_path)
+def test_a_write_inside_a_snapshot_is_not_kept(database_url: str) -> None:
+    store, inc = _store_with_an_incident(database_url)
     try:
         with store.snapshot() as s:
             s.execute(update(Incident).where(Incident.id == inc).values(investigation="failed"))

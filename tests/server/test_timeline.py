@@ -2,7 +2,8 @@
 read back bounded, shown in time order with the investigations and deliveries on the incident's page and
 listed in the API; a database made before the link table existed opens and keeps working.
 
-The store parts run on a real SQLite file through `store.intake.ingest`; the HTTP parts on the real app.
+The store parts run through `store.intake.ingest` on both backends (a SQLite file, a database of the
+session's PostgreSQL); the HTTP parts on the real app.
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ import re
 from collections.abc import Callable
 from datetime import timedelta
 from html import unescape
-from pathlib import Path
 
 import httpx
-from sqlalchemy import inspect, text
+import pytest
+from sqlalchemy import inspect
 
 from agent.models import AlertInfo, utcnow
 from server.db import Store
@@ -22,6 +23,8 @@ from server.db.incidents import FIRST_NOTIFICATIONS, LAST_NOTIFICATIONS
 from server.settings import Settings
 from server.ui.timeline import earlier_unlisted
 from tests.conftest import PromEnv, serve
+from tests.server.old_release import T0 as OLD_T0
+from tests.server.old_release import make_database, write_rows
 from tests.server.test_api import webhook
 
 T0 = utcnow().replace(microsecond=0) - timedelta(hours=1)
@@ -38,8 +41,8 @@ def _alert(fingerprint: str = "fp-1", status: str = "firing", **labels: str) -> 
     )
 
 
-def test_intake_links_each_notification_to_the_incidents_it_touched(tmp_path: Path) -> None:
-    store = Store(f"sqlite:///{tmp_path}/a.db")
+def test_intake_links_each_notification_to_the_incidents_it_touched(database_url: str) -> None:
+    store = Store(database_url)
     try:
         group = '{}:{alertname="LoginFailures"}'
         [inc] = store.intake.ingest("alertmanager", "{}", group, [_alert()], receiver="oncall").created
@@ -75,8 +78,8 @@ def test_intake_links_each_notification_to_the_incidents_it_touched(tmp_path: Pa
         store.close()
 
 
-def test_the_notifications_read_are_the_first_and_the_last(tmp_path: Path) -> None:
-    store = Store(f"sqlite:///{tmp_path}/a.db")
+def test_the_notifications_read_are_the_first_and_the_last(database_url: str) -> None:
+    store = Store(database_url)
     try:
         total = FIRST_NOTIFICATIONS + LAST_NOTIFICATIONS + 25
         ids = [
@@ -92,22 +95,21 @@ def test_the_notifications_read_are_the_first_and_the_last(tmp_path: Path) -> No
         store.close()
 
 
-def test_a_database_made_before_the_link_table_opens_and_keeps_working(tmp_path: Path) -> None:
-    """As the code before this table made it: the same tables but notification_incidents."""
-    url = f"sqlite:///{tmp_path}/old.db"
-    old = Store(url)
-    [before] = old.intake.ingest("alertmanager", "{}", "g", [_alert()], receiver="r").created
-    with old.session() as s:
-        s.execute(text("DROP TABLE notification_incidents"))
-    old.close()
+def test_a_database_made_before_the_link_table_opens_and_keeps_working(empty_database_url: str) -> None:
+    """As the code before this table made it (release 0.1's tables but notification_incidents, and an
+    incident with its notification written then)."""
+    make_database(empty_database_url, without=["notification_incidents"])
+    write_rows(empty_database_url)
+    before = 1
 
-    store = Store(url)  # creates the missing table, touches nothing else
+    store = Store(empty_database_url)  # creates the missing table, touches nothing else
     try:
         assert "notification_incidents" in inspect(store.engine).get_table_names()
         found = store.incidents.detail(before)
         assert found is not None and found.notifications == [] and found.incident.notifications == 1
         assert earlier_unlisted(found.notifications)
-        again = store.intake.ingest("alertmanager", "{}", "g", [_alert()], receiver="r")
+        repeat = AlertInfo(name="LoginFailures", labels={}, starts_at=OLD_T0, fingerprint="fp-old")
+        again = store.intake.ingest("alertmanager", "{}", "g", [repeat], receiver="r")
         assert again.deduplicated == [before]
         found = store.incidents.detail(before)
         assert found is not None
@@ -117,6 +119,7 @@ def test_a_database_made_before_the_link_table_opens_and_keeps_working(tmp_path:
         store.close()
 
 
+@pytest.mark.usefixtures("empty_database_url")
 def test_incident_page_and_api_show_the_notifications_in_time_order(
     make_settings: Callable[..., Settings], prom: PromEnv
 ) -> None:

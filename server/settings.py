@@ -66,7 +66,8 @@ class Settings(BaseSettings):
     prometheus_url: str = Field("http://localhost:9090", description="Prometheus base URL")
     prometheus_timeout: float = Field(15.0, description="seconds per Prometheus request")
     database_url: str = Field(
-        "sqlite:///alertsleuth.db", description="SQLAlchemy URL (SQLite file by default)"
+        "sqlite:///alertsleuth.db",
+        description="SQLAlchemy URL: a SQLite file (the default) or PostgreSQL (postgresql+psycopg://...)",
     )
     reports_dir: str = Field("alert_reports", description="archive directory for .md/.html/.json reports")
 

@@ -107,6 +107,7 @@ def create_app(
             max_attempts=settings.max_attempts,
             retry_backoff=settings.retry_backoff_seconds,
             lease_seconds=settings.lease_seconds,
+            heartbeat_seconds=settings.heartbeat_seconds,
             poll_interval=settings.poll_interval,
             outbox=outbox,
         )

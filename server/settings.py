@@ -83,7 +83,15 @@ class Settings(BaseSettings):
     workers: int = Field(2, ge=1, le=64, description="investigations running at once")
     max_attempts: int = Field(3, ge=1, description="tries per investigation before giving up")
     retry_backoff_seconds: float = Field(10.0, ge=0, description="first retry delay; doubles per attempt")
-    lease_seconds: float = Field(600.0, gt=0, description="a running job not finished by then is re-queued")
+    lease_seconds: float = Field(
+        600.0, gt=0, description="longest an investigation may run; past it another worker takes it over"
+    )
+    heartbeat_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="how often a worker renews the leases of its running investigations, each for three "
+        "heartbeats: a job whose worker died is taken over after that",
+    )
     poll_interval: float = Field(0.5, gt=0, description="seconds between queue polls when idle")
 
     # Investigation

@@ -4,12 +4,13 @@ report and, in its transaction, the deliveries the outbox's planner decides on."
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 
 from agent.investigator import Investigator
 from server.archive import render_report, write_files
-from server.db import ClaimedJob, FailedJob, Store
+from server.db import ClaimedJob, FailedJob, LeaseLost, Store
 from server.delivery.outbox import Outbox
 from server.metrics import Metrics
 from server.poller import Poller
@@ -35,7 +36,11 @@ class WorkerPool:
         lease_seconds: float,
         poll_interval: float,
         outbox: Outbox | None = None,
+        heartbeat_seconds: float = 10.0,
     ) -> None:
+        """`lease_seconds`: the longest an attempt may run (its lease is renewed until then, then left
+        to run out: a hung attempt is taken over); `heartbeat_seconds`: how often the leases of running
+        attempts are renewed, each for three heartbeats (a worker that died is taken over after that)."""
         self.outbox = outbox
         self.store = store
         self.investigator = investigator
@@ -44,7 +49,12 @@ class WorkerPool:
         self.max_attempts = max_attempts
         self.retry_backoff = retry_backoff
         self.lease_seconds = lease_seconds
+        self.heartbeat = heartbeat_seconds
         self.name = f"w-{uuid.uuid4().hex[:8]}"
+        self._running: dict[int, tuple[str, float]] = {}  # job id -> (its worker, when its attempt began)
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._renewer: threading.Thread | None = None
         self.poller = Poller(
             self.name,
             workers,
@@ -55,11 +65,42 @@ class WorkerPool:
             source="the queue",
         )
 
+    @property
+    def claim_lease(self) -> float:
+        """The lease a claim and each renewal give: three heartbeats, never beyond the attempt's limit."""
+        return min(self.lease_seconds, 3 * self.heartbeat)
+
     def start(self) -> None:
-        recovered = self.store.jobs.recover()
-        if recovered:
-            log.info("re-queued interrupted investigations", extra={"jobs": recovered})
+        # Nothing is re-queued here: jobs a dead process held are taken over once their leases run out,
+        # and jobs other replicas are running keep theirs.
+        self._stopped.clear()
+        self._renewer = threading.Thread(target=self._renew_loop, name=f"{self.name}-leases", daemon=True)
+        self._renewer.start()
         self.poller.start()
+
+    def _renew_loop(self) -> None:
+        while not self._stopped.wait(self.heartbeat):
+            self.renew()
+
+    def renew(self) -> None:
+        """Renew the leases of the attempts running here that are within `lease_seconds`."""
+        now = time.monotonic()
+        with self._lock:
+            running = dict(self._running)
+        by_worker: dict[str, list[int]] = {}
+        for job_id, (worker, began) in running.items():
+            if now - began < self.lease_seconds:
+                by_worker.setdefault(worker, []).append(job_id)
+        for worker, ids in by_worker.items():
+            try:
+                held = self.store.jobs.renew(worker, ids, self.claim_lease)
+            except Exception:
+                log.exception("cannot renew the leases of running investigations", extra={"jobs": ids})
+                continue
+            for job_id in set(ids) - held:
+                log.warning(
+                    "investigation's lease was lost: another worker took the job", extra={"job": job_id}
+                )
 
     def wake(self) -> None:
         """New work was queued: wake an idle worker now instead of at the next poll."""
@@ -67,8 +108,24 @@ class WorkerPool:
 
     def stop(self, timeout: float = 30.0) -> None:
         self.poller.stop(timeout)
+        self._stopped.set()
+        if self._renewer is not None:
+            self._renewer.join(timeout)
 
     def run_job(self, job: ClaimedJob) -> None:
+        with self._lock:
+            self._running[job.id] = (job.worker, time.monotonic())
+        try:
+            self._run(job)
+        except LeaseLost as exc:  # another worker took the job over: its attempt writes the outcome
+            log.warning(
+                "investigation result discarded: the lease was lost", extra={"job": job.id, "why": str(exc)}
+            )
+        finally:
+            with self._lock:
+                self._running.pop(job.id, None)
+
+    def _run(self, job: ClaimedJob) -> None:
         ctx = {
             "incident": job.incident_id,
             "job": job.id,
@@ -87,7 +144,7 @@ class WorkerPool:
                 delay = min(
                     self._retry_delay(job.attempts), max(self.retry_backoff, UNAVAILABLE_BACKOFF_CAP_SECONDS)
                 )
-                self.store.jobs.retry_later(job.id, "; ".join(findings.notes)[-500:], delay)
+                self.store.jobs.retry_later(job.id, "; ".join(findings.notes)[-500:], delay, job.worker)
                 self.metrics.attempt_ended("retried")
                 log.warning(
                     "Prometheus unavailable, investigation re-queued", extra={**ctx, "retry_in": delay}
@@ -112,8 +169,10 @@ class WorkerPool:
             # Routed once, here; the store queues what the plan decides in the report's transaction.
             plan = self.outbox.planner.for_report(job.alert.labels, report) if self.outbox else None
             queued = self.store.jobs.complete(
-                job.id, report, archived.markdown, archived.html, archived.paths, plan=plan
+                job.id, report, archived.markdown, archived.html, archived.paths, plan=plan, worker=job.worker
             )
+        except LeaseLost:
+            raise
         except Exception as exc:
             log.exception("cannot store the report", extra=ctx)
             self._retry_or_fail(job, f"storing the report failed: {exc}", ctx)
@@ -141,7 +200,7 @@ class WorkerPool:
         after a lost lease, or an unreadable incident) is counted and logged as failed, and the next
         one is taken: each is failed once, so this ends."""
         while True:
-            claimed = self.store.jobs.claim(worker, self.lease_seconds, self.max_attempts)
+            claimed = self.store.jobs.claim(worker, self.claim_lease, self.max_attempts)
             if not isinstance(claimed, FailedJob):
                 return claimed
             self.metrics.attempt_ended("failed")
@@ -166,11 +225,13 @@ class WorkerPool:
         runs out `claim` hands it out again or, attempts spent, fails it."""
         try:
             if job.attempts < self.max_attempts:
-                self.store.jobs.retry_later(job.id, error, self._retry_delay(job.attempts))
+                self.store.jobs.retry_later(job.id, error, self._retry_delay(job.attempts), job.worker)
                 self.metrics.attempt_ended("retried")
             else:
-                self.store.jobs.fail(job.id, error)
+                self.store.jobs.fail(job.id, error, job.worker)
                 self.metrics.attempt_ended("failed")
                 log.error("investigation failed for good", extra={**ctx, "error": error})
+        except LeaseLost:
+            log.warning("attempt's end not recorded: the lease was lost", extra={**ctx, "error": error})
         except Exception:
             log.exception("cannot record the end of the attempt", extra={**ctx, "error": error})

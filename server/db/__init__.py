@@ -3,7 +3,7 @@
 
 from server.db.deliveries import ClaimedDelivery, NewDelivery, Plan, Told
 from server.db.intake import IngestResult
-from server.db.jobs import ClaimedJob, FailedJob
+from server.db.jobs import ClaimedJob, FailedJob, LeaseLost
 from server.db.models import (
     AskMessage,
     AskSession,
@@ -25,6 +25,7 @@ __all__ = [
     "FailedJob",
     "Incident",
     "IngestResult",
+    "LeaseLost",
     "Job",
     "NewDelivery",
     "Notification",

@@ -117,14 +117,6 @@ class Deliveries:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def recover(self) -> int:
-        """Deliveries left `sending` by a previous process go back to pending (call once at start)."""
-        with self.db.session() as s:
-            res = s.execute(
-                update(Delivery).where(Delivery.state == "sending").values(state="pending", lease_until=None)
-            )
-            return int(res.rowcount or 0)  # type: ignore[attr-defined]
-
     def claim(self, lease_seconds: float) -> ClaimedDelivery | None:
         """Take the oldest due delivery that is not waiting on an earlier one for the same sink."""
         now = utcnow()
@@ -132,7 +124,10 @@ class Deliveries:
             (Delivery.state == "sending") & (Delivery.lease_until < now)
         )
         with self.db.session() as s:
-            for d in s.scalars(select(Delivery).where(due).order_by(Delivery.id)):
+            pending = select(Delivery).where(due).order_by(Delivery.id)
+            if s.get_bind().dialect.name == "postgresql":  # other senders pass over these, not wait
+                pending = pending.with_for_update(skip_locked=True)
+            for d in s.scalars(pending):
                 if _blocked(s, d):
                     continue
                 res = s.execute(

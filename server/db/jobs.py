@@ -1,9 +1,20 @@
-"""The durable investigation queue: claim with a lease, recover after a crash, retry, fail, requeue, and
-complete (the report and its deliveries in one transaction)."""
+"""The durable investigation queue: claim with a lease, renew it while the work runs, retry, fail,
+requeue, and complete (the report and its deliveries in one transaction).
+
+Many processes share the queue (replicas and `alertsleuth worker`s on one PostgreSQL). A claim takes the
+oldest due job with `FOR UPDATE SKIP LOCKED` (other claimers pass over it instead of waiting), then
+marks it running with a lease: the worker's name and a deadline it renews while the attempt runs
+(`renew`). A worker that dies stops renewing, the lease runs out, and another claims the job: nothing
+re-queues running jobs at start-up, which would take work from replicas still doing it. Every write that
+ends an attempt is fenced by the lease: when the job is no longer held by that worker (its lease ran
+out and another took it), `LeaseLost` is raised and nothing is written, so one attempt's result, one
+report and one set of deliveries come out of each job.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -24,6 +35,14 @@ class ClaimedJob:
     incident_id: int
     attempts: int
     alert: AlertInfo
+    worker: str = ""  # the lease holder's name: what renews and ends the attempt
+
+
+LOST_WORKER_TRIES = 2  # attempts beyond max_attempts for jobs whose worker was lost mid-attempt
+
+
+class LeaseLost(Exception):
+    """The job is no longer held by this worker: its lease ran out and another worker took it."""
 
 
 @dataclass
@@ -56,6 +75,16 @@ def _end(s: Session, job: Job, state: str, error: str, not_before: datetime | No
     inc.error = error
 
 
+def _held(s: Session, job_id: int, worker: str | None) -> Job:
+    """The job, locked for this transaction, when `worker` still holds its lease (None: whoever does,
+    for callers outside the worker pool); else `LeaseLost`."""
+    job = s.get(Job, job_id, with_for_update=True)
+    assert job is not None
+    if worker is not None and (job.worker != worker or job.state != "running"):
+        raise LeaseLost(f"job {job_id} is held by {job.worker or 'nobody'} ({job.state}), not {worker}")
+    return job
+
+
 def _good_report(s: Session, inc: Incident) -> str | None:
     """The incident's current report when it is not degraded (the last good analysis), else None."""
     if not inc.report_id:
@@ -68,39 +97,56 @@ class JobQueue:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def recover(self) -> int:
-        """Re-queue jobs left running by a previous process (call once at start, before workers)."""
+    def renew(self, worker: str, job_ids: Sequence[int], lease_seconds: float) -> set[int]:
+        """Extend the leases `worker` holds on `job_ids` by `lease_seconds` from now; the ids it still
+        holds (a job missing was taken over after its lease ran out, or ended)."""
+        held: set[int] = set()
+        if not job_ids:
+            return held
+        until = utcnow() + timedelta(seconds=lease_seconds)
         with self.db.session() as s:
-            res = s.execute(
-                update(Job).where(Job.state == "running").values(state="queued", lease_until=None)
-            )
-            s.execute(
-                update(Incident).where(Incident.investigation == "running").values(investigation="queued")
-            )
-            return int(res.rowcount or 0)  # type: ignore[attr-defined]
+            for job_id in job_ids:
+                res = s.execute(
+                    update(Job)
+                    .where(Job.id == job_id, Job.worker == worker, Job.state == "running")
+                    .values(lease_until=until)
+                    .execution_options(synchronize_session=False)
+                )
+                if (res.rowcount or 0) == 1:  # type: ignore[attr-defined]
+                    held.add(job_id)
+        return held
 
     def claim(
         self, worker: str, lease_seconds: float, max_attempts: int | None = None
     ) -> ClaimedJob | FailedJob | None:
         """Take the oldest due job (or one whose lease expired). Safe with several workers/processes.
 
-        A due job is failed instead (a `FailedJob`, with the reason) when its lease ran out on its last
-        allowed attempt (`max_attempts`: an attempt that hangs or loses its worker would be tried
-        forever otherwise), or when its incident cannot be read (it would fail every claim and block
-        the queue). A queued job runs whatever its attempts: `recover` re-queued it after a restart (an
-        interrupted attempt), or the worker re-queued it past them on purpose (`keeps_retrying`)."""
+        A job whose lease ran out lost its worker (killed, restarted: its heartbeats stopped) or hung
+        past `lease_seconds`: it is tried again, the lost attempt not held against the investigation
+        for LOST_WORKER_TRIES more attempts beyond `max_attempts`. Past those it is failed instead (a
+        `FailedJob`, with the reason: a job that kills or hangs every worker would be tried forever),
+        as is a job whose incident cannot be read (it would fail every claim and block the queue). A
+        queued job runs whatever its attempts: the worker re-queued it past them on purpose
+        (`keeps_retrying`)."""
         now = utcnow()
         due = ((Job.state == "queued") & (Job.not_before <= now)) | (
             (Job.state == "running") & (Job.lease_until < now)
         )
         for _ in range(5):
             with self.db.session() as s:
-                job = s.scalars(select(Job).where(due).order_by(Job.not_before, Job.id).limit(1)).first()
+                oldest = select(Job).where(due).order_by(Job.not_before, Job.id).limit(1)
+                if s.get_bind().dialect.name == "postgresql":  # others claiming pass over it, not wait
+                    oldest = oldest.with_for_update(skip_locked=True)
+                job = s.scalars(oldest).first()
                 if job is None:
                     return None
                 job_id, state, attempts = job.id, job.state, job.attempts
                 # Spent: its lease ran out on its last allowed attempt (see the docstring).
-                spent = max_attempts is not None and state == "running" and attempts >= max_attempts
+                spent = (
+                    max_attempts is not None
+                    and state == "running"
+                    and attempts >= max_attempts + LOST_WORKER_TRIES
+                )
                 res = s.execute(
                     update(Job)
                     .where(Job.id == job_id, Job.state == state, Job.attempts == attempts)
@@ -119,8 +165,9 @@ class JobQueue:
                 assert inc is not None
                 if spent:
                     error = (
-                        f"out of attempts ({attempts} of {max_attempts}): the last one ran past its lease "
-                        f"of {lease_seconds:g} s without a result (it hung, or its worker stopped)"
+                        f"out of attempts ({attempts}: {max_attempts} and {LOST_WORKER_TRIES} more for "
+                        "workers lost): the last one's lease ran out without a result (it hung, or its "
+                        "worker stopped)"
                     )
                 else:
                     try:
@@ -129,7 +176,7 @@ class JobQueue:
                         error = f"cannot read the incident to investigate it: {type(exc).__name__}: {exc}"
                     else:
                         inc.investigation = "running"
-                        return ClaimedJob(job_id, inc.id, attempts + 1, alert)
+                        return ClaimedJob(job_id, inc.id, attempts + 1, alert, worker)
                 _end(s, job, "failed", error)
                 return FailedJob(job_id, inc.id, job.attempts, _storable(error))
         return None
@@ -143,6 +190,7 @@ class JobQueue:
         paths: dict[str, str],
         *,
         plan: Plan | None = None,
+        worker: str | None = None,
     ) -> list[int]:
         """Store the report and, in the same transaction, queue the deliveries `plan` decides on (given
         what each sink was told before). Returns the ids queued.
@@ -152,8 +200,7 @@ class JobQueue:
         job's `last_error` records the attempt, and nobody is told (it is not a change of analysis). Only
         a good report is indexed for incidents seen before and the search (server/db/history.py)."""
         with self.db.session() as s:
-            job = s.get(Job, job_id)
-            assert job is not None
+            job = _held(s, job_id, worker)
             job.state = "done"
             job.lease_until = None
             add_report(s, job.incident_id, report, markdown, html, paths)
@@ -182,18 +229,24 @@ class JobQueue:
             inc = s.get(Incident, incident_id)
             return inc is not None and inc.status != "resolved" and _good_report(s, inc) is not None
 
-    def retry_later(self, job_id: int, error: str, delay_seconds: float) -> None:
-        self._end_attempt(job_id, "queued", error, not_before=utcnow() + timedelta(seconds=delay_seconds))
+    def retry_later(self, job_id: int, error: str, delay_seconds: float, worker: str | None = None) -> None:
+        until = utcnow() + timedelta(seconds=delay_seconds)
+        self._end_attempt(job_id, "queued", error, not_before=until, worker=worker)
 
-    def fail(self, job_id: int, error: str) -> None:
-        self._end_attempt(job_id, "failed", error)
+    def fail(self, job_id: int, error: str, worker: str | None = None) -> None:
+        self._end_attempt(job_id, "failed", error, worker=worker)
 
-    def _end_attempt(self, job_id: int, state: str, error: str, not_before: datetime | None = None) -> None:
+    def _end_attempt(
+        self,
+        job_id: int,
+        state: str,
+        error: str,
+        not_before: datetime | None = None,
+        worker: str | None = None,
+    ) -> None:
         """The job's attempt ended without a report (see `_end`)."""
         with self.db.session() as s:
-            job = s.get(Job, job_id)
-            assert job is not None
-            _end(s, job, state, error, not_before)
+            _end(s, _held(s, job_id, worker), state, error, not_before)
 
     def requeue(self, incident_id: int) -> bool:
         """Start a new investigation of an incident (API: re-investigate)."""

@@ -134,7 +134,7 @@ class Outbox:
         max_attempts: int = 8,
         backoff_seconds: float = 5.0,
         backoff_max_seconds: float = 900.0,
-        lease_seconds: float = 300.0,
+        lease_seconds: float = 120.0,  # longer than any sink's attempt; a dead sender's is then retried
         poll_interval: float = 1.0,
         rand: Callable[[], float] = random.random,
     ) -> None:
@@ -164,9 +164,8 @@ class Outbox:
     def start(self) -> None:
         if not self.sinks:
             return
-        recovered = self.store.deliveries.recover()
-        if recovered:
-            log.info("resuming interrupted deliveries", extra={"deliveries": recovered})
+        # Nothing is put back here: a delivery a dead process was sending is retried once its lease
+        # runs out, and one another replica is sending keeps its lease.
         self.poller.start()
 
     def wake(self) -> None:

@@ -41,6 +41,7 @@ def main(database_url: str, reports_dir: str, mode: str) -> None:
         max_attempts=1,
         retry_backoff=0,
         lease_seconds=600,
+        heartbeat_seconds=0.5,  # its leases run out 1.5 s after the kill: the restarted app takes over
         poll_interval=1,
     )
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
@@ -56,7 +57,7 @@ def main(database_url: str, reports_dir: str, mode: str) -> None:
             fingerprint=f"crash{n}",
         )
         store.intake.ingest("test", "{}", "", [alert])
-        job = store.jobs.claim("crash-test", 600)
+        job = store.jobs.claim("crash-test", pool.claim_lease)  # renewed by nobody: runs out 1.5 s on
         assert job is not None
         if mode == "once":
             print("claimed", flush=True)

@@ -269,7 +269,8 @@ def test_restart_resumes_queued_and_interrupted_work(
     finally:
         stop()
     store = Store(settings.database_url)
-    claimed = store.jobs.claim("dead-worker", lease_seconds=600)  # a worker that died mid-investigation
+    # a worker that died mid-investigation: nothing re-queues its job, its lease runs out a second later
+    claimed = store.jobs.claim("dead-worker", lease_seconds=1.0)
     assert claimed is not None
     env, stop = serve(settings)
     try:

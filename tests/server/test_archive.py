@@ -47,8 +47,8 @@ def _kill(proc: subprocess.Popen[str]) -> None:
 
 
 def _restart(settings: Settings) -> None:
-    """Start the app on the same database and archive (its start-up recovers), let it finish the jobs
-    the kill interrupted, then stop it."""
+    """Start the app on the same database and archive (its start-up restores the archive), let it take
+    over the jobs the kill interrupted once their leases run out, and finish them; then stop it."""
     _env, stop = serve(settings)
     store = Store(settings.database_url)
     try:

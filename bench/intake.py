@@ -32,9 +32,13 @@ stored notifications, and the investigations the workers finished meanwhile (war
 the server's metrics); then issue 14's goal at 32 connections (ratio >= 50 %, p99 <= 50 ms). With
 `--rounds` > 1 the figures are medians of rounds.
 
+Intake with `--worker-processes N`: the server runs `serve --no-workers` and N `alertsleuth worker`
+processes investigate from its database, so they cannot take the GIL from intake.
+
 Investigations (`--investigations [N]`, N = 40 by default): for each worker count (`--workers`, default
-1, 2, 4: ALERTSLEUTH_WORKERS, which are threads of the one server process; worker processes do not
-exist yet), a fresh `alertsleuth serve` gets N distinct alerts of the burst, and the bench waits until
+1, 2, 4: ALERTSLEUTH_WORKERS, threads of the one server process; with `--processes`, that many
+`alertsleuth worker` processes of one thread each beside `serve --no-workers`), a fresh server gets N
+distinct alerts of the burst, and the bench waits until
 every incident is investigated. Prints investigations per second (N over the time from the first post
 to the last finished investigation), the mean seconds of one from the server's own histogram
 (alertsleuth_investigation_seconds: collecting and writing, without rendering and storing the report)
@@ -327,7 +331,11 @@ class Bench:
     session: str  # hex, unique to this invocation: fingerprints never collide with a reused database
     runs: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
-    def alertsleuth(self, name: str, workers: int | None, intake_only: bool) -> tuple[Server, str]:
+    def alertsleuth(
+        self, name: str, workers: int | None, intake_only: bool, worker_processes: int = 0
+    ) -> tuple[Server, str, list[Server]]:
+        """The server, its database URL, and its `alertsleuth worker` processes (with
+        `worker_processes`, the server runs `serve --no-workers`: investigations in other processes)."""
         url = self.database_url or f"sqlite:///{self.work / (name + '.db')}"
         port = procs.free_port()
         env = {
@@ -345,7 +353,16 @@ class Bench:
             if intake_only
             else [sys.executable, "-m", "server.cli", "serve"]  # `alertsleuth serve`
         )
-        return Server(name, port, argv, self.work, env), url
+        if worker_processes and not intake_only:
+            argv.append("--no-workers")
+        server = Server(name, port, argv, self.work, env)
+        helpers = []
+        for i in range(worker_processes if not intake_only else 0):
+            wport = procs.free_port()
+            wenv = {**env, "ALERTSLEUTH_PORT": str(wport)}
+            worker_argv = [sys.executable, "-m", "server.cli", "worker"]  # `alertsleuth worker`
+            helpers.append(Server(f"{name}-worker{i + 1}", wport, worker_argv, self.work, wenv))
+        return server, url, helpers
 
     def measure(self, server: Server, connections: int, args: argparse.Namespace, log: IO[str]) -> Run:
         """A warm-up, then the measurement, each with ids of its own."""
@@ -400,12 +417,13 @@ def intake(bench: Bench, args: argparse.Namespace, connections: list[int]) -> in
         for rnd, c in itertools.product(range(args.rounds), connections):
             b = bench.measure(bare, c, args, log)
             name = f"alertsleuth-r{rnd + 1}-c{c}"
-            server, db_url = bench.alertsleuth(name, None, args.no_workers)
+            server, db_url, helpers = bench.alertsleuth(name, None, args.no_workers, args.worker_processes)
             try:
                 a = bench.measure(server, c, args, log)
-                a.investigated = finished_investigations(server.url)
+                a.investigated = sum(finished_investigations(s.url) for s in [server, *helpers])
             finally:
-                server.stop()  # then the database is read: what was acknowledged must be there
+                for process in [*helpers, server]:
+                    process.stop()  # then the database is read: what was acknowledged must be there
             check_stored(db_url, a)
             rows[c].append((b, a))
             flag = f"LOST {len(a.lost)}: {a.lost[:10]}" if a.lost else "none lost"
@@ -478,16 +496,17 @@ def finished_investigations(url: str) -> int:
 
 
 def investigations(bench: Bench, args: argparse.Namespace, workers: list[int]) -> int:
-    print(
-        "ALERTSLEUTH_WORKERS counts threads of the one server process (server/worker.py, server/poller.py); "
-        f"worker processes do not exist yet: measured with {', '.join(map(str, workers))} threads"
-    )
+    kind = "`alertsleuth worker` processes (one thread each)" if args.processes else "threads of the server"
+    print(f"workers: {kind}; measured with {', '.join(map(str, workers))}")
     head = f"{'workers':>7}  {'alerts':>6}  {'inv/s':>6}  {'wall s':>7}  {'investigate s':>13}  outcomes"
     rows = []
     for w in workers:
         run = next(bench.runs)
         prefix = f"{bench.session}{run:02x}2"
-        server, db_url = bench.alertsleuth(f"investigations-w{w}", w, intake_only=False)
+        if args.processes:  # w `alertsleuth worker` processes of one worker thread each
+            server, db_url, helpers = bench.alertsleuth(f"investigations-p{w}", 1, False, w)
+        else:
+            server, db_url, helpers = bench.alertsleuth(f"investigations-w{w}", w, intake_only=False)
         engine = sqlalchemy.create_engine(db_url)
         try:
             with httpx.Client(base_url=server.url, timeout=30) as client:
@@ -507,15 +526,18 @@ def investigations(bench: Bench, args: argparse.Namespace, workers: list[int]) -
                     if finished < args.investigations:
                         time.sleep(0.1)
                 wall = time.perf_counter() - t0
-                text = client.get("/metrics").text
+                texts = [httpx.get(f"{s.url}/metrics", timeout=30).text for s in helpers or [server]]
         finally:
             engine.dispose()
-            server.stop()
-        secs = scrape(text, "alertsleuth_investigation_seconds_sum").get("", 0.0)
-        count = scrape(text, "alertsleuth_investigation_seconds_count").get("", 0.0)
-        outcomes = {
-            k.split('"')[1]: int(v) for k, v in scrape(text, "alertsleuth_investigations_total").items() if v
-        }
+            for process in [*helpers, server]:
+                process.stop()
+        secs = sum(scrape(t, "alertsleuth_investigation_seconds_sum").get("", 0.0) for t in texts)
+        count = sum(scrape(t, "alertsleuth_investigation_seconds_count").get("", 0.0) for t in texts)
+        outcomes: dict[str, int] = {}
+        for t in texts:
+            for k, v in scrape(t, "alertsleuth_investigations_total").items():
+                if v:
+                    outcomes[k.split('"')[1]] = outcomes.get(k.split('"')[1], 0) + int(v)
         unfinished = (
             f", {args.investigations - finished} unfinished" if finished < args.investigations else ""
         )
@@ -547,6 +569,17 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=1, help="repeat every measurement; medians are printed")
     ap.add_argument("--threads", type=int, default=1, help="wrk threads (at most the connections)")
     ap.add_argument("--no-workers", action="store_true", help="alertsleuth without workers: intake alone")
+    ap.add_argument(
+        "--worker-processes",
+        type=int,
+        default=0,
+        help="intake: run `serve --no-workers` and this many `alertsleuth worker` processes on its database",
+    )
+    ap.add_argument(
+        "--processes",
+        action="store_true",
+        help="--investigations: the worker counts are `alertsleuth worker` processes (one thread each)",
+    )
     ap.add_argument("--database-url", help="instead of a fresh SQLite file: ALERTSLEUTH_DATABASE_URL")
     ap.add_argument(
         "--investigations", type=int, nargs="?", const=40, help="measure investigations/s with N alerts"

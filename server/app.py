@@ -24,7 +24,6 @@ from server.security import BodyLimitMiddleware
 from server.settings import Settings
 from server.ui import install as install_ui
 from server.worker import WorkerPool
-from tools.prom import Prometheus
 
 log = logging.getLogger("alertsleuth")
 
@@ -76,9 +75,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = Store(settings.database_url)
-        prom = Prometheus(
-            settings.prometheus_url, timeout=settings.prometheus_timeout, observer=metrics.prometheus_query
-        )
+        prom = settings.prometheus(observer=metrics.prometheus_query)
         investigator = make_investigator(
             prom, settings.investigation(), settings.llm(), history=store.history
         )

@@ -57,7 +57,6 @@ def _investigator(args: argparse.Namespace) -> tuple[Settings, Investigator] | N
     """Settings with the command's --language/--llm* flags over the environment, and the Investigator
     (with the agent writer when an LLM is configured); None after printing a settings error."""
     from agent.investigator import make_investigator
-    from tools.prom import Prometheus
 
     overrides = {
         k: v
@@ -73,7 +72,7 @@ def _investigator(args: argparse.Namespace) -> tuple[Settings, Investigator] | N
     settings = _settings(**overrides)
     if settings is None:
         return None
-    prom = Prometheus(settings.prometheus_url, timeout=settings.prometheus_timeout)
+    prom = settings.prometheus()
     return settings, make_investigator(prom, settings.investigation(), settings.llm())
 
 

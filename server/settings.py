@@ -35,6 +35,7 @@ from pydantic_settings import (
 from agent.evidence import InvestigationConfig
 from agent.llm import PROVIDERS, LLMConfig
 from server.delivery.config import DeliveryConfig
+from tools.prom import Prometheus, QueryObserver
 
 PREFIX = "ALERTSLEUTH_"
 CONFIG_VAR = "ALERTSLEUTH_CONFIG"
@@ -65,6 +66,12 @@ class Settings(BaseSettings):
     # Where things are
     prometheus_url: str = Field("http://localhost:9090", description="Prometheus base URL")
     prometheus_timeout: float = Field(15.0, description="seconds per Prometheus request")
+    prometheus_tenant: str | None = Field(
+        None, description="sent as X-Scope-OrgID on every query (Thanos, Mimir, Cortex multi-tenancy)"
+    )
+    prometheus_ca_file: str | None = Field(
+        None, description="PEM file of the CA that signed the query backend's certificate (https)"
+    )
     database_url: str = Field(
         "sqlite:///alertsleuth.db",
         description="SQLAlchemy URL: a SQLite file (the default) or PostgreSQL (postgresql+psycopg://...)",
@@ -236,6 +243,28 @@ class Settings(BaseSettings):
                 {"example": _URL_EXAMPLES.get(info.field_name or "", "http://host"), "value": repr(value)},
             )
         return value
+
+    @field_validator("prometheus_tenant", "prometheus_ca_file")
+    @classmethod
+    def _blank_is_unset(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or not value.strip():
+            return None  # `ALERTSLEUTH_PROMETHEUS_TENANT=` in .env: unset
+        value = value.strip()
+        if info.field_name == "prometheus_ca_file" and not (
+            Path(value).is_file() and os.access(value, os.R_OK)
+        ):
+            raise PydanticCustomError("ca_file", "no readable file at {path}", {"path": value})
+        return value
+
+    def prometheus(self, observer: QueryObserver | None = None) -> Prometheus:
+        """The query backend's client these settings describe (its URL, timeout, tenant and CA)."""
+        return Prometheus(
+            self.prometheus_url,
+            timeout=self.prometheus_timeout,
+            observer=observer,
+            tenant=self.prometheus_tenant,
+            ca_file=self.prometheus_ca_file,
+        )
 
     @field_validator("chart_link_key")
     @classmethod

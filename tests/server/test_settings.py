@@ -298,3 +298,26 @@ def test_an_unknown_delivery_key_gets_the_closest_name_and_the_file(tmp_path: Pa
     err = refused(run_cli(tmp_path, "sinks", "list", ALERTSLEUTH_CONFIG=str(path)))
     assert f"  delivery.routs: unknown key (in {path}); did you mean route?" in err
     assert f"  delivery.sinks.ops.redmine.projcet: unknown key (in {path}); did you mean project?" in err
+
+
+# ---------------------------------------------------------------- the query backend's tenant and CA
+
+
+def test_a_missing_ca_file_is_refused_and_a_blank_tenant_is_unset(
+    monkeypatch: pytest.MonkeyPatch, cwd: Path
+) -> None:
+    monkeypatch.setenv("ALERTSLEUTH_PROMETHEUS_CA_FILE", str(cwd / "no-such-ca.pem"))
+    with pytest.raises(ValidationError) as err:
+        Settings()
+    key, msg = only_error(err)
+    assert key == "prometheus_ca_file" and "no readable file at" in msg and "no-such-ca.pem" in msg
+    ca = cwd / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    monkeypatch.setenv("ALERTSLEUTH_PROMETHEUS_CA_FILE", str(ca))
+    monkeypatch.setenv("ALERTSLEUTH_PROMETHEUS_TENANT", "  ")
+    settings = Settings()
+    assert settings.prometheus_tenant is None and settings.prometheus_ca_file == str(ca)
+    monkeypatch.setenv("ALERTSLEUTH_PROMETHEUS_TENANT", "team-a")
+    client = Settings().prometheus()
+    assert client._client.headers == {"X-Scope-OrgID": "team-a"}
+    assert client._client._session.verify == str(ca)

@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agent.investigator import Investigator  # noqa: E402
 from agent.models import AlertInfo  # noqa: E402
+from bench.intake import notification  # noqa: E402
 from exporter import launch as procs  # noqa: E402
 from exporter.scenarios.login import burst, login_scenario, openmetrics  # noqa: E402
 from server.app import create_app  # noqa: E402
@@ -32,24 +33,8 @@ from tools.prom import Prometheus  # noqa: E402
 
 
 def payload(i: int, expr: str, starts: str) -> dict[str, object]:
-    labels = {"alertname": "HighLoginFailureRate", "severity": "critical", "shard": str(i)}
-    return {
-        "version": "4",
-        "status": "firing",
-        "receiver": "alertsleuth",
-        "groupKey": f"g{i}",
-        "alerts": [
-            {
-                "status": "firing",
-                "labels": labels,
-                "annotations": {"summary": "bench"},
-                "startsAt": starts,
-                "endsAt": "0001-01-01T00:00:00Z",
-                "generatorURL": f"http://p/graph?g0.expr={quote(expr)}",
-                "fingerprint": f"{i:016x}",
-            }
-        ],
-    }
+    """Notification `i`: one firing login-failure alert with a fingerprint of its own."""
+    return notification(f"{i:016x}", expr, starts)
 
 
 def pct(values: list[float], q: float) -> float:

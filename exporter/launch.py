@@ -122,13 +122,13 @@ class Process:
             return ""
 
 
-def _launch(name: str, argv: list[str], workdir: Path, port: int) -> Process:
-    """Start a server binary logging to workdir/<name>.log and wait for /-/ready."""
+def _launch(name: str, argv: list[str], workdir: Path, port: int, ready: str = "/-/ready") -> Process:
+    """Start a server binary logging to workdir/<name>.log and wait for its `ready` path."""
     log = workdir / f"{name}.log"
     proc = subprocess.Popen(argv, stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=workdir)
     p = Process(name, f"http://127.0.0.1:{port}", port, workdir, proc, log)
     try:
-        wait_http(f"{p.url}/-/ready", 60, proc)
+        wait_http(f"{p.url}{ready}", 60, proc)
     except Exception as exc:
         p.stop()
         raise RuntimeError(f"{name} did not start: {exc}\n{p.log_tail()}") from exc
@@ -177,15 +177,7 @@ def start_victoria_metrics(workdir: Path, port: int | None = None) -> Process:
         "-search.disableCache",
         "-loggerLevel=WARN",
     ]
-    log = workdir / "victoria-metrics.log"
-    proc = subprocess.Popen(argv, stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=workdir)
-    p = Process("victoria-metrics", f"http://127.0.0.1:{port}", port, workdir, proc, log)
-    try:
-        wait_http(f"{p.url}/health", 60, proc)
-    except Exception as exc:
-        p.stop()
-        raise RuntimeError(f"victoria-metrics did not start: {exc}\n{p.log_tail()}") from exc
-    return p
+    return _launch("victoria-metrics", argv, workdir, port, ready="/health")
 
 
 def import_openmetrics(url: str, text: str, chunk_lines: int = 200_000) -> int:

@@ -322,19 +322,11 @@ class Localizer:
                 "a broader change no element above explained; they are not named one by one"
             )
             single = []
-        num, _ = self.grouped(labels)
-        exprs = [
-            promql.with_matchers(num, [promql.Matcher(n, "=", v) for n, v in needle.labels]).promql()
-            for needle in single[:MAX_NEEDLES]
-        ]
-        with ThreadPoolExecutor(max_workers=max(1, self.c.config.query_concurrency)) as pool:
-            results = list(pool.map(lambda e: self.c._range(f, e), exprs))
         base, inc = self.c._bounds(f)
-        for needle, q in zip(single, results, strict=False):
-            rows = segment_stats(q.series, base, inc)
+        for needle in single[:MAX_NEEDLES]:  # one small query each (`_cube`, restricted to the leaf)
             title = f"{self.measure} within {fmt_labels(dict(needle.labels))}"
-            f.leaf_evidence.append(self.c._add(f, "localization", title, q, f"{len(q.series)} series", rows))
-            leaves = leaves_from(q.series, None, labels, base, inc)
+            cube = self._cube(labels, needle.labels, title)
+            leaves = leaves_from(cube.num, None, labels, base, inc) if cube is not None else []
             if len(leaves) != 1:  # failed, or gone since the screen
                 continue
             leaf = leaves[0]

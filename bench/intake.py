@@ -16,7 +16,7 @@ of two servers, one after the other at each number of connections, so machine no
   `--database-url`, e.g. `postgresql+psycopg://user:pass@host/db`: a database for the bench, its rows
   stay), workers on (ALERTSLEUTH_WORKERS, default 2, the offline writer) and pointed at a real
   Prometheus holding bench/ingest.py's login-failure burst, so investigations really run and compete
-  for the CPU as in production. `--no-workers` measures intake alone (`create_app(start_workers=False)`).
+  for the CPU as in production. `--no-workers` measures intake alone (`alertsleuth serve --no-workers`).
 Each measurement follows a warm-up at the same number of connections. After each alertsleuth run the
 server is stopped and the database opened: every notification id wrk saw in a 2xx answer must be
 stored ("accepted N, stored M"; lost ones are named, and the exit status is 1). M may exceed N by
@@ -282,17 +282,6 @@ def uvicorn_run(app: Any, host: str, port: int) -> None:
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 
-def serve_intake_only() -> None:
-    """alertsleuth from the environment's settings, as `alertsleuth serve`, without workers."""
-    from server.app import create_app
-    from server.logs import setup_logging
-    from server.settings import Settings
-
-    settings = Settings()
-    setup_logging(settings.log_level, settings.log_format)
-    uvicorn_run(create_app(settings, start_workers=False), settings.host, settings.port)
-
-
 class Server:
     """A server in a process of its own on a free loopback port, logging to the work directory."""
 
@@ -348,12 +337,8 @@ class Bench:
         }
         if workers is not None:
             env["ALERTSLEUTH_WORKERS"] = str(workers)
-        argv = (
-            [sys.executable, str(Path(__file__).resolve()), "--serve-intake-only"]
-            if intake_only
-            else [sys.executable, "-m", "server.cli", "serve"]  # `alertsleuth serve`
-        )
-        if worker_processes and not intake_only:
+        argv = [sys.executable, "-m", "server.cli", "serve"]  # `alertsleuth serve`
+        if intake_only or worker_processes:
             argv.append("--no-workers")
         server = Server(name, port, argv, self.work, env)
         helpers = []
@@ -587,13 +572,9 @@ def main() -> int:
     ap.add_argument("--workers", type=ints, default=[1, 2, 4], help="worker counts for --investigations")
     ap.add_argument("--max-seconds", type=float, default=900.0, help="longest wait for N investigations")
     ap.add_argument("--serve-bare", type=int, help=argparse.SUPPRESS)  # the child processes
-    ap.add_argument("--serve-intake-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve_bare:
         uvicorn_run(bare_app(), "127.0.0.1", args.serve_bare)
-        return 0
-    if args.serve_intake_only:
-        serve_intake_only()
         return 0
     mode = "investigations" if args.investigations else "intake"
     if mode == "intake" and shutil.which("wrk") is None:

@@ -24,7 +24,7 @@ from tests.server.test_api import wait_report, webhook
 
 selenium = pytest.importorskip("selenium")
 from selenium import webdriver  # noqa: E402
-from selenium.common.exceptions import NoAlertPresentException  # noqa: E402
+from selenium.common.exceptions import NoAlertPresentException, WebDriverException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.expected_conditions import staleness_of  # noqa: E402
@@ -117,7 +117,18 @@ def submit(driver: Any, element: Any, timeout: float = 30) -> None:
     selenium's click does not wait for the navigation it starts."""
     page = driver.find_element(By.TAG_NAME, "html")
     element.click()
-    WebDriverWait(driver, timeout).until(staleness_of(page))
+
+    def left(_driver: Any) -> bool:
+        # Mid-navigation, chromedriver may answer "Node with given id does not belong to the document"
+        # (a WebDriverException) where selenium's staleness_of expects StaleElementReferenceException.
+        try:
+            return bool(staleness_of(page)(_driver))
+        except WebDriverException as exc:
+            if "does not belong to the document" in str(exc):
+                return True
+            raise
+
+    WebDriverWait(driver, timeout).until(left)
 
 
 def until(check: Callable[[], bool], timeout: float = 30, every: float = 0.2, then: Any = None) -> None:

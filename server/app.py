@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,6 +18,7 @@ from server.delivery.outbox import Outbox
 from server.deps import Services
 from server.docs import install_docs
 from server.errors import install_error_handlers
+from server.intake_writer import IntakeWriter
 from server.metrics import Metrics
 from server.openapi import document_security
 from server.routes import alerts, ask, charts, health, incidents
@@ -107,12 +109,29 @@ def create_app(
             heartbeat_seconds=settings.heartbeat_seconds,
             poll_interval=settings.poll_interval,
             outbox=outbox,
+            storm=settings.storm_rule(),
+        )
+        writer = IntakeWriter(
+            store.intake,
+            settings.intake_rules(),
+            max_pending=settings.intake_max_pending,
+            on_batch=metrics.intake_batch.observe,
         )
         services = Services(
-            settings, store, prom, investigator, metrics, pool, Asker(investigator, settings.llm()), outbox
+            settings,
+            store,
+            prom,
+            investigator,
+            metrics,
+            pool,
+            Asker(investigator, settings.llm()),
+            outbox,
+            writer,
         )
         holder["services"] = app.state.services = services
         await run_in_threadpool(_backfill_history, store)
+        if role == "server":
+            writer.start()
         if start_workers:
             # Before any worker writes: temporaries a killed writer left, and files missing for stored rows.
             await run_in_threadpool(restore_archive, store, settings.reports_dir)
@@ -128,10 +147,14 @@ def create_app(
                 "database": settings.database_url.split("@")[-1],
             },
         )
+        # What start-up made (modules, the app, clients) lives as long as the process: frozen out of the
+        # cyclic collector, whose full passes over it would otherwise pause every request now and then.
+        gc.freeze()
         try:
             yield
         finally:
             log.info("shutting down", extra={"workers": settings.workers})
+            writer.stop()  # what is waiting is written: those requests get their answers
             pool.stop()
             outbox.stop()
             prom.close()
@@ -154,9 +177,10 @@ def create_app(
 
     install_error_handlers(app, metrics)
     document_security(app)
+    if role == "server":
+        app.include_router(alerts.router)  # first: the routes matched most often, under load
     app.include_router(health.router)
     if role == "server":
-        app.include_router(alerts.router)
         app.include_router(incidents.router)
         app.include_router(ask.router)
         app.include_router(charts.router)

@@ -11,6 +11,7 @@ from agent.ask import Asker
 from agent.investigator import Investigator
 from server.db import Store
 from server.delivery.outbox import Outbox
+from server.intake_writer import IntakeWriter
 from server.metrics import Metrics
 from server.settings import Settings
 from server.worker import WorkerPool
@@ -29,6 +30,12 @@ class Services:
     workers: WorkerPool
     asker: Asker
     outbox: Outbox
+    intake: IntakeWriter  # the webhook's notifications, written by one thread in batches
+
+
+async def services_of(request: Request) -> Services:
+    """The dependency (async: FastAPI runs a plain function's dependency in its thread pool)."""
+    return get_services(request)
 
 
 def get_services(request: Request) -> Services:
@@ -36,4 +43,4 @@ def get_services(request: Request) -> Services:
     return services
 
 
-ServicesDep = Annotated[Services, Depends(get_services)]
+ServicesDep = Annotated[Services, Depends(services_of)]

@@ -9,6 +9,8 @@
     PrometheusUnavailable                      503  Prometheus could not be reached (the detail names it)
     StoreBusy                                  503  + Retry-After: the store stayed locked past the intake
                                                     timeout; nothing was stored (counted, logged)
+    IntakeFull (a StoreBusy)                   503  + Retry-After: the backlog of investigations, or the
+                                                    notifications waiting to be written, is full
     any other AlertsleuthError                 502  what the answer depended on failed (Prometheus, ...)
     ValueError while answering                 422  the question cannot be answered as asked (`invalid`)
     an LLM client's own error, timed out       504  "the LLM did not answer in time (...)"
@@ -29,7 +31,7 @@ from fastapi.responses import JSONResponse
 
 from server.logs import log_rejected
 from server.metrics import Metrics
-from tools.errors import AlertsleuthError, LLMUnavailable, PrometheusUnavailable, StoreBusy
+from tools.errors import AlertsleuthError, IntakeFull, LLMUnavailable, PrometheusUnavailable, StoreBusy
 
 
 def status_of(exc: Exception) -> tuple[int, str]:
@@ -81,8 +83,9 @@ def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
     async def ours(request: Request, exc: AlertsleuthError) -> JSONResponse:
         code, detail = status_of(exc)
         if isinstance(exc, StoreBusy):
-            metrics.requests_rejected.labels("busy").inc()
-            log_rejected(request.url.path, code, "store busy")
+            full = exc.reason if isinstance(exc, IntakeFull) else ""
+            metrics.requests_rejected.labels(f"{full}_full" if full else "busy").inc()
+            log_rejected(request.url.path, code, f"{full} full" if full else "store busy")
             retry_after = str(max(1, math.ceil(exc.retry_after)))
             return JSONResponse({"detail": detail}, status_code=code, headers={"Retry-After": retry_after})
         return JSONResponse({"detail": detail}, status_code=code)

@@ -1,9 +1,17 @@
-"""Structured logging: one line per event; JSON in production, readable in a terminal."""
+"""Structured logging: one line per event; JSON in production, readable in a terminal.
+
+Off the hot path: a request's thread only puts the record on a queue (`QueueHandler`); one thread
+formats and writes it (`QueueListener`), so the JSON and the write to stderr never hold a request up.
+The listener is flushed and stopped at exit, or when logging is set up again.
+"""
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
+import logging.handlers
+import queue
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,15 +44,39 @@ class TextFormatter(logging.Formatter):
         return line
 
 
+class _Enqueue(logging.handlers.QueueHandler):
+    """Puts the record itself on the queue: formatting, the traceback included, is the listener's."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        return record
+
+
+_listener: logging.handlers.QueueListener | None = None
+
+
+def _stop_listener() -> None:
+    global _listener
+    if _listener is not None:
+        _listener.stop()  # writes what is queued first
+        _listener = None
+
+
 def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
+    global _listener
+    _stop_listener()
     handler = logging.StreamHandler()
     handler.setFormatter(JSONFormatter() if fmt == "json" else TextFormatter())
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    _listener = logging.handlers.QueueListener(records, handler, respect_handler_level=True)
+    _listener.start()
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [_Enqueue(records)]
     root.setLevel(level.upper())
     for noisy in ("httpx", "urllib3", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
+
+atexit.register(_stop_listener)
 
 _rejections = logging.getLogger("alertsleuth.http")
 

@@ -107,6 +107,12 @@ class Metrics:
             "Repeated notifications of a known incident (no new investigation)",
             registry=r,
         )
+        self.intake_batch = Histogram(
+            "alertsleuth_intake_batch_notifications",
+            "Notifications written per intake transaction (group commit)",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+            registry=r,
+        )
         self.requests_rejected = Counter(
             "alertsleuth_requests_rejected", "Alert requests refused, by reason", ["reason"], registry=r
         )

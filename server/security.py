@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import email.message
+import functools
 import secrets
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -81,6 +82,7 @@ def require_auth(request: Request, services: Services) -> None:
     )
 
 
+@functools.lru_cache(maxsize=64)  # a sender sends the same header every time
 def _is_json(content_type: str) -> bool:
     message = email.message.Message()
     message["content-type"] = content_type

@@ -77,12 +77,22 @@ class DeliveryError(AlertsleuthError):
 
 
 class StoreBusy(AlertsleuthError):
-    """The store's write lock was not had within the intake timeout; nothing was stored, the sender
-    should retry after `retry_after` seconds."""
+    """Intake cannot take the notification now; nothing was stored, the sender should retry after
+    `retry_after` seconds. Raised as such when the store's write lock was not had within the intake
+    timeout; its subclass `IntakeFull` when intake is past one of its bounds."""
 
     def __init__(self, message: str, *, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class IntakeFull(StoreBusy):
+    """Intake is past a bound (`reason`): the notifications waiting for their transaction, or the
+    investigations queued (the backlog). Nothing was stored."""
+
+    def __init__(self, message: str, *, retry_after: float, reason: str) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.reason = reason  # backlog | pending
 
 
 class BinaryNotFound(AlertsleuthError):

@@ -38,6 +38,11 @@ class _TextBinaryDumper(StrBinaryDumper):
         return super().dump(obj.replace(NUL, REPLACEMENT) if NUL in obj else obj)
 
 
+def as_stored(text: str) -> str:
+    """`text` as PostgreSQL stores it (NUL replaced), for comparing with what it returns."""
+    return text.replace(NUL, REPLACEMENT) if NUL in text else text
+
+
 def _without_nul(value: Any) -> Any:
     if isinstance(value, str):
         return value.replace(NUL, REPLACEMENT)

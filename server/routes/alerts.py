@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 
 from fastapi import APIRouter, Request, status
-from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
 from agent.models import AlertInfo, utcnow
+from server.db.intake import IngestRequest
 from server.deps import Services, ServicesDep
 from server.openapi import RETRY_AFTER, answers
 from server.payloads import AlertmanagerWebhook, PostableAlert
@@ -19,8 +18,10 @@ router = APIRouter(tags=["alerts"], route_class=GuardedRoute)
 BUSY = answers(
     503,
     s503={
-        "description": "the store stayed locked past ALERTSLEUTH_INTAKE_TIMEOUT_SECONDS: nothing was "
-        "stored; send again after Retry-After (Alertmanager does)",
+        "description": "nothing was stored; send again after Retry-After (Alertmanager does): the store "
+        "stayed locked past ALERTSLEUTH_INTAKE_TIMEOUT_SECONDS, ALERTSLEUTH_MAX_BACKLOG investigations "
+        "are queued and this notification would queue another, or ALERTSLEUTH_INTAKE_MAX_PENDING "
+        "notifications wait to be written",
         "headers": RETRY_AFTER,
     },
 )
@@ -45,21 +46,17 @@ async def _accept(
 ) -> Accepted:
     for a in alerts:
         services.metrics.alerts_received.labels(source, a.status).inc()
-    # Persisted (with its queue job) before we answer: an accepted alert is never lost.
-    result = await run_in_threadpool(
-        functools.partial(
-            services.store.intake.ingest,
-            source,
-            body.decode("utf-8", "replace"),
-            group_key,
-            alerts,
-            receiver=receiver,
-            on_resolved=lambda a: services.outbox.planner.for_resolution(a.labels),  # routed once, here
-            refresh_after=services.settings.refresh_seconds,
-            window=services.settings.dedup_window_seconds,
-            lock_timeout=services.settings.intake_timeout_seconds,  # then 503 + Retry-After
-        )
+    # Persisted (with its queue job) before we answer: an accepted alert is never lost. The writer
+    # commits it with the others waiting (group commit); a full backlog or store refuses it (503).
+    request = IngestRequest(
+        source,
+        body.decode("utf-8", "replace"),
+        group_key,
+        alerts,
+        receiver,
+        on_resolved=lambda a: services.outbox.planner.for_resolution(a.labels),  # routed once, here
     )
+    result = await services.intake.write(request)
     services.metrics.alerts_deduplicated.inc(len(result.deduplicated))
     if result.created or result.refreshed:
         services.workers.wake()

@@ -119,13 +119,6 @@ def reinvestigate(store: Store, incident_id: int, causes: list[dict[str, str]], 
 
 
 @pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    s = Store(database_url)
-    yield s
-    s.close()
-
-
-@pytest.fixture
 def past(store: Store) -> dict[str, int]:
     """Incidents before the one under investigation (which starts at NOW)."""
     ids = {

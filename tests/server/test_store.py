@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -23,13 +23,6 @@ from server.payloads import MAX_ID
 from tools.errors import StoreBusy
 
 T0 = utcnow().replace(microsecond=0) - timedelta(minutes=10)
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    s = Store(database_url)
-    yield s
-    s.close()
 
 
 def _alert(fingerprint: str, starts: timedelta = timedelta(0), **labels: str) -> AlertInfo:

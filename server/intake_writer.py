@@ -1,0 +1,154 @@
+"""Group commit: the one writer of the webhook's notifications.
+
+A request awaits `write` (or hands its notification to `submit` with a callback); one thread takes
+every notification waiting (up to `max_batch`) and writes them in one transaction (server/db/intake.py
+`Intake.ingest_many`), so many requests share one commit instead of queueing on the store's write lock
+one by one. Nothing is answered before its transaction committed: an accepted notification is durable.
+There is no timer: a batch is whatever arrived while the previous one was being written, so one lone
+notification is written at once.
+
+Bounded: at most `max_pending` notifications wait for their transaction; past that `submit` refuses
+(`IntakeFull`, 503 with Retry-After: Alertmanager sends again), and nothing is stored. `stop` writes
+what is waiting, then refuses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections.abc import Callable
+
+from server.db.intake import IngestRequest, IngestResult, Intake, IntakeRules
+from tools.errors import IntakeFull, StoreBusy
+
+log = logging.getLogger("alertsleuth.intake")
+
+PENDING_RETRY_SECONDS = 1.0  # the Retry-After of a notification refused because too many wait
+
+Done = Callable[[IngestResult | BaseException], object]  # told the result, or what refused it
+_Item = tuple[IngestRequest, Done]
+
+
+class IntakeWriter:
+    def __init__(
+        self,
+        intake: Intake,
+        rules: IntakeRules,
+        *,
+        max_pending: int,
+        max_batch: int = 256,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> None:
+        """`on_batch(n)`: told the size of each batch written (for /metrics)."""
+        self.intake = intake
+        self.rules = rules
+        self.max_pending = max_pending
+        self.max_batch = max_batch
+        self.on_batch = on_batch
+        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._open = False
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._open = True
+        self._thread = threading.Thread(target=self._run, name="intake-writer", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Write every notification waiting, then refuse new ones. (The server stops taking requests,
+        and waits for those it has, before it stops the writer.)"""
+        self._open = False
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout)
+            self._thread = None
+
+    async def write(self, request: IngestRequest) -> IngestResult:
+        """`request` written with the others waiting: its result once committed, or raises what refused
+        it (`IntakeFull`, `StoreBusy`, ...)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[IngestResult] = loop.create_future()
+
+        def settle(outcome: IngestResult | BaseException) -> None:
+            if future.cancelled():  # the client went away; the notification is stored all the same
+                return
+            if isinstance(outcome, BaseException):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
+
+        self.submit(request, lambda outcome: loop.call_soon_threadsafe(settle, outcome))
+        return await future
+
+    def submit(self, request: IngestRequest, done: Done) -> None:
+        """Queue `request` for the next transaction; `done` is called from the writer's thread with the
+        result, or what refused it. Raises `IntakeFull` at once when too many wait, or when stopped.
+        No lock: the bound is the queue's size when asked (a few over it, at most, under a race)."""
+        if not self._open:
+            raise IntakeFull(
+                "alertsleuth is shutting down; nothing was stored, send it again",
+                retry_after=PENDING_RETRY_SECONDS,
+                reason="pending",
+            )
+        pending = self._queue.qsize()
+        if pending >= self.max_pending:
+            raise IntakeFull(
+                f"intake is saturated: {pending} notifications wait to be written "
+                f"(ALERTSLEUTH_INTAKE_MAX_PENDING={self.max_pending}); nothing was stored, send it "
+                "again later",
+                retry_after=PENDING_RETRY_SECONDS,
+                reason="pending",
+            )
+        self._queue.put((request, done))
+
+    @property
+    def pending(self) -> int:
+        return self._queue.qsize()
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is None:
+                break
+            batch = [first]
+            while len(batch) < self.max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stopping = True
+                    continue  # write what is left first
+                batch.append(item)
+            self._write(batch)
+        # Stopped: anything still queued (submitted just before the stop) is written too.
+        rest: list[_Item] = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                rest.append(item)
+        for i in range(0, len(rest), self.max_batch):
+            self._write(rest[i : i + self.max_batch])
+
+    def _write(self, batch: list[_Item]) -> None:
+        try:
+            results = self.intake.ingest_many([request for request, _ in batch], self.rules)
+        except Exception as exc:  # the whole batch: the store was busy (StoreBusy), or broken
+            if not isinstance(exc, StoreBusy):
+                log.exception("a batch of notifications was not stored", extra={"size": len(batch)})
+            outcomes: list[IngestResult | BaseException] = [exc] * len(batch)
+        else:
+            outcomes = list(results)
+        for (_, done), outcome in zip(batch, outcomes, strict=True):
+            try:
+                done(outcome)
+            except Exception:  # the event loop closed under a request: nothing left to tell
+                log.debug("a notification's result had no one to go to", exc_info=True)
+        if self.on_batch is not None:
+            self.on_batch(len(batch))

@@ -29,6 +29,7 @@ class Headline:
     since: str  # "since 10:02 UTC (firing for 12m)"
     severity: str | None
     causes: list[Cause] = field(default_factory=list)
+    storm: str = ""  # an alert storm's one line: how many alerts, how many the causes hold ("" for one)
 
 
 def _signal(report: Report) -> Evidence | None:
@@ -93,6 +94,14 @@ def headline(report: Report, now: datetime | None = None) -> Headline:
     since = t["since_resolved" if ended else "since_firing"].format(
         start=fmt_time(alert.starts_at), length=length
     )
+    storm = ""
+    if report.storm is not None:
+        storm = t["storm"].format(n=report.storm.alerts, covered=report.storm.covered)
     return Headline(
-        verdict=verdict, where=where, since=since, severity=alert.labels.get("severity"), causes=causes
+        verdict=verdict,
+        where=where,
+        since=since,
+        severity=alert.labels.get("severity"),
+        causes=causes,
+        storm=storm,
     )

@@ -90,6 +90,29 @@ class RootCause(BaseModel):
     )
 
 
+class StormMember(BaseModel):
+    incident_id: int
+    labels: dict[str, str] = Field(description="the labels in which the members differ")
+    covered: bool | None = Field(
+        description="whether a root cause holds this member (its labels agree with a cause's on the "
+        "labels they share); null when no cause shares a label with it"
+    )
+
+
+class Storm(BaseModel):
+    """Many alerts of one rule and group investigated once: the report is theirs too."""
+
+    alerts: int = Field(description="the alerts of the storm, this report's own included")
+    shared: dict[str, str] = Field(description="the labels all of them have: the signal investigated")
+    varying: list[str] = Field(description="the labels in which they differ")
+    covered: int = Field(description="members a root cause holds")
+    not_covered: int = Field(description="members no root cause holds, though one shares labels with them")
+    undetermined: int = Field(description="members no root cause shares a label with")
+    members: list[StormMember] = Field(
+        default_factory=list, description="the members, covered first (at most MAX_LISTED)"
+    )
+
+
 class LLMUsage(BaseModel):
     provider: str
     model: str
@@ -152,6 +175,11 @@ class Report(BaseModel):
     degraded: bool = Field(default=False, description="true when part of the investigation could not run")
     history: HistorySummary | None = Field(
         default=None, description="incidents seen before: the most alike, and how often this alert fired"
+    )
+    storm: Storm | None = Field(
+        default=None,
+        description="when this report investigated an alert storm (many alerts of one rule and group at "
+        "once): its members and which of them the localization covers",
     )
     language: str = "en"
     llm: LLMUsage | None = None

@@ -80,6 +80,29 @@ def _seen_before(report: Report, t: Mapping[str, str], matches: Mapping[str, str
     return {"rows": rows, "counts": counts, "nothing": t["seen_nothing"] if not rows and not counts else ""}
 
 
+def _storm(report: Report, t: Mapping[str, str]) -> dict[str, Any] | None:
+    """An alert storm's members as the templates print them; None when the report is one alert's."""
+    st = report.storm
+    if st is None:
+        return None
+    verdict = {True: t["storm_covered"], False: t["storm_not_covered"], None: t["storm_undetermined"]}
+    return {
+        "summary": t["storm_summary"].format(
+            n=st.alerts,
+            shared=fmt_labels(st.shared, plain=True) or "–",
+            varying=", ".join(st.varying) or "–",
+        ),
+        "counts": t["storm_counts"].format(
+            covered=st.covered, not_covered=st.not_covered, undetermined=st.undetermined
+        ),
+        "rows": [
+            {"incident_id": m.incident_id, "labels": fmt_labels(m.labels), "verdict": verdict[m.covered]}
+            for m in st.members
+        ],
+        "more": t["more_rows"].format(n=st.alerts - len(st.members)) if st.alerts > len(st.members) else "",
+    }
+
+
 def _timing_rows(timings: Mapping[str, float], phases: Mapping[str, str]) -> list[tuple[str, str]]:
     """(phase, shown value) per timings entry: `<phase>_seconds` in seconds, anything else a count."""
     rows = []
@@ -192,6 +215,7 @@ def build_view(report: Report) -> dict[str, Any]:
         "not_run": t["not_run"].format(why=report.localization_note) if report.localization_note else None,
         "root_causes": root_causes,
         "seen": _seen_before(report, t, text["match"]),
+        "storm": _storm(report, t),
         "evidence": evidence,
         "llm": llm,
         "timings": _timing_rows(report.timings, text["phases"]),

@@ -9,8 +9,10 @@ import time
 import uuid
 
 from agent.investigator import Investigator
+from agent.storm import summarize as summarize_storm
 from server.archive import render_report, write_files
 from server.db import ClaimedJob, FailedJob, LeaseLost, Store
+from server.db.storms import StormRule
 from server.delivery.outbox import Outbox
 from server.metrics import Metrics
 from server.poller import Poller
@@ -37,6 +39,7 @@ class WorkerPool:
         poll_interval: float,
         outbox: Outbox | None = None,
         heartbeat_seconds: float = 10.0,
+        storm: StormRule | None = None,
     ) -> None:
         """`lease_seconds`: the longest an attempt may run (its lease is renewed until then, then left
         to run out: a hung attempt is taken over); `heartbeat_seconds`: how often the leases of running
@@ -50,6 +53,7 @@ class WorkerPool:
         self.retry_backoff = retry_backoff
         self.lease_seconds = lease_seconds
         self.heartbeat = heartbeat_seconds
+        self.storm = storm  # alert storms investigated once (server/db/storms.py); None: never
         self.name = f"w-{uuid.uuid4().hex[:8]}"
         self._running: dict[int, tuple[str, float]] = {}  # job id -> (its worker, when its attempt began)
         self._lock = threading.Lock()
@@ -132,6 +136,8 @@ class WorkerPool:
             "attempt": job.attempts,
             "alertname": job.alert.name,
         }
+        if job.members:
+            ctx["storm_alerts"] = len(job.members)
         log.info("investigation started", extra=ctx)
         t0 = time.perf_counter()
         try:
@@ -154,6 +160,8 @@ class WorkerPool:
             # `complete` keeps a good report current over it.
             self.investigator.recall(findings, job.incident_id)
             report = self.investigator.write(findings)
+            if job.members:  # a storm's lead: the report says which of its alerts the causes hold
+                report.storm = summarize_storm(job.members, report.root_causes)
             if findings.unavailable:  # the writer cannot know what the server does next; it says so
                 report.notes.append(
                     f"Prometheus did not answer in {job.attempts} attempts; the server does not retry "
@@ -200,7 +208,7 @@ class WorkerPool:
         after a lost lease, or an unreadable incident) is counted and logged as failed, and the next
         one is taken: each is failed once, so this ends."""
         while True:
-            claimed = self.store.jobs.claim(worker, self.claim_lease, self.max_attempts)
+            claimed = self.store.jobs.claim(worker, self.claim_lease, self.max_attempts, self.storm)
             if not isinstance(claimed, FailedJob):
                 return claimed
             self.metrics.attempt_ended("failed")

@@ -1,6 +1,9 @@
 """The durable investigation queue: claim with a lease, renew it while the work runs, retry, fail,
 requeue, and complete (the report and its deliveries in one transaction).
 
+Jobs are claimed by priority, then age: an alert's `severity` label gives the priority (`priority_of`),
+so a critical alert's investigation is not queued behind a storm of warnings.
+
 Many processes share the queue (replicas and `alertsleuth worker`s on one PostgreSQL). A claim takes the
 oldest due job with `FOR UPDATE SKIP LOCKED` (other claimers pass over it instead of waiting), then
 marks it running with a lease: the worker's name and a deadline it renews while the attempt runs
@@ -15,18 +18,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from agent.models import AlertInfo, Report, utcnow
+from agent.storm import shared_alert
 from server.db.database import Database
 from server.db.deliveries import Plan, queue_deliveries
 from server.db.history import index_report
 from server.db.models import Incident, Job, ReportRow
 from server.db.reports import add_report
+from server.db.storms import StormRule, gather, join_lead, mirror
 
 
 @dataclass
@@ -34,8 +39,31 @@ class ClaimedJob:
     id: int
     incident_id: int
     attempts: int
-    alert: AlertInfo
+    alert: AlertInfo  # a storm's lead: the labels its members share (agent/storm.py `shared_alert`)
     worker: str = ""  # the lease holder's name: what renews and ends the attempt
+    # A storm's lead: every alert of the storm, its own first, as (incident id, labels); else empty.
+    members: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+
+
+# An alert's severity label (case folded) -> its investigation's priority, most urgent first; others get
+# DEFAULT_PRIORITY, with the warnings.
+SEVERITY_PRIORITY = {
+    **dict.fromkeys(("critical", "emergency", "fatal", "page", "p0", "p1", "sev1"), 0),
+    **dict.fromkeys(("high", "error", "major", "p2", "sev2"), 1),
+    **dict.fromkeys(("warning", "warn", "medium", "p3", "sev3"), 2),
+    **dict.fromkeys(("minor", "low", "p4", "sev4"), 3),
+    **dict.fromkeys(("info", "informational", "notice", "p5", "sev5"), 4),
+    **dict.fromkeys(("none", "debug", "test"), 5),
+}
+DEFAULT_PRIORITY = 2
+
+
+def priority_of(labels: object) -> int:
+    """The priority of an investigation of an alert with `labels` (0 first): its severity's."""
+    severity = labels.get("severity") if isinstance(labels, dict) else None
+    if not isinstance(severity, str):
+        return DEFAULT_PRIORITY
+    return SEVERITY_PRIORITY.get(severity.strip().casefold(), DEFAULT_PRIORITY)
 
 
 LOST_WORKER_TRIES = 2  # attempts beyond max_attempts for jobs whose worker was lost mid-attempt
@@ -73,6 +101,8 @@ def _end(s: Session, job: Job, state: str, error: str, not_before: datetime | No
     assert inc is not None
     inc.investigation = state
     inc.error = error
+    s.flush()
+    mirror(s, job, inc)  # a storm's members follow their lead
 
 
 def _held(s: Session, job_id: int, worker: str | None) -> Job:
@@ -117,9 +147,14 @@ class JobQueue:
         return held
 
     def claim(
-        self, worker: str, lease_seconds: float, max_attempts: int | None = None
+        self,
+        worker: str,
+        lease_seconds: float,
+        max_attempts: int | None = None,
+        storm: StormRule | None = None,
     ) -> ClaimedJob | FailedJob | None:
-        """Take the oldest due job (or one whose lease expired). Safe with several workers/processes.
+        """Take the most urgent due job, the oldest first (or one whose lease expired). Safe with several
+        workers/processes.
 
         A job whose lease ran out lost its worker (killed, restarted: its heartbeats stopped) or hung
         past `lease_seconds`: it is tried again, the lost attempt not held against the investigation
@@ -127,14 +162,18 @@ class JobQueue:
         `FailedJob`, with the reason: a job that kills or hangs every worker would be tried forever),
         as is a job whose incident cannot be read (it would fail every claim and block the queue). A
         queued job runs whatever its attempts: the worker re-queued it past them on purpose
-        (`keeps_retrying`)."""
+        (`keeps_retrying`).
+
+        With `storm`, a job of a storm whose lead is at work is attached to it and the next one is
+        taken; a job with enough of its storm waiting becomes the lead, its members attached
+        (server/db/storms.py)."""
         now = utcnow()
         due = ((Job.state == "queued") & (Job.not_before <= now)) | (
             (Job.state == "running") & (Job.lease_until < now)
         )
-        for _ in range(5):
+        for _ in range(100):  # another worker took the job, or it joined a storm's lead: the next one
             with self.db.session() as s:
-                oldest = select(Job).where(due).order_by(Job.not_before, Job.id).limit(1)
+                oldest = select(Job).where(due).order_by(Job.priority, Job.id).limit(1)
                 if s.get_bind().dialect.name == "postgresql":  # others claiming pass over it, not wait
                     oldest = oldest.with_for_update(skip_locked=True)
                 job = s.scalars(oldest).first()
@@ -175,8 +214,18 @@ class JobQueue:
                     except Exception as exc:  # a row no investigation can start from
                         error = f"cannot read the incident to investigate it: {type(exc).__name__}: {exc}"
                     else:
+                        # (a job taken over after its lease ran out keeps its own part: it may lead)
+                        joined = storm is not None and state == "queued" and join_lead(s, job, inc, storm)
+                        if joined:
+                            continue
+                        members = gather(s, job, inc, storm) if storm is not None else []
                         inc.investigation = "running"
-                        return ClaimedJob(job_id, inc.id, attempts + 1, alert, worker)
+                        storm_alerts = [(inc.id, alert.labels), *((m.id, m.labels) for m in members)]
+                        if members:
+                            alert = shared_alert(alert, [m.labels for m in members])
+                        return ClaimedJob(
+                            job_id, inc.id, attempts + 1, alert, worker, storm_alerts if members else []
+                        )
                 _end(s, job, "failed", error)
                 return FailedJob(job_id, inc.id, job.attempts, _storable(error))
         return None
@@ -214,10 +263,12 @@ class JobQueue:
                     f"the last good report {kept} stays current"
                 )
                 inc.investigation = "done"
+                mirror(s, job, inc)
                 return []
             inc.report_id = report.id
             inc.investigation = "degraded" if report.degraded else "done"
             inc.error = None
+            mirror(s, job, inc)
             if not report.degraded:  # what incidents seen before are compared with, and searched in
                 index_report(s, inc, report, markdown)
             return [d.id for d in queue_deliveries(s, inc, plan, report.id)]
@@ -258,7 +309,7 @@ class JobQueue:
                 select(Job).where(Job.incident_id == incident_id, Job.state.in_(("queued", "running")))
             ).first()
             if busy is None:
-                s.add(Job(incident_id=incident_id))
+                s.add(Job(incident_id=incident_id, priority=priority_of(inc.labels)))
             inc.investigation = "queued"
             return True
 

@@ -127,6 +127,12 @@ class Incident(Base):
     investigation: Mapped[str] = mapped_column(Str(16), default="queued")
     report_id: Mapped[str | None] = mapped_column(Str(64), nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Alert storms (server/db/storms.py): the key of its rule and group, and the incident whose
+    # investigation is this one's too (its own id when it led one; null: investigated alone)
+    storm_key: Mapped[str | None] = mapped_column(Str(32), nullable=True, index=True)
+    storm_lead_id: Mapped[int | None] = mapped_column(
+        Id, ForeignKey("incidents.id"), nullable=True, index=True
+    )
 
     def alert(self) -> AlertInfo:
         return AlertInfo(
@@ -142,16 +148,22 @@ class Incident(Base):
 
 
 class Job(Base):
-    """The durable investigation queue."""
+    """The durable investigation queue, claimed by priority (0 first: server/db/jobs.py `priority_of`),
+    then id."""
 
     __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_due", "state", "priority", "id"),)
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     incident_id: Mapped[int] = mapped_column(Id, ForeignKey("incidents.id"), index=True)
-    state: Mapped[str] = mapped_column(Str(16), default="queued", index=True)  # queued|running|done|failed
+    # queued | running | done | failed | attached (a storm member's, while its lead works)
+    state: Mapped[str] = mapped_column(Str(16), default="queued", index=True)
+    priority: Mapped[int] = mapped_column(Integer, default=2, server_default="2")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     not_before: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     worker: Mapped[str | None] = mapped_column(Str(64), nullable=True)
+    # A storm member's job: the lead's job, whose investigation it follows (state "attached" meanwhile)
+    lead_job_id: Mapped[int | None] = mapped_column(Id, ForeignKey("jobs.id"), nullable=True, index=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

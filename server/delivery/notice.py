@@ -95,7 +95,7 @@ def _headline(report: Report | None, ended: datetime | None) -> list[str]:
     if report is None:
         return []
     head = headline(report, now=ended or datetime.now(UTC))
-    return [head.verdict, head.where, head.since]
+    return [head.verdict, head.where, head.since, *([head.storm] if head.storm else [])]
 
 
 def probe_notice(sink: str) -> Notice:

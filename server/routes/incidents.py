@@ -40,8 +40,14 @@ LabelFilter = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*
 
 class JobOut(BaseModel):
     id: int
-    state: str
+    state: str = Field(
+        description="queued | running | done | failed | attached (a storm member's job, following its lead's)"
+    )
     attempts: int
+    lead_job_id: int | None = Field(
+        default=None, description="a storm member's job: the lead's job it follows"
+    )
+    priority: int = Field(default=2, description="0 first: from the alert's severity label")
     not_before: datetime
     last_error: str | None
     created_at: datetime
@@ -100,6 +106,11 @@ class IncidentOut(BaseModel):
     report_id: str | None
     report_url: str | None
     error: str | None
+    storm_lead_id: int | None = Field(
+        default=None,
+        description="in an alert storm (many alerts of one rule and group investigated once): the "
+        "incident whose investigation and report are this one's too (its own id when it led it)",
+    )
     created_at: datetime
     updated_at: datetime
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -48,8 +49,24 @@ def _serve(args: argparse.Namespace) -> int:
     # the handler it found: this one makes that a clean exit (0), as it does before uvicorn starts.
     signal.signal(signal.SIGTERM, _exit_cleanly)
     role = "worker" if args.command == "worker" else "server"
-    app = create_app(settings, start_workers=not getattr(args, "no_workers", False), role=role)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
+    start_workers = not getattr(args, "no_workers", False)
+    children = None
+    if role == "server" and start_workers and settings.worker_processes > 0:
+        from server.supervisor import WorkerProcesses
+
+        # Investigations in `alertsleuth worker` processes, so they cannot take the GIL from intake.
+        children = WorkerProcesses(
+            settings.worker_processes, settings.port, {**os.environ, "ALERTSLEUTH_HOST": settings.host}
+        )
+        start_workers = False
+    app = create_app(settings, start_workers=start_workers, role=role)
+    if children is not None:
+        children.start()
+    try:
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
+    finally:
+        if children is not None:
+            children.stop()
     return 0
 
 

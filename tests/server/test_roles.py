@@ -1,11 +1,18 @@
 """The two roles of the process: `alertsleuth serve --no-workers` takes notifications and answers the
-API, `alertsleuth worker` investigates and delivers from the same database; each answers the probes."""
+API, `alertsleuth worker` investigates and delivers from the same database; each answers the probes;
+`alertsleuth serve` with ALERTSLEUTH_WORKER_PROCESSES runs its investigations in such workers, as child
+processes it starts again when they die."""
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
@@ -70,3 +77,80 @@ def test_the_command_line_has_both_roles() -> None:
         [sys.executable, "-m", "server.cli", "serve", "--help"], capture_output=True, text=True, check=True
     ).stdout
     assert "--no-workers" in serve_help
+
+
+def _adjacent_ports() -> int:
+    """A free loopback port whose next one is free too (the server's and its one worker process's)."""
+    for _ in range(50):
+        port = procs.free_port()
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+    raise AssertionError("no two adjacent free ports")
+
+
+def _children(pid: int) -> list[int]:
+    """The child processes of `pid`, whichever of its threads started them."""
+    return sorted(
+        int(c)
+        for task in Path(f"/proc/{pid}/task").iterdir()
+        for c in (task / "children").read_text().split()
+    )
+
+
+def _wait_http(url: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{url} did not answer in {timeout}s")
+
+
+def test_serve_runs_investigations_in_worker_processes_and_restarts_one_that_dies(
+    tmp_path: Path, prom: PromEnv
+) -> None:
+    port = _adjacent_ports()
+    env = {
+        **os.environ,
+        "ALERTSLEUTH_DATABASE_URL": f"sqlite:///{tmp_path / 'a.db'}",
+        "ALERTSLEUTH_REPORTS_DIR": str(tmp_path / "reports"),
+        "ALERTSLEUTH_PROMETHEUS_URL": prom.url,
+        "ALERTSLEUTH_LLM_PROVIDER": "none",
+        "ALERTSLEUTH_HOST": "127.0.0.1",
+        "ALERTSLEUTH_PORT": str(port),
+        "ALERTSLEUTH_WORKER_PROCESSES": "1",
+        "ALERTSLEUTH_HEARTBEAT_SECONDS": "1",  # a killed child's job is taken over within 3 s
+    }
+    server = subprocess.Popen([sys.executable, "-m", "server.cli", "serve"], env=env, cwd=tmp_path)
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/readyz")
+        _wait_http(f"http://127.0.0.1:{port + 1}/readyz")  # the worker process, on the next port
+        [child] = _children(server.pid)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as c:
+            first = c.post("/api/v1/webhook/alertmanager", json=webhook(prom, fingerprint="one")).json()
+            assert wait_report(c, first["incidents_created"][0], timeout=60)["investigation"] == "done"
+            assert (
+                "alertsleuth_investigations_total" in httpx.get(f"http://127.0.0.1:{port + 1}/metrics").text
+            )
+            os.kill(child, signal.SIGKILL)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and _children(server.pid) in ([], [child]):
+                time.sleep(0.2)
+            [again] = _children(server.pid)
+            assert again != child  # started again
+            second = c.post("/api/v1/webhook/alertmanager", json=webhook(prom, fingerprint="two")).json()
+            assert wait_report(c, second["incidents_created"][0], timeout=90)["investigation"] == "done"
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(60) == 0
+        assert not Path(f"/proc/{again}").exists() or "zombie" in Path(f"/proc/{again}/status").read_text()
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait(10)

@@ -17,7 +17,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -206,12 +206,22 @@ def import_openmetrics(url: str, text: str, chunk_lines: int = 200_000) -> int:
     return samples
 
 
-def start_alertmanager(workdir: Path, config_yaml: str, port: int | None = None) -> Process:
+def start_alertmanager(
+    workdir: Path,
+    config_yaml: str,
+    port: int | None = None,
+    *,
+    cluster_port: int | None = None,
+    extra_args: Sequence[str] = (),
+) -> Process:
+    """An Alertmanager on a free loopback port, its gossip on `cluster_port` (else a free one) and
+    advertised there (`extra["cluster"]`). `extra_args` are added to its command line, e.g.
+    `--cluster.peer=127.0.0.1:<port>` to cluster it with another; a flag given twice is refused."""
     workdir.mkdir(parents=True, exist_ok=True)
     cfg = workdir / "alertmanager.yml"
     cfg.write_text(config_yaml, encoding="utf-8")
     port = port or free_port()
-    cluster = f"127.0.0.1:{free_port()}"
+    cluster = f"127.0.0.1:{cluster_port or free_port()}"
     argv = [
         find_binary("alertmanager"),
         f"--config.file={cfg}",
@@ -220,8 +230,11 @@ def start_alertmanager(workdir: Path, config_yaml: str, port: int | None = None)
         f"--cluster.listen-address={cluster}",
         f"--cluster.advertise-address={cluster}",
         "--log.level=warn",
+        *extra_args,
     ]
-    return _launch("alertmanager", argv, workdir, port)
+    p = _launch("alertmanager", argv, workdir, port)
+    p.extra["cluster"] = cluster
+    return p
 
 
 REDMINE_SETUP = """

@@ -9,7 +9,9 @@
 SHELL := /bin/bash
 export PATH := $(HOME)/.local/bin:$(PATH)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null 2>&1 && [ "$$(id -u)" != 0 ] && echo sudo)
-PYTEST_ARGS ?=
+# Two pytest-xdist workers, a test file each at a time (its module fixtures stay on one worker): the
+# suite mostly waits on real servers, so it takes about two thirds of the serial time. `-n 0`: serial.
+PYTEST_ARGS ?= -n 2 --dist loadfile
 
 .PHONY: help deps uv binaries wrk redmine fonts browser postgres sync demo test lint typecheck check bench serve exporter clean
 

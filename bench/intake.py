@@ -542,6 +542,18 @@ def investigations(bench: Bench, args: argparse.Namespace, workers: list[int]) -
 # ---------------------------------------------------------------- set-up
 
 
+def with_burst(prefix: str) -> tuple[Path, procs.Process, str]:
+    """A work directory, a real Prometheus holding the login-failure burst (backfilled), and the body
+    of a notification of it, MARK where its id goes (the alert's startsAt two minutes into the burst)."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    now = time.time() // 15 * 15
+    sc = login_scenario("bench", now, burst("shanghai", "admin"))
+    procs.backfill_openmetrics(openmetrics(sc), work / "data", work)
+    prom = procs.start_prometheus(work, "global:\n  scrape_interval: 15s\n", data_dir=work / "data")
+    starts = datetime.fromtimestamp(sc.anomaly_start + 120, UTC).isoformat()
+    return work, prom, json.dumps(notification(MARK, sc.expr(), starts), separators=(",", ":"))
+
+
 def ints(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x.strip()]
 
@@ -586,13 +598,7 @@ def main() -> int:
         ap.error("--investigations needs the workers")
 
     print(f"$ {shlex.join(sys.orig_argv)}")
-    work = Path(tempfile.mkdtemp(prefix="alertsleuth-intake-"))
-    now = time.time() // 15 * 15
-    sc = login_scenario("bench", now, burst("shanghai", "admin"))
-    procs.backfill_openmetrics(openmetrics(sc), work / "data", work)
-    prom = procs.start_prometheus(work, "global:\n  scrape_interval: 15s\n", data_dir=work / "data")
-    starts = datetime.fromtimestamp(sc.anomaly_start + 120, UTC).isoformat()
-    template = json.dumps(notification(MARK, sc.expr(), starts), separators=(",", ":"))
+    work, prom, template = with_burst("alertsleuth-intake-")
     db = (
         sqlalchemy.make_url(args.database_url).render_as_string(hide_password=True)
         if args.database_url

@@ -34,6 +34,8 @@ from pydantic_settings import (
 
 from agent.evidence import InvestigationConfig
 from agent.llm import PROVIDERS, LLMConfig
+from server.db.intake import IntakeRules
+from server.db.storms import StormRule
 from server.delivery.config import DeliveryConfig
 from tools.prom import Prometheus, QueryObserver
 
@@ -88,6 +90,13 @@ class Settings(BaseSettings):
 
     # Workers and queue
     workers: int = Field(2, ge=1, le=64, description="investigations running at once")
+    worker_processes: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="`serve` runs investigations and deliveries in this many `alertsleuth worker` processes "
+        "(child i on ALERTSLEUTH_PORT + i), not in its own threads; 0: threads of the server",
+    )
     max_attempts: int = Field(3, ge=1, description="tries per investigation before giving up")
     retry_backoff_seconds: float = Field(10.0, ge=0, description="first retry delay; doubles per attempt")
     lease_seconds: float = Field(
@@ -163,6 +172,24 @@ class Settings(BaseSettings):
     intake_timeout_seconds: float = Field(
         5.0, gt=0, le=60, description="longest wait for the store at intake; then 503 with Retry-After"
     )
+    max_backlog: int = Field(
+        10_000,
+        ge=0,
+        description="queued investigations past which a notification that would queue another is refused "
+        "(503, Retry-After); 0: no bound",
+    )
+    intake_max_pending: int = Field(
+        2_000, ge=1, description="notifications waiting for their transaction past which intake answers 503"
+    )
+    storm_min_alerts: int = Field(
+        10,
+        ge=0,
+        description="incidents of one rule and group waiting together that are investigated once, as a "
+        "storm; 0: never",
+    )
+    storm_window_seconds: float = Field(
+        600.0, gt=0, description="how far apart the startsAt of one storm's alerts may be"
+    )
     dedup_ignore_labels: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["replica", "prometheus_replica", "__replica__"],
         description="labels dropped from alerts Prometheus posts directly (HA replicas' external labels)",
@@ -196,6 +223,21 @@ class Settings(BaseSettings):
             sources.append(InitSettingsSource(settings_cls, data))
         sources.append(file_secret_settings)
         return tuple(sources)
+
+    def intake_rules(self) -> IntakeRules:
+        """What intake applies to every notification (server/db/intake.py)."""
+        return IntakeRules(
+            refresh_after=self.refresh_seconds,
+            window=self.dedup_window_seconds,
+            lock_timeout=self.intake_timeout_seconds,
+            max_backlog=self.max_backlog or None,
+        )
+
+    def storm_rule(self) -> StormRule | None:
+        """When alert storms are investigated once (server/db/storms.py)."""
+        if self.storm_min_alerts <= 0:
+            return None
+        return StormRule(min_alerts=self.storm_min_alerts, window=self.storm_window_seconds)
 
     def investigation(self) -> InvestigationConfig:
         return InvestigationConfig(

@@ -9,9 +9,11 @@
 SHELL := /bin/bash
 export PATH := $(HOME)/.local/bin:$(PATH)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null 2>&1 && [ "$$(id -u)" != 0 ] && echo sudo)
+PYTEST_ARGS ?=
 # Two pytest-xdist workers, a test file each at a time (its module fixtures stay on one worker): the
-# suite mostly waits on real servers, so it takes about two thirds of the serial time. `-n 0`: serial.
-PYTEST_ARGS ?= -n 2 --dist loadfile
+# suite mostly waits on real servers, so it takes about two thirds of the serial time. `PYTEST_XDIST=`:
+# serial.
+PYTEST_XDIST ?= -n 2 --dist loadfile
 
 .PHONY: help deps uv binaries wrk redmine fonts browser postgres sync demo test lint typecheck check bench serve exporter clean
 
@@ -94,7 +96,7 @@ demo: deps
 	uv run alertsleuth-demo --redmine
 
 test: deps
-	uv run pytest $(PYTEST_ARGS)
+	uv run pytest $(PYTEST_XDIST) $(PYTEST_ARGS)
 
 lint: sync
 	uv run ruff check .

@@ -95,6 +95,7 @@ def create_app(
             max_attempts=settings.delivery_max_attempts,
             backoff_seconds=settings.delivery_backoff_seconds,
             backoff_max_seconds=settings.delivery_backoff_max_seconds,
+            heartbeat_seconds=settings.heartbeat_seconds,
             poll_interval=settings.poll_interval,
         )
         pool = WorkerPool(

@@ -4,9 +4,9 @@ report and, in its transaction, the deliveries the outbox's planner decides on."
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import uuid
+from collections.abc import Sequence
 
 from agent.investigator import Investigator
 from agent.storm import summarize as summarize_storm
@@ -14,6 +14,7 @@ from server.archive import render_report, write_files
 from server.db import ClaimedJob, FailedJob, LeaseLost, Store
 from server.db.storms import StormRule
 from server.delivery.outbox import Outbox
+from server.leases import LeaseKeeper
 from server.metrics import Metrics
 from server.poller import Poller
 
@@ -51,14 +52,16 @@ class WorkerPool:
         self.reports_dir = reports_dir
         self.max_attempts = max_attempts
         self.retry_backoff = retry_backoff
-        self.lease_seconds = lease_seconds
-        self.heartbeat = heartbeat_seconds
         self.storm = storm  # alert storms investigated once (server/db/storms.py); None: never
         self.name = f"w-{uuid.uuid4().hex[:8]}"
-        self._running: dict[int, tuple[str, float]] = {}  # job id -> (its worker, when its attempt began)
-        self._lock = threading.Lock()
-        self._stopped = threading.Event()
-        self._renewer: threading.Thread | None = None
+        self.leases = LeaseKeeper(
+            self.name,
+            self._renew,
+            heartbeat=heartbeat_seconds,
+            max_seconds=lease_seconds,
+            log=log,
+            what="investigation",
+        )
         self.poller = Poller(
             self.name,
             workers,
@@ -72,39 +75,20 @@ class WorkerPool:
     @property
     def claim_lease(self) -> float:
         """The lease a claim and each renewal give: three heartbeats, never beyond the attempt's limit."""
-        return min(self.lease_seconds, 3 * self.heartbeat)
+        return self.leases.lease
 
     def start(self) -> None:
         # Nothing is re-queued here: jobs a dead process held are taken over once their leases run out,
         # and jobs other replicas are running keep theirs.
-        self._stopped.clear()
-        self._renewer = threading.Thread(target=self._renew_loop, name=f"{self.name}-leases", daemon=True)
-        self._renewer.start()
+        self.leases.start()
         self.poller.start()
 
-    def _renew_loop(self) -> None:
-        while not self._stopped.wait(self.heartbeat):
-            self.renew()
-
-    def renew(self) -> None:
-        """Renew the leases of the attempts running here that are within `lease_seconds`."""
-        now = time.monotonic()
-        with self._lock:
-            running = dict(self._running)
+    def _renew(self, keys: Sequence[tuple[str, int]], seconds: float) -> set[tuple[str, int]]:
+        """The store's renewal of (worker, job id) leases, one statement per worker name."""
         by_worker: dict[str, list[int]] = {}
-        for job_id, (worker, began) in running.items():
-            if now - began < self.lease_seconds:
-                by_worker.setdefault(worker, []).append(job_id)
-        for worker, ids in by_worker.items():
-            try:
-                held = self.store.jobs.renew(worker, ids, self.claim_lease)
-            except Exception:
-                log.exception("cannot renew the leases of running investigations", extra={"jobs": ids})
-                continue
-            for job_id in set(ids) - held:
-                log.warning(
-                    "investigation's lease was lost: another worker took the job", extra={"job": job_id}
-                )
+        for worker, job_id in keys:
+            by_worker.setdefault(worker, []).append(job_id)
+        return {(w, j) for w, ids in by_worker.items() for j in self.store.jobs.renew(w, ids, seconds)}
 
     def wake(self) -> None:
         """New work was queued: wake an idle worker now instead of at the next poll."""
@@ -112,22 +96,16 @@ class WorkerPool:
 
     def stop(self, timeout: float = 30.0) -> None:
         self.poller.stop(timeout)
-        self._stopped.set()
-        if self._renewer is not None:
-            self._renewer.join(timeout)
+        self.leases.stop(timeout)
 
     def run_job(self, job: ClaimedJob) -> None:
-        with self._lock:
-            self._running[job.id] = (job.worker, time.monotonic())
         try:
-            self._run(job)
+            with self.leases.holding((job.worker, job.id)):
+                self._run(job)
         except LeaseLost as exc:  # another worker took the job over: its attempt writes the outcome
             log.warning(
                 "investigation result discarded: the lease was lost", extra={"job": job.id, "why": str(exc)}
             )
-        finally:
-            with self._lock:
-                self._running.pop(job.id, None)
 
     def _run(self, job: ClaimedJob) -> None:
         ctx = {

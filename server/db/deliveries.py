@@ -164,28 +164,50 @@ class Deliveries:
                 is not None
             )
 
-    def _finish(self, delivery_id: int, **values: Any) -> None:
+    def renew(self, held: Sequence[tuple[int, int]], lease_seconds: float) -> set[tuple[int, int]]:
+        """Extend by `lease_seconds` from now the leases of the deliveries held as (id, attempt): those
+        still sending that attempt; the ones still held come back (one missing was taken over)."""
+        until = utcnow() + timedelta(seconds=lease_seconds)
+        kept: set[tuple[int, int]] = set()
         with self.db.session() as s:
-            s.execute(
-                update(Delivery)
-                .where(Delivery.id == delivery_id)
-                .values(lease_until=None, updated_at=utcnow(), **values)
-                .execution_options(synchronize_session=False)
-            )
+            for delivery_id, attempt in held:
+                if self._fenced(s, delivery_id, attempt, lease_until=until):
+                    kept.add((delivery_id, attempt))
+        return kept
 
-    def done(self, delivery_id: int, detail: str) -> None:
-        self._finish(delivery_id, state="done", detail=detail, last_error=None, sent_at=utcnow())
+    @staticmethod
+    def _fenced(s: Session, delivery_id: int, attempt: int | None, **values: Any) -> bool:
+        """Write `values` to the delivery when `attempt` (None: any) is still the one sending it."""
+        where = [Delivery.id == delivery_id]
+        if attempt is not None:
+            where += [Delivery.state == "sending", Delivery.attempts == attempt]
+        res = s.execute(
+            update(Delivery).where(*where).values(**values).execution_options(synchronize_session=False)
+        )
+        return (res.rowcount or 0) == 1  # type: ignore[attr-defined]
 
-    def later(self, delivery_id: int, error: str, delay_seconds: float) -> None:
-        self._finish(
+    def _finish(self, delivery_id: int, attempt: int | None, **values: Any) -> bool:
+        """End an attempt; False (nothing written) when `attempt` no longer holds the delivery: its lease
+        ran out and another sender took it, whose attempt writes the outcome."""
+        with self.db.session() as s:
+            return self._fenced(s, delivery_id, attempt, lease_until=None, updated_at=utcnow(), **values)
+
+    def done(self, delivery_id: int, detail: str, attempt: int | None = None) -> bool:
+        return self._finish(
+            delivery_id, attempt, state="done", detail=detail, last_error=None, sent_at=utcnow()
+        )
+
+    def later(self, delivery_id: int, error: str, delay_seconds: float, attempt: int | None = None) -> bool:
+        return self._finish(
             delivery_id,
+            attempt,
             state="pending",
             last_error=error,
             not_before=utcnow() + timedelta(seconds=delay_seconds),
         )
 
-    def failed(self, delivery_id: int, error: str) -> None:
-        self._finish(delivery_id, state="failed", last_error=error)
+    def failed(self, delivery_id: int, error: str, attempt: int | None = None) -> bool:
+        return self._finish(delivery_id, attempt, state="failed", last_error=error)
 
     def retry(self, incident_id: int, delivery_id: int) -> tuple[Delivery | None, bool]:
         """A failed delivery goes back to pending with a fresh set of attempts. Returns the delivery

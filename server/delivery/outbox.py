@@ -32,6 +32,7 @@ from server.delivery.config import DeliveryConfig
 from server.delivery.notice import build_notice
 from server.delivery.plan import Planner
 from server.delivery.registry import SINKS
+from server.leases import LeaseKeeper
 from server.metrics import Metrics
 from server.poller import Poller
 
@@ -134,7 +135,8 @@ class Outbox:
         max_attempts: int = 8,
         backoff_seconds: float = 5.0,
         backoff_max_seconds: float = 900.0,
-        lease_seconds: float = 120.0,  # longer than any sink's attempt; a dead sender's is then retried
+        lease_seconds: float = 120.0,  # the longest a sink's attempt may take before another may retry it
+        heartbeat_seconds: float = 10.0,  # the lease of an attempt in hand is renewed this often
         poll_interval: float = 1.0,
         rand: Callable[[], float] = random.random,
     ) -> None:
@@ -151,10 +153,18 @@ class Outbox:
         self.sinks = build_sinks(config, self.http)
         self.planner = Planner(config.tree(), self.sinks)  # what each event queues, for which sinks
         self.name = f"d-{uuid.uuid4().hex[:8]}"
+        self.leases = LeaseKeeper(
+            self.name,
+            store.deliveries.renew,
+            heartbeat=heartbeat_seconds,
+            max_seconds=lease_seconds,
+            log=log,
+            what="delivery",
+        )
         self.poller = Poller(
             self.name,
             workers,
-            lambda _thread: store.deliveries.claim(lease_seconds),
+            lambda _thread: store.deliveries.claim(self.leases.lease),
             self.deliver,
             poll_interval,
             log=log,
@@ -166,6 +176,7 @@ class Outbox:
             return
         # Nothing is put back here: a delivery a dead process was sending is retried once its lease
         # runs out, and one another replica is sending keeps its lease.
+        self.leases.start()
         self.poller.start()
 
     def wake(self) -> None:
@@ -173,10 +184,15 @@ class Outbox:
 
     def stop(self, timeout: float = 15.0) -> None:
         self.poller.stop(timeout)
+        self.leases.stop(timeout)
         self.http.close()
 
     def deliver(self, d: ClaimedDelivery) -> None:
-        """One delivery, through the stages."""
+        """One delivery, through the stages, its lease renewed meanwhile."""
+        with self.leases.holding((d.id, d.attempts)):
+            self._deliver(d)
+
+    def _deliver(self, d: ClaimedDelivery) -> None:
         ctx = {
             "incident": d.incident_id,
             "delivery": d.id,
@@ -199,17 +215,27 @@ class Outbox:
             log.exception("sink crashed", extra=ctx)
             self._failed(d, f"{type(exc).__name__}: {exc}", True, None, ctx)
             return
-        self.store.deliveries.done(d.id, outcome.detail)
+        if not self.store.deliveries.done(d.id, outcome.detail, d.attempts):
+            self._lost(ctx)
+            return
         self.metrics.deliveries.labels(d.sink, "skipped" if outcome.skipped else "sent").inc()
         log.info("delivered", extra={**ctx, "detail": outcome.detail})
 
+    def _lost(self, ctx: dict[str, object]) -> None:
+        log.warning(
+            "delivery outcome discarded: its lease ran out and another sender took it (it may be sent twice)",
+            extra=ctx,
+        )
+
     def _skipped(self, d: ClaimedDelivery, skipped: Skip, ctx: dict[str, object]) -> None:
         if skipped.failed:
-            self.store.deliveries.failed(d.id, skipped.detail)
+            if not self.store.deliveries.failed(d.id, skipped.detail, d.attempts):
+                return self._lost(ctx)
             self.metrics.deliveries.labels(d.sink, "failed").inc()
             log.error(skipped.why, extra=ctx)
         else:
-            self.store.deliveries.done(d.id, skipped.detail)
+            if not self.store.deliveries.done(d.id, skipped.detail, d.attempts):
+                return self._lost(ctx)
             self.metrics.deliveries.labels(d.sink, "skipped").inc()
             log.info(skipped.why, extra=ctx)
 
@@ -225,12 +251,14 @@ class Outbox:
             delay = backoff(
                 d.attempts, self.backoff_seconds, self.backoff_max_seconds, retry_after, self.rand()
             )
-            self.store.deliveries.later(d.id, error, delay)
+            if not self.store.deliveries.later(d.id, error, delay, d.attempts):
+                return self._lost(ctx)
             self.metrics.deliveries.labels(d.sink, "retried").inc()
             log.warning(
                 "delivery failed, will retry", extra={**ctx, "error": error, "retry_in": round(delay, 1)}
             )
         else:
-            self.store.deliveries.failed(d.id, error)
+            if not self.store.deliveries.failed(d.id, error, d.attempts):
+                return self._lost(ctx)
             self.metrics.deliveries.labels(d.sink, "failed").inc()
             log.error("delivery failed for good", extra={**ctx, "error": error})

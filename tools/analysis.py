@@ -96,9 +96,20 @@ class Localization:
     ranked: list[Candidate] = field(default_factory=list)  # best single-element explanations, for evidence
     notes: list[str] = field(default_factory=list)
     examined: int = 0  # elements whose counterfactual was evaluated
+    # What the search concluded about the change, and the note among `notes` that says it (so that a
+    # later step, `with_needles`, can revise it): "spread" (no element holds it), "part" (the best
+    # elements explain too little and the rest moved beyond its noise), "noise" (the causes explain
+    # less than half, the rest is within noise); "" when the causes explain it or nothing was concluded.
+    verdict: str = ""
+    verdict_note: str | None = None
 
 
 EPS = 1e-12
+
+
+def _conclude(result: Localization, verdict: str, note: str) -> None:
+    result.verdict, result.verdict_note = verdict, note
+    result.notes.append(note)
 
 
 def _value(num: float, den: float, ratio: bool) -> float | None:
@@ -408,23 +419,28 @@ def with_needles(
     kept = [c for c in result.causes if not any(set(n[0]) < set(c.labels) for n in new)]
     causes = [*kept, *(_sum_candidate(result, *n) for n in new)]
     # The rest of the change is noise unless the named elements' rest was found shifted beyond it.
-    shifted = any(n.startswith("the best elements explain") for n in result.notes)
-    notes = [
-        n
-        for n in result.notes
-        if "the change is spread across segments" not in n
-        and not n.startswith(("the causes explain", "the best elements explain"))
-    ]
+    notes = [n for n in result.notes if n != result.verdict_note]  # the verdict is revised below
     share = sum(c.explained_share for c in causes)
     notes.append(
         f"{len(new)} single series (every label pinned) changed beyond the noise of the other "
         f"{screened - len(new):,} series, found by screening all of them in Prometheus"
     )
-    if shifted:
-        notes.append(f"the causes explain {share:.0%} of the change; the rest moved beyond its noise too")
+    out = replace(
+        result,
+        localized=True,
+        causes=causes,
+        notes=notes,
+        examined=result.examined + screened,
+        verdict="",
+        verdict_note=None,
+    )
+    if result.verdict == "part":  # the rest of the change had moved beyond its noise: it still has
+        _conclude(
+            out, "part", f"the causes explain {share:.0%} of the change; the rest moved beyond its noise too"
+        )
     elif share < min_share:
-        notes.append(f"the causes explain {share:.0%} of the change; the rest is within noise")
-    return replace(result, localized=True, causes=causes, notes=notes, examined=result.examined + screened)
+        _conclude(out, "noise", f"the causes explain {share:.0%} of the change; the rest is within noise")
+    return out
 
 
 def _from_cover(result: Localization, found: search.Cover, min_share: float) -> Localization:
@@ -440,13 +456,15 @@ def _from_cover(result: Localization, found: search.Cover, min_share: float) -> 
     share = sum(c.explained_share for c in result.causes)
     if not result.causes:
         how = "all leaves changed together" if found.spread else "no element changed beyond its leaves' noise"
-        result.notes.append(f"{how}: the change is spread across segments")
+        _conclude(result, "spread", f"{how}: the change is spread across segments")
     elif share >= min_share or not found.rest_shifted:
         result.localized = True
         if share < min_share:  # the rest of the change is the other leaves' noise: their sum moved
-            result.notes.append(f"the causes explain {share:.0%} of the change; the rest is within noise")
+            _conclude(
+                result, "noise", f"the causes explain {share:.0%} of the change; the rest is within noise"
+            )
     else:
-        result.notes.append(f"the best elements explain only {share:.0%} of the change")
+        _conclude(result, "part", f"the best elements explain only {share:.0%} of the change")
     return result
 
 
@@ -508,16 +526,18 @@ def _explained(
         rest_dev = _rel_change(
             _value(rest.base_num, rest.base_den, ratio), _value(rest.inc_num, rest.inc_den, ratio)
         )
-        result.notes.append(
+        _conclude(
+            result,
+            "spread",
             f"the best element changed by {first.deviation:.0%} while the rest changed by {rest_dev:.0%}: "
-            "the change is spread across segments"
+            "the change is spread across segments",
         )
         result.causes = []
     if result.causes:
         share = sum(c.explained_share for c in result.causes)
         result.localized = share >= min_share
         if not result.localized:
-            result.notes.append(f"the best elements explain only {share:.0%} of the change")
+            _conclude(result, "part", f"the best elements explain only {share:.0%} of the change")
     return result
 
 

@@ -16,6 +16,7 @@ import pytest
 from pydantic import ValidationError
 
 from server.settings import Settings
+from tests.tools.test_prom import tenant_frontend
 
 
 @pytest.fixture
@@ -303,7 +304,7 @@ def test_an_unknown_delivery_key_gets_the_closest_name_and_the_file(tmp_path: Pa
 # ---------------------------------------------------------------- the query backend's tenant and CA
 
 
-def test_a_missing_ca_file_is_refused_and_a_blank_tenant_is_unset(
+def test_a_missing_ca_file_is_refused_a_blank_tenant_is_unset_and_both_reach_the_backend(
     monkeypatch: pytest.MonkeyPatch, cwd: Path
 ) -> None:
     monkeypatch.setenv("ALERTSLEUTH_PROMETHEUS_CA_FILE", str(cwd / "no-such-ca.pem"))
@@ -311,13 +312,12 @@ def test_a_missing_ca_file_is_refused_and_a_blank_tenant_is_unset(
         Settings()
     key, msg = only_error(err)
     assert key == "prometheus_ca_file" and "no readable file at" in msg and "no-such-ca.pem" in msg
-    ca = cwd / "ca.pem"
-    ca.write_text("-----BEGIN CERTIFICATE-----\n")
-    monkeypatch.setenv("ALERTSLEUTH_PROMETHEUS_CA_FILE", str(ca))
-    monkeypatch.setenv("ALERTSLEUTH_PROMETHEUS_TENANT", "  ")
-    settings = Settings()
-    assert settings.prometheus_tenant is None and settings.prometheus_ca_file == str(ca)
-    monkeypatch.setenv("ALERTSLEUTH_PROMETHEUS_TENANT", "team-a")
-    client = Settings().prometheus()
-    assert client._client.headers == {"X-Scope-OrgID": "team-a"}
-    assert client._client._session.verify == str(ca)
+    with tenant_frontend(cwd) as (url, ca, seen):
+        monkeypatch.setenv("ALERTSLEUTH_PROMETHEUS_URL", url)
+        monkeypatch.setenv("ALERTSLEUTH_PROMETHEUS_CA_FILE", str(ca))
+        monkeypatch.setenv("ALERTSLEUTH_PROMETHEUS_TENANT", "  ")
+        settings = Settings()
+        assert settings.prometheus_tenant is None and settings.prometheus_ca_file == str(ca)
+        monkeypatch.setenv("ALERTSLEUTH_PROMETHEUS_TENANT", "team-a")
+        [series] = Settings().prometheus().instant_query("up")  # the tenant sent, the server verified
+    assert series.values == (42.0,) and seen == ["team-a"]

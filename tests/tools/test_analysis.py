@@ -243,8 +243,21 @@ def test_a_cause_beside_an_even_change_is_found() -> None:
     assert causes(res) == [{"b": "b5"}]
 
 
-def _sum_localization(causes: list[Candidate], notes: list[str], localized: bool) -> Localization:
-    return Localization(False, 1000.0, 900.0, localized, causes=causes, notes=notes, examined=40)
+def _sum_localization(
+    causes: list[Candidate], notes: list[str], localized: bool, verdict: str = ""
+) -> Localization:
+    """A sum's localization whose last note, with `verdict`, is what the search concluded."""
+    return Localization(
+        False,
+        1000.0,
+        900.0,
+        localized,
+        causes=causes,
+        notes=notes,
+        examined=40,
+        verdict=verdict,
+        verdict_note=notes[-1] if verdict else None,
+    )
 
 
 def _cause(**labels: str) -> Candidate:
@@ -254,8 +267,9 @@ def _cause(**labels: str) -> Candidate:
 def test_needles_make_a_spread_verdict_localized_and_say_what_they_explain() -> None:
     spread = ["no element changed beyond its leaves' noise: the change is spread across segments"]
     needle = (label_key({"a": "a1", "b": "b2"}), 10.0, 3.0, -7.0)
-    loc = with_needles(_sum_localization([], spread, False), [needle], screened=5000)
+    loc = with_needles(_sum_localization([], spread, False, "spread"), [needle], screened=5000)
     assert loc.localized and [c.labels for c in loc.causes] == [needle[0]]
+    assert loc.verdict == "noise" and loc.verdict_note in loc.notes
     assert math.isclose(loc.causes[0].explained_share, 0.07)  # -7 of the total's -100
     assert loc.examined == 40 + 5000
     assert not any("spread" in n for n in loc.notes)
@@ -263,6 +277,16 @@ def test_needles_make_a_spread_verdict_localized_and_say_what_they_explain() -> 
     assert any(
         n.startswith("the causes explain 7% of the change; the rest is within noise") for n in loc.notes
     )
+
+
+def test_needles_keep_a_rest_that_moved_beyond_its_noise_and_only_the_verdict_is_revised() -> None:
+    notes = ["labels left out: pod", "the best elements explain only 20% of the change"]
+    needle = (label_key({"a": "a1", "b": "b2"}), 10.0, 3.0, -7.0)
+    loc = with_needles(_sum_localization([_cause(a="a9")], notes, False, "part"), [needle], screened=5000)
+    assert loc.notes[0] == "labels left out: pod"  # not a verdict: kept
+    assert "the best elements explain only 20% of the change" not in loc.notes
+    assert loc.verdict == "part" and loc.verdict_note == loc.notes[-1]
+    assert loc.notes[-1].endswith("the rest moved beyond its noise too")
 
 
 def test_needles_inside_a_cause_add_nothing_and_an_element_above_a_cause_replaces_it() -> None:
@@ -277,6 +301,6 @@ def test_needles_inside_a_cause_add_nothing_and_an_element_above_a_cause_replace
 def test_needles_do_not_call_noise_a_rest_found_shifted() -> None:
     shifted = ["the best elements explain only 20% of the change"]
     needle = (label_key({"a": "a1", "b": "b2"}), 10.0, 3.0, -7.0)
-    loc = with_needles(_sum_localization([], shifted, False), [needle], screened=500)
+    loc = with_needles(_sum_localization([], shifted, False, "part"), [needle], screened=500)
     assert any("the rest moved beyond its noise too" in n for n in loc.notes)
     assert not any("within noise" in n for n in loc.notes)

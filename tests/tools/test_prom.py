@@ -7,6 +7,8 @@ import shutil
 import ssl
 import subprocess
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -81,9 +83,10 @@ def _self_signed(folder: Path) -> tuple[Path, Path]:
     return cert, key
 
 
-def test_a_tenant_header_and_a_private_ca_reach_a_multi_tenant_query_frontend(tmp_path: Path) -> None:
-    """Thanos/Mimir/Cortex behind TLS signed by a private CA: the client sends X-Scope-OrgID on every
-    request and verifies the server with the given CA file; without the CA it refuses the server."""
+@contextmanager
+def tenant_frontend(tmp_path: Path) -> Iterator[tuple[str, Path, list[str | None]]]:
+    """A multi-tenant query frontend (as Thanos/Mimir/Cortex answer) behind TLS signed by a private CA:
+    its URL, the CA file, and the X-Scope-OrgID of each request; only tenant `team-a` gets an answer."""
     if shutil.which("openssl") is None:
         pytest.skip("openssl not found")
     cert, key = _self_signed(tmp_path)
@@ -112,13 +115,19 @@ def test_a_tenant_header_and_a_private_ca_reach_a_multi_tenant_query_frontend(tm
     tls.load_cert_chain(cert, key)
     server.socket = tls.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"https://127.0.0.1:{server.server_address[1]}"
     try:
+        yield f"https://127.0.0.1:{server.server_address[1]}", cert, seen
+    finally:
+        server.shutdown()
+
+
+def test_a_tenant_header_and_a_private_ca_reach_a_multi_tenant_query_frontend(tmp_path: Path) -> None:
+    """The client sends X-Scope-OrgID on every request and verifies the server with the given CA file;
+    without the CA it refuses the server."""
+    with tenant_frontend(tmp_path) as (url, cert, seen):
         [series] = Prometheus(url, tenant="team-a", ca_file=str(cert), retries=0).instant_query("up")
         assert series.values == (42.0,) and seen == ["team-a"]
         with pytest.raises(PrometheusUnavailable, match="SSLError"):
             Prometheus(url, tenant="team-a", retries=0).instant_query("up")  # the system CAs do not know it
         with pytest.raises(QueryError):
             Prometheus(url, ca_file=str(cert), retries=0).instant_query("up")  # no tenant: the 401
-    finally:
-        server.shutdown()

@@ -41,7 +41,6 @@ class Known:
     alert: AlertInfo | None = None  # the alert that made it, when this batch did
     repeats: int = 0  # notifications counted beyond the first (the incident's `notifications` + this)
     resolved_now: bool = False
-    jobs: int = 0  # investigations queued by this batch
 
 
 @dataclass
@@ -51,6 +50,11 @@ class Touch:
     incident: Known
     outcome: Outcome
     alert: AlertInfo
+
+    @property
+    def queues(self) -> bool:
+        """Whether it queues an investigation: a new firing incident, or a stale one refreshed."""
+        return self.outcome == "refreshed" or (self.outcome == "created" and self.alert.status == "firing")
 
 
 @dataclass
@@ -115,7 +119,6 @@ class Incidents:
                 resolved_at=(alert.ends_at or now) if resolved else None,
                 investigation="none" if resolved else "queued",
                 alert=alert,
-                jobs=0 if resolved else 1,
             )
             self.by_fingerprint.setdefault(self.key(k.fingerprint), []).append(k)
             self._made.append(k)
@@ -132,7 +135,6 @@ class Incidents:
         # resolution): counted, never re-investigated.
         if refresh_after > 0 and k.status != "resolved" and stale(k, now, refresh_after):
             k.investigation = "queued"
-            k.jobs += 1
             return Touch(k, "refreshed", alert)
         return Touch(k, "deduplicated", alert)
 

@@ -193,9 +193,7 @@ class Intake:
                     state.apply(a, now, window=rules.window, refresh_after=rules.refresh_after)
                     for a in request.alerts
                 ]
-                queued = sum(
-                    t.outcome in ("created", "refreshed") and t.alert.status == "firing" for t in touches
-                )
+                queued = sum(t.queues for t in touches)
                 if queued and rules.max_backlog is not None and backlog + queued > rules.max_backlog:
                     state.rollback()
                     refused.append(note_id)
@@ -247,19 +245,20 @@ class Intake:
             [{"b_id": k.id, "b_at": k.resolved_at} for k in changed if k.resolved_now],
             status="resolved",
         )
-        _update(s, [{"b_id": k.id} for k in changed if k.jobs], investigation="queued")
+        queued = [t for _, _, touches in accepted for t in touches if t.queues]
+        refreshed = {id(t.incident): t.incident for t in queued if t.incident.alert is None}
+        _update(s, [{"b_id": k.id} for k in refreshed.values()], investigation="queued")
         jobs = [
             {
-                "incident_id": k.id,
-                "priority": priority_of(_labels(k, accepted)),
+                "incident_id": t.incident.id,
+                "priority": priority_of(t.alert.labels),
                 "state": "queued",
                 "attempts": 0,
                 "not_before": now,
                 "created_at": now,
                 "updated_at": now,
             }
-            for k in touched.values()
-            for _ in range(k.jobs)
+            for t in queued
         ]
         if jobs:
             s.connection().execute(insert(JOBS), jobs)
@@ -338,13 +337,6 @@ def _incident_row(k: Known, now: datetime, group_key: str) -> dict[str, Any]:
         "investigation": k.investigation,
         "storm_key": storm_key(a, group_key),
     }
-
-
-def _labels(k: Known, accepted: list[tuple[IngestRequest, int, list[Touch]]]) -> dict[str, str]:
-    """The labels of an incident the batch touched (its creating alert's, or the first alert's)."""
-    if k.alert is not None:
-        return k.alert.labels
-    return next(t.alert.labels for _, _, touches in accepted for t in touches if t.incident is k)
 
 
 def _count_queued(s: Session) -> int:

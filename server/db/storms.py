@@ -141,12 +141,17 @@ def members_of(s: Session, lead_job_id: int) -> list[Incident]:
     )
 
 
+def member_state(lead_job: Job) -> str:
+    """A member's job while its lead's is queued or running (attached), else the lead's end."""
+    return "attached" if lead_job.state in ("queued", "running") else lead_job.state
+
+
 def mirror(s: Session, lead_job: Job, lead: Incident) -> None:
     """The lead's job ended an attempt (or reported): its members follow, in the same transaction."""
     s.execute(
         update(Job)
         .where(Job.lead_job_id == lead_job.id)
-        .values(state="attached" if lead_job.state in ("queued", "running") else lead_job.state)
+        .values(state=member_state(lead_job))
         .execution_options(synchronize_session=False)
     )
     s.execute(
@@ -164,7 +169,7 @@ def mirror(s: Session, lead_job: Job, lead: Incident) -> None:
 
 def mirror_one(job: Job, inc: Incident, lead_job: Job, lead: Incident) -> None:
     """A member joining late takes the lead's state and report now."""
-    job.state = "attached" if lead_job.state in ("queued", "running") else lead_job.state
+    job.state = member_state(lead_job)
     inc.investigation = lead.investigation
     inc.report_id = lead.report_id
     inc.error = lead.error

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -193,7 +194,7 @@ def test_the_writer_refuses_past_its_pending_bound_and_loses_nothing(tmp_path: P
         writer.submit(_req(_alert("a")), done)  # taken by the writer, waiting for the lock
         deadline = utcnow() + timedelta(seconds=5)
         while writer.pending and utcnow() < deadline:
-            pass
+            time.sleep(0.01)
         writer.submit(_req(_alert("b")), done)
         writer.submit(_req(_alert("c")), done)
         with pytest.raises(IntakeFull) as full:

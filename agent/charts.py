@@ -204,7 +204,19 @@ def _plans(report: Report) -> list[_Plan]:
     for ev in report.evidence:
         if ev.kind == "breakdown":
             plans.append(_guarded(_breakdown_plan, report, ev, t))
-    return _unique_keys([p for p in plans if p is not None])
+    return _unique_keys(_chosen_first([p for p in plans if p is not None], report.charted))
+
+
+def _chosen_first(plans: list[_Plan], chosen: Sequence[str]) -> list[_Plan]:
+    """The signal chart, then the charts of the evidence the writer chose (in its order), then the
+    rest in the fixed order. Choosing never adds a chart: only evidence with series has one."""
+    rank = {eid: i for i, eid in enumerate(chosen)}
+    head = [p for p in plans if p.key == "signal"]
+    picked = sorted(
+        (p for p in plans if p.key != "signal" and p.evidence_id in rank), key=lambda p: rank[p.evidence_id]
+    )
+    placed = {id(p) for p in head + picked}
+    return head + picked + [p for p in plans if id(p) not in placed]
 
 
 def _guarded(build: Callable[..., _Plan | None], report: Report, ev: Evidence, *args: Any) -> _Plan | None:

@@ -38,6 +38,8 @@ from tools.format import rfc3339
 from tools.prom import Prometheus
 from tools.toolkit import Limits, PromToolkit, Recorder
 
+MAX_CHARTED = 3  # evidence the model may choose to chart after the signal
+
 # ---------------------------------------------------------------------- what the model returns
 
 
@@ -57,6 +59,11 @@ class LLMReport(BaseModel):
     impact: str = Field(description="who or what is affected and how much")
     remediation: list[str] = Field(description="concrete handling steps, in order")
     prevention: list[str] = Field(default_factory=list, description="changes that prevent a recurrence")
+    charts: list[str] = Field(
+        default_factory=list,
+        description=f"up to {MAX_CHARTED} ids of evidence marked chartable that best show the cause, "
+        "best first: they are drawn after the signal chart",
+    )
 
 
 # ---------------------------------------------------------------------- the prompt
@@ -75,6 +82,8 @@ def _evidence_payload(ev: Evidence, max_stats: int) -> dict[str, Any]:
             out["stats_left_out"] = len(ev.stats) - max_stats
     if ev.error:
         out["error"] = ev.error
+    if ev.series:
+        out["chartable"] = True
     return out
 
 
@@ -303,6 +312,7 @@ def _past(f: Findings, limit: int = 3) -> dict[str, Any] | None:
                 "match": p.match,
                 "summary": p.summary[:400],
                 "ticket": p.ticket,
+                "ended": p.closing_comment,
             }
             for p in h.similar[:limit]
         ],
@@ -403,5 +413,7 @@ def _merge(offline: Report, answer: LLMReport, evidence: list[Evidence]) -> Repo
             )
     if causes:  # the localization's verdict (`localized`) stays the deterministic one
         report.root_causes = causes
+    chartable = {ev.id for ev in evidence if ev.series}
+    report.charted = list(dict.fromkeys(i for i in answer.charts if i in chartable))[:MAX_CHARTED]
     report.created_at = datetime.now(UTC)
     return report

@@ -135,6 +135,8 @@ class TicketLink(BaseModel):
     sink: str
     key: str
     url: str
+    closed_at: datetime | None = Field(default=None, description="when the sink closed it on resolution")
+    closing_comment: str | None = Field(default=None, description="the comment it was closed with")
 
 
 class Report(BaseModel):
@@ -155,6 +157,12 @@ class Report(BaseModel):
     )
     root_causes: list[RootCause] = Field(default_factory=list, description="best first")
     evidence: list[Evidence] = Field(default_factory=list)
+    charted: list[str] = Field(
+        default_factory=list,
+        description="evidence ids the writer chose to chart first, after the signal (the LLM writer may "
+        "choose among the evidence that has series; the charts are drawn from those series, never from "
+        "its text). Empty: the fixed order (signal, root causes, breakdowns)",
+    )
     impact: str = ""
     related: list[str] = Field(
         default_factory=list,

@@ -67,6 +67,7 @@ def _seen_before(report: Report, t: Mapping[str, str], matches: Mapping[str, str
             "match": matches.get(p.match, p.match),
             "ticket": p.ticket or "",
             "ticket_href": safe_url(p.ticket_url),
+            "ended": p.closing_comment or (fmt_time(p.resolved_at) if p.resolved_at else ""),
             "summary": p.summary,
             "incident_id": p.incident_id,
         }

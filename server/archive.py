@@ -131,7 +131,12 @@ class Rendered:
 
 def with_tickets(report: Report, tickets: Sequence[Ticket]) -> Report:
     """The report showing the incident's tickets (a copy; the stored report is never rewritten)."""
-    links = [TicketLink(sink=t.sink, key=t.key, url=t.url) for t in tickets]
+    links = [
+        TicketLink(
+            sink=t.sink, key=t.key, url=t.url, closed_at=t.closed_at, closing_comment=t.closing_comment
+        )
+        for t in tickets
+    ]
     return report.model_copy(update={"tickets": links})
 
 

@@ -414,7 +414,7 @@ class History:
                     report_id=found.report_id,
                     ticket=ticket.key if ticket else None,
                     ticket_url=ticket.url if ticket else None,
-                    closing_comment=None,  # no sink records how its ticket was closed (see the report)
+                    closing_comment=ticket.closing_comment if ticket else None,
                     match=r.match,
                     score=r.score,
                 )

@@ -234,6 +234,9 @@ class Ticket(Base):
     key: Mapped[str] = mapped_column(Str(255))
     url: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # written when the sink's resolution delivery succeeds: the comment it closed the ticket with
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    closing_comment: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class IncidentFinding(Base):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from agent.models import Report
+from agent.models import Report, utcnow
 from server.db.database import Database
 from server.db.models import Incident, ReportRow, Ticket
 
@@ -77,3 +77,13 @@ class Reports:
                 s.add(Ticket(incident_id=incident_id, sink=sink, ext_id=ext_id, key=key, url=url))
             else:
                 row.ext_id, row.key, row.url = ext_id, key, url
+
+    def close_ticket(self, incident_id: int, sink: str, comment: str) -> None:
+        """Record that `sink` closed the incident's ticket with `comment` (its resolution delivery
+        succeeded). Nothing to record when the sink holds no ticket for it."""
+        with self.db.session() as s:
+            row = s.scalars(
+                select(Ticket).where(Ticket.incident_id == incident_id, Ticket.sink == sink)
+            ).first()
+            if row is not None:
+                row.closed_at, row.closing_comment = utcnow(), comment

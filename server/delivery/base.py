@@ -107,6 +107,7 @@ class Outcome:
     detail: str  # what happened, for people: "created OPS-12 with 2 attachments", "sent (1.2 kB)"
     ticket: TicketRef | None = None
     skipped: bool = False
+    closing_comment: str | None = None  # a tracker's resolution: the comment it closed the ticket with
 
 
 class SinkConfig(BaseModel):

@@ -215,6 +215,8 @@ class Outbox:
             log.exception("sink crashed", extra=ctx)
             self._failed(d, f"{type(exc).__name__}: {exc}", True, None, ctx)
             return
+        if outcome.closing_comment is not None:
+            self.store.reports.close_ticket(d.incident_id, d.sink, outcome.closing_comment)
         if not self.store.deliveries.done(d.id, outcome.detail, d.attempts):
             self._lost(ctx)
             return

@@ -21,6 +21,7 @@ from abc import abstractmethod
 from typing import ClassVar
 
 from server.delivery.base import Notice, Outcome, Sink, TicketRef, TicketSlot
+from server.delivery.message import resolved_line
 
 __all__ = ["TicketSink", "marker_comment", "report_files"]
 
@@ -61,7 +62,9 @@ class TicketSink(Sink):
         if notice.event == "resolved":
             if ref is None:
                 return Outcome(detail="no ticket to close", skipped=True)
-            return Outcome(detail=self.resolve(ref, notice), ticket=ref)
+            return Outcome(
+                detail=self.resolve(ref, notice), ticket=ref, closing_comment=resolved_line(notice)
+            )
         if ref is None:
             ref, detail = self.create(notice)
             ticket.set(ref)  # before anything else can fail: a retry finds it instead of creating again

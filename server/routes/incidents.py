@@ -58,6 +58,8 @@ class TicketOut(BaseModel):
     sink: str
     key: str
     url: str
+    closed_at: datetime | None = Field(default=None, description="when the sink closed it on resolution")
+    closing_comment: str | None = Field(default=None, description="the comment it was closed with")
 
 
 class DeliveryOut(BaseModel):
@@ -183,7 +185,12 @@ async def get_incident(incident_id: IncidentId, services: ServicesDep) -> Incide
         **_out(found.incident),
         jobs=[_job(j) for j in found.jobs],
         report_files=found.report_files,
-        tickets=[TicketOut(sink=t.sink, key=t.key, url=t.url) for t in found.tickets],
+        tickets=[
+            TicketOut(
+                sink=t.sink, key=t.key, url=t.url, closed_at=t.closed_at, closing_comment=t.closing_comment
+            )
+            for t in found.tickets
+        ],
         deliveries=[_delivery(d) for d in found.deliveries],
         received_notifications=[NotificationOut(**vars(n)) for n in found.notifications],
         received_notifications_left_out=found.notifications_left_out,

@@ -131,6 +131,9 @@ def timeline(
         events.append(
             Event(t.created_at, "ticket", f"ticket {t.key} opened in {t.sink}", href=safe_url(t.url))
         )
+        if t.closed_at is not None:
+            text = f"ticket {t.key} closed in {t.sink}: {t.closing_comment or ''}".rstrip(": ")
+            events.append(Event(t.closed_at, "ticket", text, href=safe_url(t.url)))
     order = {id(e): i for i, e in enumerate(events)}
     return sorted(events, key=lambda e: (to_utc(e.at), _ORDER[e.kind], order[id(e)]))
 

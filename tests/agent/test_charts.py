@@ -170,6 +170,17 @@ def test_keys_order_and_evidence() -> None:
     assert charts[3].title == "Alert signal by ip_region"
 
 
+def test_the_writers_choice_comes_right_after_the_signal() -> None:
+    report = make_report()
+    report.charted = ["E4", "E7"]  # a breakdown and a cause's localization, in the writer's order
+    charts = draw(report)
+    assert [c.evidence_id for c in charts] == ["E1", "E4", "E7", "E6", "E2", "E3", "E5"]
+    assert [c.key for c in charts][:3] == ["signal", "breakdown-client", "cause-2"]
+    assert [c.key for c in draw(report, limit=3)] == ["signal", "breakdown-client", "cause-2"]
+    report.charted = ["E99", "E1"]  # an unknown id draws nothing; the signal stays first
+    assert [c.evidence_id for c in draw(report)] == ["E1", "E6", "E7", "E2", "E3", "E4", "E5"]
+
+
 def test_limit() -> None:
     report = make_report()
     assert [c.key for c in draw(report, limit=2)] == ["signal", "cause-1"]

@@ -214,3 +214,21 @@ def test_data_block_and_parse_report_units() -> None:
     assert parse_report('{"summary": 1}') is None  # wrong types and missing fields
     ok = parse_report('sure: {"summary": "s", "impact": "i", "remediation": ["r"]} done')
     assert ok is not None and ok.summary == "s" and ok.root_causes == []
+
+
+def test_the_model_chooses_which_evidence_is_charted(prom: PromEnv) -> None:
+    inv, findings, offline = setup(prom, fire(prom, "burst"))
+    chartable = [ev.id for ev in findings.evidence if ev.series]
+    plain = next(ev.id for ev in findings.evidence if not ev.series)
+    assert len(chartable) >= 3, chartable
+    choice = [chartable[2], "E999", plain, chartable[1], chartable[2], chartable[0], chartable[1]]
+    script = [ToolCalls([("LLMReport", {**answer(offline), "charts": choice})])]
+    with ScriptedOpenAI(script, api_key=KEY) as srv:
+        report = llm_writer(inv, llm(srv)).write(findings)
+        (request,) = srv.chat_requests
+    # unknown ids, evidence without series and repeats are dropped; at most three kept, in its order
+    assert report.charted == [chartable[2], chartable[1], chartable[0]]
+    human = next(m for m in request.body["messages"] if m["role"] == "user")["content"]
+    evidence = json.loads(human.split('<data kind="evidence">', 1)[1].split("</data>", 1)[0])
+    assert {e["id"] for e in evidence if e.get("chartable")} == set(chartable)
+    assert OfflineWriter().write(findings).charted == []

@@ -171,7 +171,12 @@ def test_ticket_and_mail_from_firing_to_resolved(
             )
             issue = redmine_issue(redmine, ticket["key"][1:])
             assert issue["status"]["name"] == "Closed"
-            assert [j["notes"] for j in issue["journals"] if j["notes"]][-1].startswith("Resolved after ")
+            closing = [j["notes"] for j in issue["journals"] if j["notes"]][-1]
+            assert closing.startswith("Resolved after ")
+            # how it ended is recorded on the ticket: the API, the report and the incidents seen before
+            [closed] = c.get(f"/api/v1/incidents/{incident_id}").json()["tickets"]
+            assert closed["closing_comment"] == closing.removesuffix(" — alertsleuth") and closed["closed_at"]
+            assert c.get(inc["report_url"]).json()["tickets"] == [closed]
             assert [i["id"] for i in redmine_issues(redmine, description=f"~alertsleuth-{d1}-")] == [
                 issue["id"]
             ]

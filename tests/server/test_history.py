@@ -202,7 +202,11 @@ def test_similar_orders_same_cause_overlap_same_alert_family(store: Store, past:
     assert same.summary == "admins in shanghai could not log in after the sso rollout"
     assert same.duration_seconds == 15 * 60 and same.resolved_at is not None
     assert (same.ticket, same.ticket_url) == ("OPS-12", "https://redmine.example/issues/12")  # the first
-    assert same.closing_comment is None
+    assert same.closing_comment is None  # its tracker has not closed it yet
+    store.reports.close_ticket(past["same"], "redmine", "Resolved after 15m 00s at 2026-11-20T10:15:00Z.")
+    store.reports.close_ticket(past["same"], "nowhere", "a sink that holds no ticket records nothing")
+    again = contract.similar(like_now(), limit=10).similar[0]
+    assert again.closing_comment == "Resolved after 15m 00s at 2026-11-20T10:15:00Z."
     assert same.report_id and store.reports.get(same.report_id) is not None
     assert summary.similar[-1].ticket is None and summary.similar[-1].duration_seconds is None
 

@@ -20,8 +20,9 @@ from sqlalchemy import inspect
 from agent.models import AlertInfo, utcnow
 from server.db import Store
 from server.db.incidents import FIRST_NOTIFICATIONS, LAST_NOTIFICATIONS
+from server.db.models import Incident, Ticket
 from server.settings import Settings
-from server.ui.timeline import earlier_unlisted
+from server.ui.timeline import earlier_unlisted, timeline
 from tests.conftest import PromEnv, serve
 from tests.server.old_release import T0 as OLD_T0
 from tests.server.old_release import make_database, write_rows
@@ -170,3 +171,27 @@ def test_incident_page_and_api_show_the_notifications_in_time_order(
     assert "came before alertsleuth kept them" not in page.text
     # the group key's quotes are escaped in the page
     assert "{alertname=&#34;HighLoginFailureRate&#34;}" in page.text or "{alertname=&quot;" in page.text
+
+
+def test_a_closed_ticket_shows_when_and_how_it_was_closed() -> None:
+    inc = Incident(starts_at=T0, resolved_at=T0 + timedelta(minutes=20))
+    ticket = Ticket(
+        sink="ops-redmine",
+        key="#12",
+        url="https://redmine.example/issues/12",
+        created_at=T0 + timedelta(minutes=2),
+        closed_at=T0 + timedelta(minutes=21),
+        closing_comment="Resolved after 20m 00s at 2026-12-01T10:20:00Z.",
+    )
+    events = timeline(inc, [], 0, [], [], [ticket])
+    assert [(e.at - T0, e.kind, e.text) for e in events] == [
+        (timedelta(0), "alert", "alert started firing"),
+        (timedelta(minutes=2), "ticket", "ticket #12 opened in ops-redmine"),
+        (timedelta(minutes=20), "alert", "alert resolved"),
+        (
+            timedelta(minutes=21),
+            "ticket",
+            "ticket #12 closed in ops-redmine: Resolved after 20m 00s at 2026-12-01T10:20:00Z.",
+        ),
+    ]
+    assert events[-1].href == "https://redmine.example/issues/12"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
@@ -13,6 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from agent.ask import Asker
 from agent.investigator import make_investigator
 from server.archive import restore_archive
+from server.chatops.service import ChatOps
 from server.db import Store
 from server.delivery.outbox import Outbox
 from server.deps import Services
@@ -21,7 +23,7 @@ from server.errors import install_error_handlers
 from server.intake_writer import IntakeWriter
 from server.metrics import Metrics
 from server.openapi import document_security
-from server.routes import alerts, ask, charts, health, incidents
+from server.routes import actions, alerts, ask, charts, chat, health, incidents
 from server.security import BodyLimitMiddleware
 from server.settings import Settings
 from server.ui import install as install_ui
@@ -51,6 +53,16 @@ def _backfill_history(store: Store) -> None:
 
 
 ROLES = ("server", "worker")
+
+
+def _waker(pool: WorkerPool, outbox: Outbox) -> Callable[[], None]:
+    """Wake the investigations and the deliveries: ChatOps queued one or the other."""
+
+    def wake() -> None:
+        pool.wake()
+        outbox.wake()
+
+    return wake
 
 
 def create_app(
@@ -118,21 +130,28 @@ def create_app(
             max_pending=settings.intake_max_pending,
             on_batch=metrics.intake_batch.observe,
         )
+        asker = Asker(investigator, settings.llm())
+        chatops = None
+        if role == "server" and settings.chatops.enabled:
+            chatops = ChatOps(
+                settings.chatops,
+                store,
+                asker,
+                planner=outbox.planner,
+                wake=_waker(pool, outbox),
+                data_dir=Path(settings.reports_dir).resolve().parent,
+                external_url=settings.external_url,
+                language=settings.language,
+            )
         services = Services(
-            settings,
-            store,
-            prom,
-            investigator,
-            metrics,
-            pool,
-            Asker(investigator, settings.llm()),
-            outbox,
-            writer,
+            settings, store, prom, investigator, metrics, pool, asker, outbox, writer, chatops
         )
         holder["services"] = app.state.services = services
         await run_in_threadpool(_backfill_history, store)
         if role == "server":
             writer.start()
+        if chatops is not None:
+            await run_in_threadpool(chatops.start)
         if start_workers:
             # Before any worker writes: temporaries a killed writer left, and files missing for stored rows.
             await run_in_threadpool(restore_archive, store, settings.reports_dir)
@@ -156,6 +175,8 @@ def create_app(
         finally:
             log.info("shutting down", extra={"workers": settings.workers})
             writer.stop()  # what is waiting is written: those requests get their answers
+            if chatops is not None:
+                chatops.close()
             pool.stop()
             outbox.stop()
             prom.close()
@@ -185,6 +206,8 @@ def create_app(
         app.include_router(incidents.router)
         app.include_router(ask.router)
         app.include_router(charts.router)
+        app.include_router(actions.router)
+        app.include_router(chat.router)
         install_docs(app)
         install_ui(app)  # the web UI (server/ui/), outside the OpenAPI document
     return app

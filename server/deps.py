@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 
 from agent.ask import Asker
 from agent.investigator import Investigator
+from server.chatops.service import ChatOps
 from server.db import Store
 from server.delivery.outbox import Outbox
 from server.intake_writer import IntakeWriter
@@ -31,6 +32,7 @@ class Services:
     asker: Asker
     outbox: Outbox
     intake: IntakeWriter  # the webhook's notifications, written by one thread in batches
+    chatops: ChatOps | None = None  # chat in, silences, runbooks (None: no `chatops:` section)
 
 
 async def services_of(request: Request) -> Services:

@@ -11,6 +11,12 @@
                                                     timeout; nothing was stored (counted, logged)
     IntakeFull (a StoreBusy)                   503  + Retry-After: the backlog of investigations, or the
                                                     notifications waiting to be written, is full
+    ChatRequestRefused                         401  an inbound chat request failed its platform's check
+                                                    (signature, token, replay window, decryption)
+    RunbookError                               409  not in the catalog, not fitting, not approvable now,
+                                                    or refused to this approver (the detail says which)
+    SilenceError, not retryable                400  Alertmanager refused the silence (its message)
+    SilenceError, retryable                    503  no Alertmanager answered
     any other AlertsleuthError                 502  what the answer depended on failed (Prometheus, ...)
     ValueError while answering                 422  the question cannot be answered as asked (`invalid`)
     an LLM client's own error, timed out       504  "the LLM did not answer in time (...)"
@@ -31,13 +37,29 @@ from fastapi.responses import JSONResponse
 
 from server.logs import log_rejected
 from server.metrics import Metrics
-from tools.errors import AlertsleuthError, IntakeFull, LLMUnavailable, PrometheusUnavailable, StoreBusy
+from tools.errors import (
+    AlertsleuthError,
+    ChatRequestRefused,
+    IntakeFull,
+    LLMUnavailable,
+    PrometheusUnavailable,
+    RunbookError,
+    SilenceError,
+    StoreBusy,
+)
 
 
 def status_of(exc: Exception) -> tuple[int, str]:
     """The status and detail for an error raised while serving a request (see the table above)."""
     if isinstance(exc, LLMUnavailable | PrometheusUnavailable | StoreBusy):
         return status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)
+    if isinstance(exc, ChatRequestRefused):
+        return status.HTTP_401_UNAUTHORIZED, str(exc)
+    if isinstance(exc, RunbookError):
+        return status.HTTP_409_CONFLICT, str(exc)
+    if isinstance(exc, SilenceError):
+        code = status.HTTP_503_SERVICE_UNAVAILABLE if exc.retryable else status.HTTP_400_BAD_REQUEST
+        return code, str(exc)
     if isinstance(exc, AlertsleuthError):
         return status.HTTP_502_BAD_GATEWAY, str(exc)
     if isinstance(exc, ValueError):
@@ -88,4 +110,7 @@ def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
             log_rejected(request.url.path, code, f"{full} full" if full else "store busy")
             retry_after = str(max(1, math.ceil(exc.retry_after)))
             return JSONResponse({"detail": detail}, status_code=code, headers={"Retry-After": retry_after})
+        if isinstance(exc, ChatRequestRefused):  # a forged or replayed request: counted and logged
+            metrics.requests_rejected.labels("chat_refused").inc()
+            log_rejected(request.url.path, code, detail)
         return JSONResponse({"detail": detail}, status_code=code)

@@ -34,6 +34,7 @@ from pydantic_settings import (
 
 from agent.evidence import InvestigationConfig
 from agent.llm import PROVIDERS, LLMConfig
+from server.chatops.config import ChatOpsConfig
 from server.db.intake import IntakeRules
 from server.db.storms import StormRule
 from server.delivery.config import DeliveryConfig
@@ -147,6 +148,10 @@ class Settings(BaseSettings):
     # Delivery to tickets and chat (the sinks and routes are the `delivery:` section of the YAML file)
     delivery: DeliveryConfig = Field(
         default_factory=DeliveryConfig, description="sinks and routes; see README, Delivery"
+    )
+    # ChatOps: chat platforms calling in, who may do what, silences, runbooks (the `chatops:` section)
+    chatops: ChatOpsConfig = Field(
+        default_factory=ChatOpsConfig, description="chat in, silences and runbooks; see README, ChatOps"
     )
     external_url: str | None = Field(
         None, description="alertsleuth's URL as people reach it; messages link the full report there"
@@ -505,7 +510,7 @@ def problems(exc: ValueError) -> list[str]:
     for e in exc.errors():
         loc = tuple(e["loc"])
         msg = e["msg"]
-        if e["type"] == "extra_forbidden" and loc[:1] == ("delivery",):
+        if e["type"] == "extra_forbidden" and loc[:1] in (("delivery",), ("chatops",)):
             names = _keys_at(loc[:-1])
             path = config_file()
             where = f" (in {path})" if path else ""

@@ -12,6 +12,10 @@
     │   └── LLMFailure             a run gave up (budget spent, no structured answer): the offline report
     ├── DeliveryError              a sink's delivery attempt failed (`retryable`, `retry_after`)
     ├── StoreBusy                  the store stayed locked past the intake timeout (`retry_after`)
+    ├── ChatRequestRefused         an inbound chat request failed its platform's check (signature,
+    │                              token, replay window, decryption): refused, nothing acted on
+    ├── SilenceError               Alertmanager refused or could not be reached for a silence
+    ├── RunbookError               a runbook is not in the catalog, not approved, or could not start
     └── BinaryNotFound             a binary a launcher needs (prometheus, promtool, ...) is missing
 
 It lives in tools/, the bottom of the `server → agent → tools` chain, so every package can raise and
@@ -93,6 +97,25 @@ class IntakeFull(StoreBusy):
     def __init__(self, message: str, *, retry_after: float, reason: str) -> None:
         super().__init__(message, retry_after=retry_after)
         self.reason = reason  # backlog | pending
+
+
+class ChatRequestRefused(AlertsleuthError):
+    """An inbound chat request that failed its platform's check: a bad or missing signature, a wrong
+    verification token, a timestamp outside the replay window, a body that does not decrypt. The message
+    says which check failed and never holds a secret; nothing of the request is acted on."""
+
+
+class SilenceError(AlertsleuthError):
+    """Alertmanager refused a silence (its message says why) or could not be reached (`retryable`)."""
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class RunbookError(AlertsleuthError):
+    """A runbook action that cannot go on: not in the catalog, not fitting the incident, not approved,
+    approved by whom may not, or its runner could not start. Nothing ran."""
 
 
 class BinaryNotFound(AlertsleuthError):

@@ -117,6 +117,16 @@ class Deliveries:
     def __init__(self, db: Database) -> None:
         self.db = db
 
+    def queue(self, incident_id: int, plan: Plan) -> list[Delivery]:
+        """Queue what `plan` decides for an incident, in a transaction of its own (a note: ChatOps)."""
+        with self.db.session() as s:
+            inc = s.get(Incident, incident_id)
+            if inc is None:
+                return []
+            rows = queue_deliveries(s, inc, plan)
+            s.expunge_all()
+            return rows
+
     def claim(self, lease_seconds: float) -> ClaimedDelivery | None:
         """Take the oldest due delivery that is not waiting on an earlier one for the same sink."""
         now = utcnow()

@@ -258,6 +258,79 @@ class IncidentFinding(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
+class ChatThread(Base):
+    """A chat message alertsleuth posted about an incident (a chat sink's firing notice), where replies
+    come back: an inbound message in this thread is about this incident (server/chatops/)."""
+
+    __tablename__ = "chat_threads"
+    __table_args__ = (UniqueConstraint("platform", "channel", "thread", name="uq_chat_thread"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(Id, ForeignKey("incidents.id"), index=True)
+    platform: Mapped[str] = mapped_column(Str(16))  # slack | feishu | wecom | dingtalk
+    channel: Mapped[str] = mapped_column(Str(255))
+    thread: Mapped[str] = mapped_column(Str(255))  # Slack's ts, Feishu's message_id
+    sink: Mapped[str] = mapped_column(Str(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SilenceRow(Base):
+    """A silence alertsleuth created in Alertmanager for an incident, who asked for it and who ended it."""
+
+    __tablename__ = "silences"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(Id, ForeignKey("incidents.id"), index=True)
+    silence_id: Mapped[str] = mapped_column(Str(64), index=True)  # Alertmanager's id
+    matchers: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(Str(255))  # "slack:U123", "api:alice", "ui:alice"
+    comment: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expired_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    expired_by: Mapped[str | None] = mapped_column(Str(255), nullable=True)
+
+
+class RunbookAction(Base):
+    """One runbook proposed for an incident, through its dry run, approval and run (server/db/actions.py
+    holds the states). Its every step is also an `audit_events` row."""
+
+    __tablename__ = "runbook_actions"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(Id, ForeignKey("incidents.id"), index=True)
+    runbook: Mapped[str] = mapped_column(Str(128))
+    # dry_running | proposed (dry run done, waiting for approval) | dry_run_failed | running | succeeded
+    # | failed | denied | interrupted (its process stopped while it ran)
+    state: Mapped[str] = mapped_column(Str(16), index=True)
+    requested_by: Mapped[str] = mapped_column(Str(255))
+    reply_to: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # where to answer (a chat thread)
+    approved_by: Mapped[str | None] = mapped_column(Str(255), nullable=True)
+    variables: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # secrets masked
+    variables_digest: Mapped[str] = mapped_column(Str(64))  # sha256 of the variables, secrets included
+    command: Mapped[list[str]] = mapped_column(JSON, default=list)  # the exact command line, masked
+    dry_run: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # status, rc, output, ...
+    run: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class AuditEvent(Base):
+    """What someone did or was refused, append-only: the migration's triggers refuse UPDATE and DELETE
+    on both backends. `detail` holds the exact command, variables (secrets masked), exit status and
+    output digest of a run."""
+
+    __tablename__ = "audit_events"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    incident_id: Mapped[int | None] = mapped_column(Id, ForeignKey("incidents.id"), nullable=True, index=True)
+    action_id: Mapped[int | None] = mapped_column(
+        Id, ForeignKey("runbook_actions.id"), nullable=True, index=True
+    )
+    actor: Mapped[str] = mapped_column(Str(255))  # "slack:U123" ...
+    via: Mapped[str] = mapped_column(Str(64))  # slack | feishu | wecom | dingtalk | api | ui
+    kind: Mapped[str] = mapped_column(Str(32))  # ask | silence | unsilence | run_requested | ... | refused
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
 search_metadata = MetaData()
 report_search = Table(  # PostgreSQL's full-text index of reports (on SQLite: FTS5, see above)
     "report_search",

@@ -7,11 +7,15 @@ store.reports       stored reports and the incidents' tickets
 store.incidents     incident reads for the API
 store.ask_sessions  `ask` conversations
 store.history       incidents seen before (agent.history.History) and the full-text search of reports
+store.chatops       chat threads of incidents, silences made, and the append-only audit trail
+store.actions       runbook actions: dry run, approval, run
 """
 
 from __future__ import annotations
 
+from server.db.actions import Actions
 from server.db.ask_sessions import AskSessions
+from server.db.chatops import ChatOps
 from server.db.database import Database
 from server.db.deliveries import Deliveries
 from server.db.history import History
@@ -31,3 +35,5 @@ class Store(Database):
         self.incidents = Incidents(self)
         self.ask_sessions = AskSessions(self)
         self.history = History(self)
+        self.chatops = ChatOps(self)
+        self.actions = Actions(self)

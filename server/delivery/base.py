@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 from tools.errors import DeliveryError
 
 __all__ = [
+    "ChatThreadRef",
     "DeliveryError",
     "Event",
     "Notice",
@@ -27,7 +28,7 @@ __all__ = [
     "TicketSlot",
 ]
 
-Event = Literal["firing", "update", "resolved", "test"]
+Event = Literal["firing", "update", "resolved", "test", "note"]  # note: a line for the ticket (ChatOps)
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,15 @@ class TicketRef:
     id: str
     key: str
     url: str
+
+
+@dataclass(frozen=True)
+class ChatThreadRef:
+    """A chat message a sink posted, where replies about the incident are read and written."""
+
+    platform: str  # slack | feishu | ...
+    channel: str
+    thread: str  # Slack's ts
 
 
 @dataclass(frozen=True)
@@ -82,6 +92,8 @@ class Notice:
     change: str | None = None  # update notices: what changed since the last one sent
     # The report's first screen (agent/headline.py): the verdict, where the change lives, since when.
     headline: list[str] = field(default_factory=list)
+    # The chat thread this sink's firing notice started (ChatOps): later notices answer in it.
+    thread: ChatThreadRef | None = None
     # The report's charts as PNG (filename, bytes), drawn when a sink first asks (agent/charts.py).
     charts: Callable[[], list[tuple[str, bytes]]] = field(default=lambda: [], repr=False, compare=False)
 
@@ -108,6 +120,7 @@ class Outcome:
     ticket: TicketRef | None = None
     skipped: bool = False
     closing_comment: str | None = None  # a tracker's resolution: the comment it closed the ticket with
+    thread: ChatThreadRef | None = None  # a chat sink's firing message that replies can come back to
 
 
 class SinkConfig(BaseModel):

@@ -8,6 +8,7 @@ report on alertsleuth, so nothing is cut silently.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Literal
 
@@ -77,6 +78,13 @@ def duration(seconds: float) -> str:
     if s < 86400:
         return f"{s // 3600}h {s % 3600 // 60:02d}m"
     return f"{s // 86400}d {s % 86400 // 3600}h"
+
+
+def fenced(text: str) -> str:
+    """`text` as a Markdown code block whose fence is longer than any run of backticks inside it."""
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}\n{text}\n{fence}"
 
 
 def resolved_line(notice: Notice) -> str:

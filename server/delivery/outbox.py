@@ -17,6 +17,7 @@ then the outcome is recorded: done, retried later (`backoff`), or failed.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import uuid
@@ -27,7 +28,7 @@ import httpx
 
 from server.db import ClaimedDelivery, Store
 from server.db.reports import Reports
-from server.delivery.base import DeliveryError, Notice, Outcome, Sink, TicketRef, TicketSlot
+from server.delivery.base import ChatThreadRef, DeliveryError, Notice, Outcome, Sink, TicketRef, TicketSlot
 from server.delivery.config import DeliveryConfig
 from server.delivery.notice import build_notice
 from server.delivery.plan import Planner
@@ -151,7 +152,8 @@ class Outbox:
         self.rand = rand
         self.http = httpx.Client(follow_redirects=False, headers={"User-Agent": "alertsleuth/0.1"})
         self.sinks = build_sinks(config, self.http)
-        self.planner = Planner(config.tree(), self.sinks)  # what each event queues, for which sinks
+        trackers = [name for name, sink in self.sinks.items() if sink.tickets]
+        self.planner = Planner(config.tree(), self.sinks, trackers)  # what each event queues, for which sinks
         self.name = f"d-{uuid.uuid4().hex[:8]}"
         self.leases = LeaseKeeper(
             self.name,
@@ -206,6 +208,8 @@ class Outbox:
             return
         try:
             notice, held = notice_for(d, self.store.reports, self.external_url, self.chart_link)
+            if (thread := self.store.chatops.thread_of(d.incident_id, d.sink)) is not None:
+                notice = dataclasses.replace(notice, thread=ChatThreadRef(*thread))
             record = TicketRecorder(self.store.reports, d.incident_id, d.sink)
             outcome = send(self.sinks[d.sink], notice, held, record)
         except DeliveryError as exc:
@@ -215,6 +219,9 @@ class Outbox:
             log.exception("sink crashed", extra=ctx)
             self._failed(d, f"{type(exc).__name__}: {exc}", True, None, ctx)
             return
+        if outcome.thread is not None:
+            t = outcome.thread
+            self.store.chatops.record_thread(d.incident_id, t.platform, t.channel, t.thread, d.sink)
         if outcome.closing_comment is not None:
             self.store.reports.close_ticket(d.incident_id, d.sink, outcome.closing_comment)
         if not self.store.deliveries.done(d.id, outcome.detail, d.attempts):

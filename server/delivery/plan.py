@@ -7,6 +7,8 @@ already told each sink (`Told`); the plan returns the deliveries to queue.
   `update` when `update_line` finds news for it; nothing otherwise.
 - A resolution: a sink whose route sends resolved notices gets `resolved` when it was told about the
   incident, or when an investigation is still pending (whose report it is going to get).
+- A note (ChatOps: a silence made or ended, a runbook's run): each ticket sink told about the incident
+  gets `note`, a comment on its ticket.
 """
 
 from __future__ import annotations
@@ -50,12 +52,27 @@ def resolution_plan(targets: Sequence[Target]) -> Plan:
     return plan
 
 
+def note_plan(targets: Sequence[Target], trackers: Collection[str], text: str) -> Plan:
+    """A note (what was done about the incident: a silence, a runbook's run) for each ticket sink that
+    was told about the incident; chat hears of it in its own thread, not through the outbox."""
+
+    def plan(told: Told) -> list[NewDelivery]:
+        return [
+            NewDelivery(t.sink, "note", None, text)
+            for t in targets
+            if t.sink in trackers and t.sink in told.analyses
+        ]
+
+    return plan
+
+
 class Planner:
     """The route tree over the configured sinks, and the plan of each event."""
 
-    def __init__(self, tree: Route, sinks: Collection[str]) -> None:
+    def __init__(self, tree: Route, sinks: Collection[str], trackers: Collection[str] = ()) -> None:
         self.tree = tree
         self.sinks = sinks
+        self.trackers = trackers  # the ticket sinks among them
 
     def targets(self, labels: dict[str, str]) -> list[Target]:
         return route(self.tree, labels) if self.sinks else []
@@ -65,3 +82,6 @@ class Planner:
 
     def for_resolution(self, labels: dict[str, str]) -> Plan:
         return resolution_plan(self.targets(labels))
+
+    def for_note(self, labels: dict[str, str], text: str) -> Plan:
+        return note_plan(self.targets(labels), self.trackers, text)

@@ -59,6 +59,10 @@ class TicketSink(Sink):
             ref = self.find(notice.marker)
             if ref is not None:
                 ticket.set(ref)
+        if notice.event == "note":  # what was done about the incident (a silence, a runbook's run)
+            if ref is None:
+                return Outcome(detail="no ticket to note on", skipped=True)
+            return Outcome(detail=self.note(ref, notice.change or ""), ticket=ref)
         if notice.event == "resolved":
             if ref is None:
                 return Outcome(detail="no ticket to close", skipped=True)
@@ -96,6 +100,11 @@ class TicketSink(Sink):
     @abstractmethod
     def comment(self, ref: TicketRef, notice: Notice) -> str:
         """Add the changed analysis (an `update` notice) to the ticket."""
+
+    @abstractmethod
+    def note(self, ref: TicketRef, text: str) -> str:
+        """Add `text` (what was done about the incident: a silence, a runbook's output) to the ticket as
+        preformatted text, so output keeps its lines and no markup in it is interpreted."""
 
     @abstractmethod
     def resolve(self, ref: TicketRef, notice: Notice) -> str:

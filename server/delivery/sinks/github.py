@@ -23,7 +23,7 @@ from pydantic import ConfigDict, Field, field_validator
 
 from server.delivery.base import DeliveryError, Notice, Outcome, SinkConfig, TicketRef
 from server.delivery.http import call, read_json, retry_after
-from server.delivery.message import NO_LINK, analysis_comment, brief, fit, one_line, resolved_line
+from server.delivery.message import NO_LINK, analysis_comment, brief, fenced, fit, one_line, resolved_line
 from server.delivery.secrets import Secret
 from server.delivery.tickets import TicketSink, marker_comment
 
@@ -122,6 +122,10 @@ class GitHubSink(TicketSink):
 
     def _post_comment(self, ref: TicketRef, body: str) -> None:
         self._call("POST", f"{self._issues}/{ref.id}/comments", json={"body": body})
+
+    def note(self, ref: TicketRef, text: str) -> str:
+        self._post_comment(ref, fenced(text))
+        return f"noted on {ref.key}"
 
     def _body(self, notice: Notice) -> str:
         where = f"[the full report]({notice.report_url})" if notice.report_url else NO_LINK

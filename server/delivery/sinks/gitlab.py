@@ -22,7 +22,7 @@ from pydantic import ConfigDict, Field, field_validator
 
 from server.delivery.base import DeliveryError, Notice, Outcome, SinkConfig, TicketRef
 from server.delivery.http import call, read_json
-from server.delivery.message import NO_LINK, analysis_comment, brief, fit, one_line, resolved_line
+from server.delivery.message import NO_LINK, analysis_comment, brief, fenced, fit, one_line, resolved_line
 from server.delivery.secrets import Secret
 from server.delivery.tickets import TicketSink, marker_comment, report_files
 
@@ -117,6 +117,10 @@ class GitLabSink(TicketSink):
         self._call("POST", f"{self._project_path}/issues/{ref.id}/notes", json={"body": body})
 
     # --- the ticket operations (the lifecycle is TicketSink.send) -------------------------------
+
+    def note(self, ref: TicketRef, text: str) -> str:
+        self._note(ref, fenced(text))
+        return f"noted on {ref.key}"
 
     def find(self, marker: str) -> TicketRef | None:
         path = self._project_path + "/issues"

@@ -247,6 +247,10 @@ class JiraSink(TicketSink):
         n = self._attach(ref, notice, skip_present=True)
         return f"commented on {ref.key}, {n} attachments"
 
+    def note(self, ref: TicketRef, text: str) -> str:
+        self._post_comment(ref, "{noformat}\n" + text.replace("{noformat}", "{ noformat}") + "\n{noformat}")
+        return f"noted on {ref.key}"
+
     def resolve(self, ref: TicketRef, notice: Notice) -> str:
         text = f"{resolved_line(notice)} — alertsleuth, {_wiki_link(notice.report_url, 'full report')}"
         self._post_comment(ref, text)

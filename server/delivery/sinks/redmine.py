@@ -16,7 +16,7 @@ from pydantic import field_validator
 
 from server.delivery.base import DeliveryError, Notice, Outcome, SinkConfig, TicketRef
 from server.delivery.http import call
-from server.delivery.message import brief, duration, fit, one_line, resolved_line
+from server.delivery.message import brief, duration, fenced, fit, one_line, resolved_line
 from server.delivery.secrets import Secret
 from server.delivery.tickets import TicketSink, report_files
 
@@ -147,6 +147,10 @@ class RedmineSink(TicketSink):
         body = fit(notice.markdown or brief(notice), DESCRIPTION_LIMIT, link=notice.report_url, unit="chars")
         self._note(ref, self._text(head + body), **({"uploads": uploads} if uploads else {}))
         return f"commented on {ref.key} with {len(uploads)} attachments"
+
+    def note(self, ref: TicketRef, text: str) -> str:
+        self._note(ref, self._text(fenced(text)) if self.config.formatting != "textile" else self._text(text))
+        return f"noted on {ref.key}"
 
     def resolve(self, ref: TicketRef, notice: Notice) -> str:
         fields: dict[str, Any] = {}

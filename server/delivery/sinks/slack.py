@@ -14,6 +14,13 @@ https://docs.slack.dev/reference/block-kit/blocks):
   most 3000 characters, alt_text at most 2000, plain text): the signal chart, by its signed link
   (`Notice.chart_url`), on firing and update messages. Slack fetches it when the message is posted.
 - Legacy `channel` / `username` / `icon_emoji` overrides are ignored by modern Slack apps: not offered.
+
+With a bot token instead of a webhook (`bot_token` + `channel`: what two-way ChatOps needs), the same
+message goes through the Web API's `chat.postMessage` (https://docs.slack.dev/reference/methods/chat.postMessage):
+bearer token, JSON body {channel, text, blocks, thread_ts?}; the answer is HTTP 200 with {"ok": true,
+"channel", "ts"} or {"ok": false, "error"} (`ratelimited` and HTTP 429 are retried). The firing
+message's ts starts the incident's thread (`Outcome.thread`, kept in `chat_threads`); later notices
+about the incident are posted in that thread, and replies in it reach server/chatops/.
 """
 
 from __future__ import annotations
@@ -22,10 +29,19 @@ import dataclasses
 import json
 from typing import Any, Literal
 
-from pydantic import ConfigDict, field_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from server.delivery.base import DeliveryError, Notice, NoticeCause, Outcome, Sink, SinkConfig, TicketSlot
-from server.delivery.http import call
+from server.delivery.base import (
+    ChatThreadRef,
+    DeliveryError,
+    Notice,
+    NoticeCause,
+    Outcome,
+    Sink,
+    SinkConfig,
+    TicketSlot,
+)
+from server.delivery.http import call, read_json
 from server.delivery.message import brief, fit
 from server.delivery.secrets import Secret
 
@@ -68,14 +84,27 @@ class SlackConfig(SinkConfig):
     model_config = ConfigDict(hide_input_in_errors=True)  # errors name the key, never echo the URL
 
     type: Literal["slack"]
-    webhook_url: Secret  # https://hooks.slack.com/services/T.../B.../... (the path is the credential)
+    webhook_url: Secret | None = None  # https://hooks.slack.com/services/T.../B.../... (the path is the key)
+    bot_token: Secret | None = None  # xoxb-...: chat.postMessage, with threads (needs `channel`)
+    channel: str | None = Field(None, min_length=1, max_length=80)  # the channel id (C...) the bot posts in
+    api_url: str = "https://slack.com/api"
 
     @field_validator("webhook_url")
     @classmethod
     def _webhook(cls, value: Any) -> Any:
-        if not value.get_secret_value().startswith(("https://", "http://")):
+        if value is not None and not value.get_secret_value().startswith(("https://", "http://")):
             raise ValueError("webhook_url must be the full webhook URL, https://hooks.slack.com/services/...")
         return value
+
+    @model_validator(mode="after")
+    def _one_way(self) -> SlackConfig:
+        if (self.webhook_url is None) == (self.bot_token is None):
+            raise ValueError("set either webhook_url, or bot_token and channel")
+        if self.bot_token is not None and not self.channel:
+            raise ValueError("channel: required with bot_token (the id of the channel the bot posts in)")
+        if self.webhook_url is not None and self.channel is not None:
+            raise ValueError("channel: only with bot_token (a webhook posts in the channel it was made for)")
+        return self
 
 
 class SlackSink(Sink):
@@ -109,6 +138,8 @@ class SlackSink(Sink):
 
     def send(self, notice: Notice, ticket: TicketSlot) -> Outcome:
         payload, shortened = self._payload(notice)
+        if self.config.bot_token is not None:
+            return self._send_as_bot(notice, payload, shortened)
         data = self._post(payload)
         without_image = ""
         if data is None:  # Slack could not fetch the chart (EXTERNAL_URL not public): send it bare
@@ -121,10 +152,64 @@ class SlackSink(Sink):
         detail = f"sent blocks, {len(data) / 1000:.1f} kB" + without_image
         return Outcome(detail=detail + (f", shortened to {SECTION_LIMIT} characters" if shortened else ""))
 
+    def _send_as_bot(self, notice: Notice, payload: dict[str, Any], shortened: bool) -> Outcome:
+        """chat.postMessage: in the incident's thread when there is one; a firing message starts it."""
+        assert self.config.channel is not None
+        payload = {**payload, "channel": self.config.channel}
+        thread = notice.thread if notice.thread and notice.thread.channel == self.config.channel else None
+        if thread is not None:
+            payload["thread_ts"] = thread.thread
+        answer = self._api(payload)
+        without_image = ""
+        if answer is None:
+            payload["blocks"] = [b for b in payload["blocks"] if b.get("type") != "image"]
+            answer = self._api(payload, fallback=False)
+            without_image = ", without the chart (Slack could not fetch its link: invalid_blocks)"
+        assert answer is not None
+        if notice.event == "test":
+            return Outcome(detail="sent test message")
+        ts = str(answer.get("ts") or "")
+        where = f"in thread {thread.thread}" if thread else f"as {ts}"
+        detail = f"posted to {self.config.channel} {where}" + without_image
+        detail += f", shortened to {SECTION_LIMIT} characters" if shortened else ""
+        started = None
+        if thread is None and ts and notice.event in ("firing", "update"):
+            started = ChatThreadRef("slack", str(answer.get("channel") or self.config.channel), ts)
+        return Outcome(detail=detail, thread=started)
+
+    def _api(self, payload: dict[str, Any], *, fallback: bool = True) -> dict[str, Any] | None:
+        """POST chat.postMessage; None when only its image block was refused (see `_post`)."""
+        assert self.config.bot_token is not None
+        what = "POST slack chat.postMessage"
+        resp = call(
+            self.http,
+            "POST",
+            self.config.api_url.rstrip("/") + "/chat.postMessage",
+            what=what,
+            content=json.dumps(payload, ensure_ascii=False).encode("utf-8"),
+            headers={
+                "Content-Type": "application/json; charset=utf-8",
+                "Authorization": f"Bearer {self.config.bot_token.get_secret_value()}",
+            },
+            timeout=self.config.timeout,
+        )
+        answer = read_json(resp, what)
+        if not isinstance(answer, dict):
+            raise DeliveryError(f"{what}: the answer is not an object", retryable=False)
+        if answer.get("ok") is True:
+            return answer
+        error = str(answer.get("error") or "unknown error")[:100]
+        has_image = any(b.get("type") == "image" for b in payload.get("blocks", []))
+        if fallback and has_image and error == "invalid_blocks":
+            return None
+        retryable = error in ("ratelimited", "internal_error", "fatal_error", "service_unavailable")
+        raise DeliveryError(f"{what}: {error}", retryable=retryable)
+
     def _post(self, payload: dict[str, Any], *, fallback: bool = True) -> bytes | None:
         """POST the message; None when Slack refused it only for its image block (`invalid_blocks` on a
         message that has one, and `fallback`): the caller sends it again without."""
         data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        assert self.config.webhook_url is not None
         try:
             call(
                 self.http,

@@ -18,12 +18,13 @@ import pytest
 from PIL import Image
 from pydantic import ValidationError
 
-from server.delivery.base import DeliveryError, Notice, NoticeCause, TicketSlot
+from server.delivery.base import ChatThreadRef, DeliveryError, Notice, NoticeCause, TicketSlot
 from server.delivery.sinks.dingtalk import DingTalkConfig, DingTalkSink
 from server.delivery.sinks.feishu import FeishuConfig, FeishuSink
 from server.delivery.sinks.slack import SlackConfig, SlackSink
 from server.delivery.sinks.wecom import WeComAppConfig, WeComAppSink, WeComRobotConfig, WeComRobotSink
 from tests.fakes.api import Answer, FakeAPI
+from tests.fakes.chat_platforms import FakeSlackAPI
 from tests.fakes.dingtalk import FakeDingTalk
 from tests.fakes.feishu import FakeFeishu
 from tests.fakes.slack import FakeSlack
@@ -702,6 +703,34 @@ def test_slack_archived_channel_is_not_retried(slack: FakeSlack, http: httpx.Cli
     with pytest.raises(DeliveryError) as caught:
         slack_sink(slack.webhook_url, http).send(notice(), slot())
     assert not caught.value.retryable and "HTTP 410 channel_is_archived" in str(caught.value)
+
+
+def test_slack_bot_starts_the_incidents_thread_and_answers_in_it(http: httpx.Client) -> None:
+    with running(FakeSlackAPI(bot_token="xoxb-1-2-abc")) as api:
+        cfg = {"type": "slack", "bot_token": "xoxb-1-2-abc", "channel": "C0OPS", "api_url": api.api_url}
+        sink = SlackSink("slack-bot", SlackConfig.model_validate(cfg), http)
+        first = sink.send(notice(), slot())
+        assert first.thread == ChatThreadRef("slack", "C0OPS", api.messages[0]["ts"])
+        assert first.detail == f"posted to C0OPS as {api.messages[0]['ts']}"
+        assert api.messages[0]["channel"] == "C0OPS" and "thread_ts" not in api.messages[0]
+        # later notices about the incident go in its thread, and start none
+        later = sink.send(dataclasses.replace(resolved(), thread=first.thread), slot())
+        assert later.thread is None and api.messages[1]["thread_ts"] == first.thread.thread
+        assert api.messages[1]["blocks"][0]["text"]["text"].startswith("[RESOLVED]")
+        # Slack's errors come as HTTP 200 {"ok": false}: rate limits are retried, the rest are not
+        api.rate_limit()
+        with pytest.raises(DeliveryError) as limited:
+            sink.send(notice(), slot())
+        assert limited.value.retryable and "ratelimited" in str(limited.value)
+        wrong = SlackConfig.model_validate({**cfg, "bot_token": "xoxb-wrong"})
+        with pytest.raises(DeliveryError) as refused:
+            SlackSink("slack-bot", wrong, http).send(notice(), slot())
+        assert not refused.value.retryable and "invalid_auth" in str(refused.value)
+        assert "xoxb" not in str(refused.value)
+    with pytest.raises(ValidationError, match="channel: required with bot_token"):
+        SlackConfig.model_validate({"type": "slack", "bot_token": "xoxb-1"})
+    with pytest.raises(ValidationError, match="either webhook_url, or bot_token"):
+        SlackConfig.model_validate({"type": "slack"})
 
 
 # ---------------------------------------------------------------- configuration

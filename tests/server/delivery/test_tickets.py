@@ -7,7 +7,7 @@ tested against its own fake or real server in test_ticket_sinks.py and test_redm
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -86,6 +86,11 @@ class MemorySink(TicketSink):
         self.issues[ref.id].comments.append(f"{notice.event}: {notice.summary}")
         self._did("comment", ref.key)
         return f"commented on {ref.key}"
+
+    def note(self, ref: TicketRef, text: str) -> str:
+        self.issues[ref.id].comments.append(f"note: {text}")
+        self._did("note", ref.key)
+        return f"noted on {ref.key}"
 
     def resolve(self, ref: TicketRef, notice: Notice) -> str:
         self.issues[ref.id].comments.append("Resolved.")
@@ -176,7 +181,8 @@ def test_firing_with_a_ticket_is_already_open(sink: MemorySink) -> None:
 def test_resolved_comments_and_closes(sink: MemorySink) -> None:
     ref = opened(sink)
     outcome = sink.send(notice("resolved"), sink.slot(ref))
-    assert outcome == Outcome(detail="commented on and closed MEM-1", ticket=ref)
+    closing = "Resolved."  # resolved_line: the notice says neither how long nor when
+    assert outcome == Outcome(detail="commented on and closed MEM-1", ticket=ref, closing_comment=closing)
     assert sink.calls == [("resolve", "MEM-1")]
     assert sink.issues["1"].comments == ["Resolved."] and sink.issues["1"].closed
 
@@ -206,3 +212,11 @@ def test_a_failed_find_creates_nothing(sink: MemorySink) -> None:
 def test_every_tracker_runs_the_one_lifecycle(cls: Any) -> None:
     assert issubclass(cls, TicketSink) and cls.tickets
     assert cls.send is TicketSink.send
+
+
+def test_a_note_goes_on_the_ticket_and_is_skipped_without_one(sink: MemorySink) -> None:
+    note = replace(notice("note"), change="Silenced for 2h by slack:U1 (silence 5f0c…).")
+    assert sink.send(note, sink.slot()) == Outcome(detail="no ticket to note on", skipped=True)
+    ref = opened(sink)
+    assert sink.send(note, sink.slot(ref)) == Outcome(detail="noted on MEM-1", ticket=ref)
+    assert sink.issues["1"].comments == ["note: Silenced for 2h by slack:U1 (silence 5f0c…)."]

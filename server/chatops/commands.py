@@ -1,0 +1,337 @@
+"""The chat commands, parsed: pure, and never raising for what a person typed.
+
+    [/alertsleuth] [#<incident> | incident <incident>] <command>
+
+    ask <question>                          any text that is not a command is a question too
+    status                                  the incident's state and its latest report
+    reinvestigate                           investigate it again
+    silence <duration> [matchers] [-- comment]
+                                            silence it in Alertmanager; without matchers, the
+                                            incident's labels (all of them, as equality matchers)
+    unsilence [silence id]                  expire the silence (without an id: the incident's)
+    runbooks                                the runbooks that fit the incident
+    run <runbook>                           propose a runbook action: it is dry-run first, and runs
+                                            for real only once someone listed for `approve` approves
+    approve <action id>                     approve a proposed action
+    deny <action id> [reason]               refuse it
+    help [command]                          what this says
+
+Command words are case-insensitive and have Chinese aliases (`ALIASES`: 状态, 静默, 重新分析, 帮助, ...);
+an alias may be glued to what follows when that starts with a digit or an ASCII letter (`静默2h`). The
+incident is named explicitly on platforms without threads (`#42 status`, `incident 42 status`); a
+bare `#42` is its status, a bare `/alertsleuth` is help. A duration is `parse_duration`'s ("2h",
+"1h30m", "1d"), matchers are `parse_matchers`' (`alertname="X", instance=~"web-.*"`; typographic
+quotes and full-width commas as chat clients type them are taken as `"` and `,`), and the comment
+starts at a `--` (or `—`) standing alone outside quotes.
+
+A command with bad arguments parses to `Command(kind="invalid", error=...)` whose error says what is
+wrong and how the command is written; so does an empty message and one over `MAX_TEXT` characters.
+`COMMAND_CLASS` gives the access class (server/chatops/access.py) each kind needs.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from types import MappingProxyType
+from typing import Literal, get_args
+
+from server.chatops.access import CommandClass
+from server.silences import MAX_DURATION, Matcher, parse_duration, parse_matchers
+
+__all__ = [
+    "ALIASES",
+    "COMMAND_CLASS",
+    "KINDS",
+    "MAX_TEXT",
+    "USAGE",
+    "Command",
+    "Kind",
+    "help_text",
+    "parse_command",
+]
+
+Kind = Literal[
+    "ask", "status", "reinvestigate", "silence", "unsilence", "runbooks", "run", "approve", "deny", "help",
+    "invalid",
+]  # fmt: skip
+KINDS: tuple[Kind, ...] = get_args(Kind)
+MAX_TEXT = 4000
+MAX_ID_DIGITS = 18  # fits a signed 64-bit column
+
+COMMAND_CLASS: Mapping[Kind, CommandClass] = MappingProxyType(
+    {
+        "ask": "read",
+        "status": "read",
+        "runbooks": "read",
+        "help": "read",
+        "invalid": "read",  # the answer is the parse error: nothing read, nothing done
+        "reinvestigate": "act",
+        "silence": "silence",
+        "unsilence": "silence",
+        "run": "run",
+        "approve": "approve",
+        "deny": "approve",
+    }
+)
+
+# Other words for the commands, by language; English command words are the kinds themselves.
+ALIASES: Mapping[str, Kind] = MappingProxyType(
+    {
+        "提问": "ask",
+        "状态": "status",
+        "重新分析": "reinvestigate",
+        "静默": "silence",
+        "解除静默": "unsilence",
+        "取消静默": "unsilence",
+        "手册": "runbooks",
+        "运行": "run",
+        "批准": "approve",
+        "拒绝": "deny",
+        "帮助": "help",
+    }
+)
+INCIDENT_WORDS = ("incident", "事件")
+PREFIX = "/alertsleuth"
+
+USAGE: Mapping[Kind, str] = MappingProxyType(
+    {
+        "ask": "ask <question>",
+        "status": "status",
+        "reinvestigate": "reinvestigate",
+        "silence": 'silence <duration> [matchers] [-- comment], like: silence 2h instance="web-1" -- deploy',
+        "unsilence": "unsilence [silence id]",
+        "runbooks": "runbooks",
+        "run": "run <runbook>",
+        "approve": "approve <action id>",
+        "deny": "deny <action id> [reason]",
+        "help": "help [command]",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Command:
+    """One parsed command; only the fields of its `kind` are set."""
+
+    kind: Kind
+    incident_id: int | None = None  # named in the text (#42); None: the thread's incident
+    question: str | None = None  # ask
+    duration: timedelta | None = None  # silence
+    matchers: list[Matcher] | None = None  # silence; None: the incident's labels
+    comment: str | None = None  # silence
+    silence_id: str | None = None  # unsilence; None: the incident's silence
+    runbook: str | None = None  # run
+    action_id: int | None = None  # approve, deny
+    reason: str | None = None  # deny
+    topic: Kind | None = None  # help <command>
+    error: str | None = None  # invalid: what is wrong, and the usage
+
+
+def help_text(topic: Kind | None = None) -> str:
+    """The usage of one command, or of all of them (one a line)."""
+    if topic is not None and topic in USAGE:
+        return USAGE[topic]
+    lines = [f"[#<incident>] {usage}" for usage in USAGE.values()]
+    return "\n".join([*lines, "Any other text is a question about the incident."])
+
+
+def _invalid(error: str, incident_id: int | None = None) -> Command:
+    return Command("invalid", incident_id=incident_id, error=error)
+
+
+_PREFIX = re.compile(re.escape(PREFIX) + r"(?:\s+|$)", re.IGNORECASE)
+_HASH_ID = re.compile(r"#(\d+)(?:\s+|$)")
+_WORD_ID = re.compile(r"(?:" + "|".join(INCIDENT_WORDS) + r")\s*#?(\d+)(?:\s+|$)", re.IGNORECASE)
+_WORD = re.compile(r"(\S+)(?:\s+(.*))?", re.DOTALL)
+_SILENCE_ID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_RUNBOOK = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/-]{0,99}")
+_ACTION_ID = re.compile(r"#?(\d+)")
+_CHAT_PUNCTUATION = str.maketrans({"“": '"', "”": '"', "„": '"', "″": '"', "，": ","})
+
+
+def _first(text: str) -> tuple[str, str]:
+    """The first word of a text and the rest (both stripped; "" when missing)."""
+    parts = text.split(None, 1)
+    return (parts[0] if parts else ""), (parts[1].strip() if len(parts) > 1 else "")
+
+
+def _number(digits: str, what: str) -> int:
+    if len(digits) > MAX_ID_DIGITS or int(digits) < 1:
+        raise ValueError(f"{digits[: MAX_ID_DIGITS + 1]} is not {what}: ids are whole numbers from 1")
+    return int(digits)
+
+
+def _command_word(word: str, rest: str) -> tuple[Kind, str] | None:
+    """The command a first word names (case-insensitive, or an alias), with the rest of the text; an
+    alias glued to ASCII arguments (`静默2h`) counts as the alias and a space. None: not a command."""
+    folded = word.casefold()
+    if folded in USAGE:
+        return folded, rest  # type: ignore[return-value]
+    if word in ALIASES:
+        return ALIASES[word], rest
+    for alias in sorted(ALIASES, key=len, reverse=True):
+        tail = word[len(alias) :]
+        if word.startswith(alias) and tail and (tail[0].isascii() and (tail[0].isalnum() or tail[0] == "#")):
+            return ALIASES[alias], f"{tail} {rest}".strip()
+    return None
+
+
+def _split_comment(text: str) -> tuple[str, str | None]:
+    """Split at the first `--` (or `—`, as chat clients retype it) standing alone outside quotes."""
+    quoted = escaped = False
+    for i, ch in enumerate(text):
+        if quoted:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                quoted = False
+            continue
+        if ch == '"':
+            quoted = True
+            continue
+        for dash in ("--", "—"):
+            end = i + len(dash)
+            if (
+                text.startswith(dash, i)
+                and (i == 0 or text[i - 1].isspace())
+                and (end == len(text) or text[end].isspace())
+            ):
+                return text[:i].strip(), text[end:].strip() or None
+    return text.strip(), None
+
+
+def _no_args(kind: Kind) -> Callable[[str, int | None, timedelta], Command]:
+    def parse(rest: str, incident_id: int | None, _max: timedelta) -> Command:
+        if rest:
+            return _invalid(
+                f"{kind} takes no arguments (to ask a question, start with 'ask'): {USAGE[kind]}", incident_id
+            )
+        return Command(kind, incident_id=incident_id)
+
+    return parse
+
+
+def _ask(rest: str, incident_id: int | None, _max: timedelta) -> Command:
+    if not rest:
+        return _invalid(f"ask needs a question: {USAGE['ask']}", incident_id)
+    return Command("ask", incident_id=incident_id, question=rest)
+
+
+def _help(rest: str, incident_id: int | None, _max: timedelta) -> Command:
+    if not rest:
+        return Command("help", incident_id=incident_id)
+    word, more = _first(rest)
+    named = _command_word(word, "")
+    if named is None or more or named[1]:
+        return _invalid(
+            f"help takes a command name, like: help silence ({rest[:40]!r} is not one)", incident_id
+        )
+    return Command("help", incident_id=incident_id, topic=named[0])
+
+
+def _silence(rest: str, incident_id: int | None, max_silence: timedelta) -> Command:
+    args, comment = _split_comment(rest.translate(_CHAT_PUNCTUATION))
+    if not args:
+        return _invalid(f"silence needs a duration: {USAGE['silence']}", incident_id)
+    first, matchers_text = _first(args)
+    try:
+        duration = parse_duration(first, max_duration=max_silence)
+        matchers = parse_matchers(matchers_text) if matchers_text else None
+    except ValueError as exc:
+        return _invalid(f"silence: {exc}. Usage: {USAGE['silence']}", incident_id)
+    return Command("silence", incident_id=incident_id, duration=duration, matchers=matchers, comment=comment)
+
+
+def _unsilence(rest: str, incident_id: int | None, _max: timedelta) -> Command:
+    if not rest:
+        return Command("unsilence", incident_id=incident_id)
+    if not _SILENCE_ID.fullmatch(rest):
+        return _invalid(
+            f"unsilence: {rest[:60]!r} is not a silence id (Alertmanager's look like "
+            f"4f1c1bde-2d3a-4c55-9a57-6e2f0c1a9b3e): {USAGE['unsilence']}",
+            incident_id,
+        )
+    return Command("unsilence", incident_id=incident_id, silence_id=rest.lower())
+
+
+def _run(rest: str, incident_id: int | None, _max: timedelta) -> Command:
+    if not rest:
+        return _invalid(
+            f"run needs a runbook's name (list them with 'runbooks'): {USAGE['run']}", incident_id
+        )
+    if not _RUNBOOK.fullmatch(rest):
+        return _invalid(
+            f"run: {rest[:60]!r} is not a runbook name (one word of letters, digits and _.:/-; list them "
+            f"with 'runbooks'): {USAGE['run']}",
+            incident_id,
+        )
+    return Command("run", incident_id=incident_id, runbook=rest)
+
+
+def _action(kind: Literal["approve", "deny"]) -> Callable[[str, int | None, timedelta], Command]:
+    def parse(rest: str, incident_id: int | None, _max: timedelta) -> Command:
+        first, more = _first(rest)
+        m = _ACTION_ID.fullmatch(first)
+        if m is None:
+            what = f"{first[:40]!r} is not an action id" if first else "it needs an action id"
+            return _invalid(f"{kind}: {what}: {USAGE[kind]}", incident_id)
+        if kind == "approve" and more:
+            return _invalid(f"approve takes only the action id: {USAGE['approve']}", incident_id)
+        try:
+            action_id = _number(m.group(1), "an action id")
+        except ValueError as exc:
+            return _invalid(f"{kind}: {exc}", incident_id)
+        return Command(kind, incident_id=incident_id, action_id=action_id, reason=more or None)
+
+    return parse
+
+
+_PARSERS: Mapping[Kind, Callable[[str, int | None, timedelta], Command]] = MappingProxyType(
+    {
+        "ask": _ask,
+        "status": _no_args("status"),
+        "reinvestigate": _no_args("reinvestigate"),
+        "runbooks": _no_args("runbooks"),
+        "help": _help,
+        "silence": _silence,
+        "unsilence": _unsilence,
+        "run": _run,
+        "approve": _action("approve"),
+        "deny": _action("deny"),
+    }
+)
+
+
+def parse_command(text: str, *, max_silence: timedelta = MAX_DURATION) -> Command:
+    """The command in a chat message (see the module's grammar); never raises for its text.
+    `max_silence` bounds a silence's duration (the settings' limit)."""
+    if len(text) > MAX_TEXT:
+        return _invalid(f"message too long ({len(text)} characters; at most {MAX_TEXT})")
+    s = text.strip()
+    if not s:
+        return _invalid("empty message: try 'help'")
+    prefixed = _PREFIX.match(s)
+    if prefixed:
+        s = s[prefixed.end() :]
+    incident_id: int | None = None
+    named = _HASH_ID.match(s) or _WORD_ID.match(s)
+    if named:
+        try:
+            incident_id = _number(named.group(1), "an incident id")
+        except ValueError as exc:
+            return _invalid(f"incident: {exc}")
+        s = s[named.end() :]
+    if not s:
+        return Command("help") if incident_id is None else Command("status", incident_id=incident_id)
+    m = _WORD.fullmatch(s)
+    assert m is not None  # s is stripped and not empty
+    found = _command_word(m.group(1), (m.group(2) or "").strip())
+    if found is None:
+        return Command("ask", incident_id=incident_id, question=s)
+    kind, rest = found
+    return _PARSERS[kind](rest, incident_id, max_silence)

@@ -1,0 +1,45 @@
+"""Runbooks: the operator's catalog of remediations (`catalog.py`, pure) and their runner (`runner.py`,
+which starts ansible-runner or the allow-listed command)."""
+
+from server.runbooks.catalog import (
+    MASK,
+    AnsibleSpec,
+    Catalog,
+    CatalogError,
+    CommandSpec,
+    EnvironmentSecrets,
+    Fit,
+    Fits,
+    LabelCondition,
+    ResolvedVars,
+    Runbook,
+    Runs,
+    SecretReader,
+    VarSource,
+    check_label_value,
+    load_catalog,
+    resolve_vars,
+)
+from server.runbooks.runner import RunbookRunner, RunResult
+
+__all__ = [
+    "MASK",
+    "AnsibleSpec",
+    "Catalog",
+    "CatalogError",
+    "CommandSpec",
+    "EnvironmentSecrets",
+    "Fit",
+    "Fits",
+    "LabelCondition",
+    "ResolvedVars",
+    "RunResult",
+    "Runbook",
+    "RunbookRunner",
+    "Runs",
+    "SecretReader",
+    "VarSource",
+    "check_label_value",
+    "load_catalog",
+    "resolve_vars",
+]

@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from agent.history import HistorySummary
-from agent.models import AlertInfo, Evidence, Windows
+from agent.models import AlertInfo, Evidence, RunbookSuggestion, Windows
 from tools import promql
 from tools.analysis import Localization
 from tools.related import RelatedResult
@@ -47,6 +47,7 @@ class Findings:
     unavailable: bool = False  # Prometheus could not be reached at all
     timings: dict[str, float] = field(default_factory=dict)
     history: HistorySummary | None = None  # incidents seen before (None: no history was asked)
+    runbooks: list[RunbookSuggestion] = field(default_factory=list)  # runbooks of the catalog that fit
 
 
 def new_report_id() -> str:

@@ -15,6 +15,7 @@ from agent.history import History, Likeness
 from agent.llm import LLMConfig
 from agent.models import AlertInfo, Report
 from agent.offline_writer import OfflineWriter
+from agent.runbooks import RunbookMenu
 from tools import promql
 from tools.prom import Prometheus
 
@@ -36,6 +37,7 @@ class Investigator:
         *,
         writer: Writer | None = None,
         history: History | None = None,
+        runbooks: RunbookMenu | None = None,
     ) -> None:
         self.prom = prom
         self.config = config
@@ -43,6 +45,7 @@ class Investigator:
         self.collector = EvidenceCollector(prom, config, clock)
         self.writer: Writer = writer or OfflineWriter()
         self.history = history
+        self.runbooks = runbooks
 
     def investigate(
         self, alert: AlertInfo, writer: Writer | None = None, *, incident_id: int | None = None
@@ -54,12 +57,21 @@ class Investigator:
         return self.write(findings, writer)
 
     def recall(self, f: Findings, incident_id: int | None = None) -> None:
-        """Ask the history (when there is one) for the past incidents most like `f`, once its root
-        causes are known; a history that cannot be read leaves a note, not a failed investigation."""
-        if self.history is None or f.unavailable:
+        """Ask the history (when there is one) for the past incidents most like `f`, and the runbook
+        catalog (when there is one) for the runbooks that fit, once its root causes are known; either
+        failing leaves a note, not a failed investigation."""
+        if f.unavailable:
             return
         loc = f.localization
         causes = tuple(c.labels for c in loc.causes) if loc is not None and loc.localized else ()
+        if self.runbooks is not None:
+            try:
+                f.runbooks = self.runbooks.fitting(f.alert.name, [dict(c) for c in causes], f.alert.labels)
+            except Exception as exc:  # noqa: BLE001 - the catalog's own error: the report goes on
+                log.warning("runbooks could not be matched", extra={"error": f"{type(exc).__name__}: {exc}"})
+                f.notes.append(f"runbooks could not be matched: {type(exc).__name__}")
+        if self.history is None:
+            return
         metrics = tuple(dict.fromkeys(promql.metric_names(f.condition.signal))) if f.condition else ()
         like = Likeness(
             alertname=f.alert.name,
@@ -90,12 +102,16 @@ class Investigator:
 
 
 def make_investigator(
-    prom: Prometheus, config: InvestigationConfig, llm: LLMConfig, history: History | None = None
+    prom: Prometheus,
+    config: InvestigationConfig,
+    llm: LLMConfig,
+    history: History | None = None,
+    runbooks: RunbookMenu | None = None,
 ) -> Investigator:
     """An Investigator whose reports the LLM writer writes when an LLM is configured, else the offline
     writer (LangChain is imported only then: it takes seconds to load), recalling past incidents from
     `history` when given."""
-    inv = Investigator(prom, config, history=history)
+    inv = Investigator(prom, config, history=history, runbooks=runbooks)
     if llm.enabled:
         from agent.llm_writer import LLMWriter
 

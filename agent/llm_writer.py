@@ -59,6 +59,11 @@ class LLMReport(BaseModel):
     impact: str = Field(description="who or what is affected and how much")
     remediation: list[str] = Field(description="concrete handling steps, in order")
     prevention: list[str] = Field(default_factory=list, description="changes that prevent a recurrence")
+    runbook: str | None = Field(
+        default=None,
+        description="the name of the one runbook of the `runbooks` block to try first, if any fits; never "
+        "another name: runbooks run only after a dry run and a person's approval",
+    )
     charts: list[str] = Field(
         default_factory=list,
         description=f"up to {MAX_CHARTED} ids of evidence marked chartable that best show the cause, "
@@ -122,6 +127,7 @@ def evidence_prompt(f: Findings, offline: Report, max_chars: int) -> str:
             data_block("evidence", [_evidence_payload(e, max_stats) for e in f.evidence]),
             data_block("findings", findings),
             *([data_block("past_incidents", past)] if past else []),
+            *([data_block("runbooks", _runbooks(f))] if f.runbooks else []),
         ]
         text = "\n\n".join(parts)
         if len(text) <= max_chars:
@@ -319,6 +325,10 @@ def _past(f: Findings, limit: int = 3) -> dict[str, Any] | None:
     }
 
 
+def _runbooks(f: Findings) -> list[dict[str, str]]:
+    return [{"name": r.name, "description": r.description, "fits": r.why} for r in f.runbooks]
+
+
 def _extra_numbers(f: Findings, offline: Report) -> list[float]:
     """Figures the deterministic findings state outside evidence stats: shares, threshold, volume, and
     the counts and durations of the incidents seen before."""
@@ -413,6 +423,11 @@ def _merge(offline: Report, answer: LLMReport, evidence: list[Evidence]) -> Repo
             )
     if causes:  # the localization's verdict (`localized`) stays the deterministic one
         report.root_causes = causes
+    if answer.runbook and any(r.name == answer.runbook for r in report.runbooks):  # the catalog's only
+        chosen = [
+            r.model_copy(update={"suggested": True}) for r in report.runbooks if r.name == answer.runbook
+        ]
+        report.runbooks = chosen + [r for r in report.runbooks if r.name != answer.runbook]
     chartable = {ev.id for ev in evidence if ev.series}
     report.charted = list(dict.fromkeys(i for i in answer.charts if i in chartable))[:MAX_CHARTED]
     report.created_at = datetime.now(UTC)

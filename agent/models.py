@@ -139,6 +139,16 @@ class TicketLink(BaseModel):
     closing_comment: str | None = Field(default=None, description="the comment it was closed with")
 
 
+class RunbookSuggestion(BaseModel):
+    """A runbook of the operator's catalog that fits the incident (server/runbooks/): proposed, never run
+    by the report; it runs only after its dry run and an approval."""
+
+    name: str
+    description: str
+    why: str = Field(description="which alert and root-cause labels it fits")
+    suggested: bool = Field(default=False, description="the LLM writer chose it as the one to try first")
+
+
 class Report(BaseModel):
     id: str
     alert: AlertInfo
@@ -181,6 +191,9 @@ class Report(BaseModel):
         "rests on little history), else 'normal'; null when the signal was not measured",
     )
     degraded: bool = Field(default=False, description="true when part of the investigation could not run")
+    runbooks: list[RunbookSuggestion] = Field(
+        default_factory=list, description="runbooks of the catalog that fit the root causes, best first"
+    )
     history: HistorySummary | None = Field(
         default=None, description="incidents seen before: the most alike, and how often this alert fired"
     )

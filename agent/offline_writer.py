@@ -167,6 +167,7 @@ class OfflineWriter:
                 signal=f"`{signal}`", inc=fmt_value(inc), base=fmt_value(base)
             )
         report.history = f.history
+        report.runbooks = [r.model_copy() for r in f.runbooks]
         summary += self._seen_before(f, t)
         report.summary = summary
         report.related = self._related(f)

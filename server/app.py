@@ -14,6 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from agent.ask import Asker
 from agent.investigator import make_investigator
 from server.archive import restore_archive
+from server.chatops.desk import CatalogMenu
 from server.chatops.service import ChatOps
 from server.db import Store
 from server.delivery.outbox import Outbox
@@ -90,8 +91,13 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = Store(settings.database_url)
         prom = settings.prometheus(observer=metrics.prometheus_query)
+        runbooks = settings.chatops.runbooks
         investigator = make_investigator(
-            prom, settings.investigation(), settings.llm(), history=store.history
+            prom,
+            settings.investigation(),
+            settings.llm(),
+            history=store.history,
+            runbooks=CatalogMenu(runbooks.loaded()) if runbooks is not None else None,
         )
         outbox = Outbox(
             store,

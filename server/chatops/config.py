@@ -26,11 +26,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from server.chatops.access import AccessPolicy
 from server.chatops.platforms import DingTalkConfig, FeishuConfig, SlackConfig, WeComConfig
 from server.delivery.secrets import Secret
+from server.runbooks import Catalog, CatalogError, load_catalog
 from server.silences import MAX_DURATION, parse_duration
 
 
@@ -70,6 +71,20 @@ class RunbooksConfig(_Section):
     catalog: Path = Field(description="the catalog YAML (server/runbooks/catalog.py)")
     work_dir: Path | None = Field(None, description="where runs keep their files; default: data dir/runbooks")
     max_running: int = Field(4, ge=1, le=64, description="dry runs and runs at once, in this process")
+    _loaded: Catalog | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _load(self) -> RunbooksConfig:
+        """The catalog is read at start: a missing file or a wrong key refuses the settings, naming it."""
+        try:
+            self._loaded = load_catalog(self.catalog)
+        except (OSError, CatalogError) as exc:
+            raise ValueError(f"catalog {self.catalog}: {exc}") from None
+        return self
+
+    def loaded(self) -> Catalog:
+        assert self._loaded is not None
+        return self._loaded
 
 
 class ChatOpsConfig(_Section):

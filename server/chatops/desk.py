@@ -28,6 +28,7 @@ from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
 
+from agent.models import RunbookSuggestion
 from server.db.actions import Actions
 from server.db.chatops import Actor
 from server.db.models import RunbookAction
@@ -38,6 +39,35 @@ log = logging.getLogger("alertsleuth.runbooks")
 
 FLUSH_SECONDS = 1.0  # how often the output so far is written to the action
 STALE = timedelta(seconds=3600 + 300)  # longer than any runbook's timeout
+
+
+def best_fits(
+    catalog: Catalog, alertname: str, root_causes: Sequence[Mapping[str, str]], labels: Mapping[str, str]
+) -> list[Fit]:
+    """The runbooks that fit, one per runbook (its best fit), most specific first."""
+    seen: set[str] = set()
+    out = []
+    for fit in catalog.fitting(alertname, root_causes, labels):
+        if fit.runbook.name not in seen:
+            seen.add(fit.runbook.name)
+            out.append(fit)
+    return out
+
+
+class CatalogMenu:
+    """The catalog as the investigation asks it (agent/runbooks.py `RunbookMenu`): the report lists
+    what fits; the LLM writer may pick one of those, nothing else."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+
+    def fitting(
+        self, alertname: str, root_causes: Sequence[Mapping[str, str]], labels: Mapping[str, str]
+    ) -> list[RunbookSuggestion]:
+        return [
+            RunbookSuggestion(name=f.runbook.name, description=f.runbook.description, why=f.reason)
+            for f in best_fits(self.catalog, alertname, root_causes, labels)
+        ]
 
 
 def may_approve(approvers: Sequence[str], approver: Actor) -> bool:
@@ -75,13 +105,7 @@ class RunbookDesk:
         self, alertname: str, root_causes: Sequence[Mapping[str, str]], labels: Mapping[str, str]
     ) -> list[Fit]:
         """The runbooks that fit, one per runbook (its best fit), most specific first."""
-        seen: set[str] = set()
-        out = []
-        for fit in self.catalog.fitting(alertname, root_causes, labels):
-            if fit.runbook.name not in seen:
-                seen.add(fit.runbook.name)
-                out.append(fit)
-        return out
+        return best_fits(self.catalog, alertname, root_causes, labels)
 
     # ------------------------------------------------------------------ the steps
 

@@ -35,7 +35,7 @@ from server.db import Store
 from server.db.chatops import Actor
 from server.db.models import Incident, RunbookAction, SilenceRow
 from server.delivery.plan import Planner
-from server.runbooks import RunbookRunner, load_catalog
+from server.runbooks import RunbookRunner
 from server.silences import Alertmanagers, Matcher, SilenceRequest, auth_headers, incident_matchers
 from tools.errors import AlertsleuthError, DeliveryError, RunbookError, SilenceError
 from tools.format import fmt_duration, fmt_labels, fmt_time
@@ -81,7 +81,7 @@ class ChatOps:
         if (rb := config.runbooks) is not None:
             runner = RunbookRunner(rb.work_dir or data_dir / "runbooks")
             self.desk = RunbookDesk(
-                load_catalog(rb.catalog),
+                rb.loaded(),
                 runner,
                 store.actions,
                 max_running=rb.max_running,

@@ -92,6 +92,8 @@ class Notice:
     change: str | None = None  # update notices: what changed since the last one sent
     # The report's first screen (agent/headline.py): the verdict, where the change lives, since when.
     headline: list[str] = field(default_factory=list)
+    # Runbooks of the catalog that fit (the report's), best first: chat offers them (`run <name>`).
+    runbooks: list[str] = field(default_factory=list)
     # The chat thread this sink's firing notice started (ChatOps): later notices answer in it.
     thread: ChatThreadRef | None = None
     # The report's charts as PNG (filename, bytes), drawn when a sink first asks (agent/charts.py).

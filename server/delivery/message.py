@@ -148,6 +148,9 @@ def brief(notice: Notice, style: Style = "markdown", *, causes: int = 3) -> str:
             lines.append(f"- {label_set(rc.labels)}: {rc.statement}")
         if len(notice.root_causes) > causes:
             lines.append(f"- … {len(notice.root_causes) - causes} more in the report")
+    if notice.runbooks and notice.event != "resolved":
+        names = ", ".join(notice.runbooks[:3])
+        lines += ["", f"Runbooks that fit: {names} (reply `run <name>`: dry run first, then an approval)"]
     lines.append("")
     if notice.report_url:
         lines.append(link_to(notice.report_url, "Full report", style))

@@ -74,6 +74,7 @@ def build_notice(
             else None
         ),
         change=change,
+        runbooks=[r.name for r in report.runbooks] if report is not None else [],
         headline=_headline(report, ends),
         charts=(lambda: _pngs(report)) if report is not None else (lambda: []),
     )

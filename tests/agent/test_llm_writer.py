@@ -17,7 +17,7 @@ from agent.investigator import Investigator
 from agent.llm import LLMConfig
 from agent.llm_run import data_block
 from agent.llm_writer import LLMWriter, parse_report
-from agent.models import AlertInfo, Report
+from agent.models import AlertInfo, Report, RunbookSuggestion
 from agent.offline_writer import OfflineWriter
 from exporter.fake_openai import Error, ScriptedOpenAI, Slow, ToolCalls
 from tests.agent.test_investigator import fire
@@ -232,3 +232,28 @@ def test_the_model_chooses_which_evidence_is_charted(prom: PromEnv) -> None:
     evidence = json.loads(human.split('<data kind="evidence">', 1)[1].split("</data>", 1)[0])
     assert {e["id"] for e in evidence if e.get("chartable")} == set(chartable)
     assert OfflineWriter().write(findings).charted == []
+
+
+def test_the_model_may_suggest_only_a_runbook_of_the_catalog(prom: PromEnv) -> None:
+    inv, findings, _ = setup(prom, fire(prom, "burst"))
+    findings.runbooks = [
+        RunbookSuggestion(name="flush-cache", description="Flush the cache", why="fits any alert"),
+        RunbookSuggestion(name="restart-region", description="Restart the region", why="ip_region fits"),
+    ]
+    offline = OfflineWriter().write(findings)
+    assert [r.name for r in offline.runbooks] == ["flush-cache", "restart-region"]
+    assert not any(r.suggested for r in offline.runbooks)
+    picks = {
+        "restart-region": ["restart-region", "flush-cache"],
+        "rm -rf /": ["flush-cache", "restart-region"],
+    }
+    for pick, order in picks.items():
+        script = [ToolCalls([("LLMReport", {**answer(offline), "runbook": pick})])]
+        with ScriptedOpenAI(script, api_key=KEY) as srv:
+            report = llm_writer(inv, llm(srv)).write(findings)
+            (request,) = srv.chat_requests
+        assert [r.name for r in report.runbooks] == order, pick
+        assert [r.suggested for r in report.runbooks] == [pick == "restart-region", False]
+        human = next(m for m in request.body["messages"] if m["role"] == "user")["content"]
+        block = json.loads(human.split('<data kind="runbooks">', 1)[1].split("</data>", 1)[0])
+        assert [b["name"] for b in block] == ["flush-cache", "restart-region"]

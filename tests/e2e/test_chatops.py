@@ -160,6 +160,14 @@ def _the_loop(
     first = wait_for("the firing message", lambda: [m for m in slack.messages if "thread_ts" not in m])
     thread = first[0]["ts"]
     assert first[0]["channel"] == SLACK_CHANNEL and "HighLoginFailureRate" in first[0]["text"]
+    # The report and the notice propose the runbook that fits the root cause (the catalog's, nothing else).
+    inc = c.get(f"/api/v1/incidents/{incident_id}").json()
+    report = c.get(inc["report_url"]).json()
+    assert [r["name"] for r in report["runbooks"]] == ["restart-region"]
+    assert 'ip_region="shanghai"' in report["runbooks"][0]["why"]
+    assert "Runbooks that fit" in c.get(inc["report_url"], params={"format": "md"}).text
+    blocks = " ".join(str(b) for b in first[0]["blocks"])
+    assert "Runbooks that fit: restart-region" in blocks, blocks
 
     # A question in the thread is answered there, from the incident's report (no LLM configured).
     assert _say(c, "why?", thread, n=1).status_code == 200

@@ -20,6 +20,7 @@ An action left running by a process that stopped is marked `interrupted` at the 
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -92,6 +93,9 @@ class RunbookDesk:
         self.pool = ThreadPoolExecutor(max_workers=max_running, thread_name_prefix="runbook")
 
     def start(self) -> None:
+        # A run killed with its process leaves its variables file (secrets, mode 0600) behind: removed.
+        for env in self.runner.work_dir.glob("*/env"):
+            shutil.rmtree(env, ignore_errors=True)
         interrupted = self.actions.interrupt_stale(STALE)
         if interrupted:
             log.warning("runbook actions interrupted by a stop", extra={"actions": interrupted})

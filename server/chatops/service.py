@@ -43,6 +43,9 @@ from tools.format import fmt_duration, fmt_labels, fmt_time
 log = logging.getLogger("alertsleuth.chatops")
 
 SEEN_EVENTS = 2048  # event ids remembered, to drop a platform's retries of one event
+# The acknowledgement of a verified request (the answer comes later, in the thread). Slack shows a slash
+# command's response body as a message, WeCom wants an empty body; Feishu's card actions want JSON.
+ACK: dict[str, tuple[str, bytes]] = {"feishu": ("application/json", b"{}")}
 
 
 class ChatOps:
@@ -118,7 +121,7 @@ class ChatOps:
             return chat.challenge_response(inbound)
         if inbound.kind != "ignored" and not self._repeated(inbound):
             self.pool.submit(self._handle, chat, inbound)
-        return "application/json", b"{}"
+        return ACK.get(platform, ("text/plain", b""))
 
     def _repeated(self, inbound: Inbound) -> bool:
         if not inbound.event_id:

@@ -374,8 +374,13 @@ class ChatOps:
             message_id=where.get("message_id"),
             reply_hint=dict(where.get("reply_hint") or {}),
         )
+        buttons = (
+            [("Approve", f"approve {action.id}"), ("Deny", f"deny {action.id}")]
+            if action.state == "proposed"
+            else []
+        )
         try:
-            chat.reply(inbound, text, self.http)
+            chat.reply(inbound, text, self.http, buttons)
         except (DeliveryError, AlertsleuthError) as exc:
             log.warning("runbook news not delivered", extra={"action_id": action.id, "error": str(exc)})
 

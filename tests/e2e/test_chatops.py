@@ -5,10 +5,12 @@ audit trail. Under CI=true a missing binary fails (tests/binaries.py)."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -136,6 +138,21 @@ def _say(c: httpx.Client, text: str, thread: str, *, user: str = SLACK_USER, n: 
     return c.post("/api/v1/chat/slack", content=raw.body, headers=dict(raw.headers))
 
 
+def _click(c: httpx.Client, action_id: str, value: str, thread: str, ts: str, *, user: str) -> httpx.Response:
+    """A button clicked in the thread: Slack's interactivity payload, form-encoded and signed."""
+    payload = {
+        "type": "block_actions",
+        "user": {"id": user, "username": "lead"},
+        "channel": {"id": SLACK_CHANNEL},
+        "message": {"type": "message", "ts": ts, "thread_ts": thread, "text": "…"},
+        "response_url": "https://hooks.slack.com/actions/T0/1/x",
+        "actions": [{"action_id": action_id, "block_id": "b1", "type": "button", "value": value}],
+    }
+    body = urlencode({"payload": json.dumps(payload)}).encode()
+    raw = slack_request(SECRET, body, now=time.time(), content_type="application/x-www-form-urlencoded")
+    return c.post("/api/v1/chat/slack", content=raw.body, headers=dict(raw.headers))
+
+
 def _replies(slack: FakeSlackAPI, thread: str, count: int) -> list[str]:
     """The first `count` messages alertsleuth posted in the thread (its notices and its answers)."""
     found = wait_for(
@@ -215,7 +232,14 @@ def _the_loop(
     assert "--check" in " ".join(action["dry_run"]["command"])
     assert _say(c, f"approve {action['id']}", thread, n=6).status_code == 200
     assert "second approver" in _replies(slack, thread, 7)[6]
-    assert _say(c, f"approve {action['id']}", thread, user=BOSS, n=7).status_code == 200
+    # the proposal carries Approve and Deny buttons; the boss clicks Approve (a signed block_actions)
+    [buttons] = [m for m in slack.messages if m.get("blocks") and "dry run successful" in m["text"]]
+    elements = buttons["blocks"][-1]["elements"]
+    assert [(e["action_id"], e["value"]) for e in elements] == [
+        ("approve", str(action["id"])),
+        ("deny", str(action["id"])),
+    ]
+    assert _click(c, "approve", str(action["id"]), thread, buttons["ts"], user=BOSS).status_code == 200
     assert "running" in _replies(slack, thread, 8)[7]
     done = _replies(slack, thread, 9)[8]
     assert "successful, exit status 0" in done, done

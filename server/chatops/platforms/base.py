@@ -27,7 +27,7 @@ import threading
 import time
 import unicodedata
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 from urllib.parse import parse_qs
@@ -39,6 +39,7 @@ from server.delivery.http import RETRYABLE, excerpt, retry_after
 from tools.errors import ChatRequestRefused, DeliveryError
 
 Kind = Literal["message", "command", "action", "challenge", "ignored"]
+Buttons = Sequence[tuple[str, str]]  # (label, the command a click sends, e.g. "approve 7")
 
 
 @dataclass(frozen=True)
@@ -115,8 +116,10 @@ class Platform(ABC):
         """(content type, body) answering a URL verification (kind "challenge")."""
 
     @abstractmethod
-    def reply(self, inbound: Inbound, text: str, http: httpx.Client) -> None:
-        """Post `text` in the inbound's thread, chunked to the platform's limit; DeliveryError on failure."""
+    def reply(self, inbound: Inbound, text: str, http: httpx.Client, buttons: Buttons = ()) -> None:
+        """Post `text` in the inbound's thread, chunked to the platform's limit; DeliveryError on failure.
+        `buttons` (label, command) go under the last chunk where the platform has buttons (Slack); the
+        text always says the command too, for the others."""
 
 
 # ---------------------------------------------------------------------------------------- verification

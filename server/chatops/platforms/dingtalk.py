@@ -36,6 +36,7 @@ import httpx
 from pydantic import Field, field_validator
 
 from server.chatops.platforms.base import (
+    Buttons,
     Inbound,
     Platform,
     PlatformConfig,
@@ -179,7 +180,7 @@ class DingTalkPlatform(Platform):
                 retry_after=THROTTLED.get(code),
             )
 
-    def reply(self, inbound: Inbound, text: str, http: httpx.Client) -> None:
+    def reply(self, inbound: Inbound, text: str, http: httpx.Client, buttons: Buttons = ()) -> None:
         url = inbound.reply_hint.get("session_webhook", "")
         if not url or not self.webhook_allowed(url):
             raise DeliveryError("dingtalk: no allowed sessionWebhook to reply to", retryable=False)

@@ -60,6 +60,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from server.chatops.platforms.base import (
     ApiConfig,
+    Buttons,
     Inbound,
     Platform,
     Raw,
@@ -356,7 +357,7 @@ class FeishuPlatform(Platform):
         )
         self._check(resp, what + where, token)
 
-    def reply(self, inbound: Inbound, text: str, http: httpx.Client) -> None:
+    def reply(self, inbound: Inbound, text: str, http: httpx.Client, buttons: Buttons = ()) -> None:
         if not inbound.message_id and not inbound.channel:
             raise DeliveryError("feishu: the inbound has no message or chat to reply to", retryable=False)
         parts = chunks(AT_TAG.sub("<\u200b\\1", text), LIMIT)

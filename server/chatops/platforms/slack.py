@@ -43,6 +43,7 @@ import httpx
 
 from server.chatops.platforms.base import (
     ApiConfig,
+    Buttons,
     Inbound,
     Platform,
     Raw,
@@ -259,15 +260,38 @@ class SlackPlatform(Platform):
             )
         return text_of(payload.get("ts")) or None
 
-    def reply(self, inbound: Inbound, text: str, http: httpx.Client) -> None:
+    def reply(self, inbound: Inbound, text: str, http: httpx.Client, buttons: Buttons = ()) -> None:
         if not inbound.channel:
             raise DeliveryError("slack: the inbound has no channel to reply in", retryable=False)
         parts = chunks(text, LIMIT, measure=lambda s: len(escape(s)))
         thread = inbound.thread or inbound.message_id
         for i, part in enumerate(parts):
             body: dict[str, Any] = {"channel": inbound.channel, "text": escape(part), "unfurl_links": False}
+            if buttons and i == len(parts) - 1:
+                body["blocks"] = _with_buttons(escape(part), buttons)
             if thread:
                 body["thread_ts"] = thread
             where = f" (message {i + 1} of {len(parts)}, {i} posted)" if len(parts) > 1 else ""
             ts = self._post(http, body, where)
             thread = thread or ts  # the first message of a reply in no thread starts one
+
+
+def _with_buttons(text: str, buttons: Buttons) -> list[dict[str, Any]]:
+    """The message as a section and a row of buttons; a click comes back as a block_actions payload
+    whose action_id is the command word and value its argument ("approve" / "7")."""
+    elements = []
+    for label, command in buttons[:5]:
+        word, _, arg = command.partition(" ")
+        button: dict[str, Any] = {
+            "type": "button",
+            "text": {"type": "plain_text", "text": label[:75]},
+            "action_id": word[:255],
+            "value": arg[:2000],
+        }
+        if word in ("approve", "deny"):
+            button["style"] = "primary" if word == "approve" else "danger"
+        elements.append(button)
+    return [
+        {"type": "section", "text": {"type": "mrkdwn", "text": text}},
+        {"type": "actions", "elements": elements},
+    ]

@@ -43,6 +43,7 @@ from pydantic import field_validator
 
 from server.chatops.platforms.base import (
     ApiConfig,
+    Buttons,
     Inbound,
     Platform,
     Raw,
@@ -256,7 +257,7 @@ class WeComPlatform(Platform):
         if payload.get("invaliduser"):
             raise DeliveryError(f"{what}: the user is not in the app's visible range{where}", retryable=False)
 
-    def reply(self, inbound: Inbound, text: str, http: httpx.Client) -> None:
+    def reply(self, inbound: Inbound, text: str, http: httpx.Client, buttons: Buttons = ()) -> None:
         user = inbound.channel or inbound.user
         if not user:
             raise DeliveryError("wecom: the inbound has no user to reply to", retryable=False)

@@ -93,6 +93,7 @@ class FakeFeishu(FakeAPI):
         self.tenant_tokens: dict[str, float] = {}  # issued token -> time.monotonic() it expires
         self.token_fetches = 0
         self.images: dict[str, bytes] = {}  # image_key -> the uploaded bytes
+        self.messages: list[dict[str, Any]] = []  # sent through the app: receive_id or root, and the body
         super().__init__()
 
     def routes(self) -> list[tuple[str, str, Handler]]:
@@ -100,6 +101,8 @@ class FakeFeishu(FakeAPI):
             ("POST", r"/open-apis/bot/v2/hook/(?P<token>[^/]+)", self.hook),
             ("POST", r"/open-apis/auth/v3/tenant_access_token/internal", self.tenant_access_token),
             ("POST", r"/open-apis/im/v1/images", self.upload_image),
+            ("POST", r"/open-apis/im/v1/messages", self.create_message),
+            ("POST", r"/open-apis/im/v1/messages/(?P<message_id>[^/]+)/reply", self.reply_message),
         ]
 
     @property
@@ -116,6 +119,7 @@ class FakeFeishu(FakeAPI):
             self.tenant_tokens.clear()
             self.token_fetches = 0
             self.images.clear()
+            self.messages.clear()
 
     def expire_tokens(self) -> None:
         """Every tenant_access_token issued so far is refused from now on."""
@@ -167,6 +171,40 @@ class FakeFeishu(FakeAPI):
         key = f"img_v3_02ab_{len(self.images) + 1:04d}-" + "e" * 32
         self.images[key] = image[2]
         return Answer(200, {"code": 0, "data": {"image_key": key}, "msg": "success"})
+
+    def _authorized(self, req: Request) -> bool:
+        auth = req.headers.get("authorization", "")
+        token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else None
+        return token is not None and time.monotonic() < self.tenant_tokens.get(token, 0.0)
+
+    def _message(self, req: Request, **where: Any) -> Answer:
+        if not self._authorized(req):
+            return api_error(400, 99991663, "Invalid access token for authorization.")
+        body = req.json
+        if not isinstance(body, dict) or body.get("msg_type") != "interactive":
+            return api_error(400, 230001, "Your request contains an invalid request parameter.")
+        try:
+            card = json.loads(body["content"])  # the card, as a JSON string
+        except (KeyError, TypeError, ValueError):
+            return api_error(400, 230001, "Your request contains an invalid request parameter.")
+        message_id = f"om_{len(self.messages) + 1:04d}" + "f" * 28
+        self.messages.append({**where, **body, "card": card, "message_id": message_id})
+        return Answer(200, {"code": 0, "msg": "success", "data": {"message_id": message_id}})
+
+    def create_message(self, req: Request) -> Answer:
+        body = req.json
+        if (
+            req.arg("receive_id_type") != "chat_id"
+            or not isinstance(body, dict)
+            or not body.get("receive_id")
+        ):
+            return api_error(400, 230001, "Your request contains an invalid request parameter.")
+        return self._message(req, receive_id=body["receive_id"])
+
+    def reply_message(self, req: Request) -> Answer:
+        if not any(m["message_id"] == req.params["message_id"] for m in self.messages):
+            return api_error(400, 230011, "The message was withdrawn.")
+        return self._message(req, root=req.params["message_id"])
 
     def hook(self, req: Request) -> Answer:
         if req.params["token"] != self.token:

@@ -30,6 +30,14 @@ Platform (`api_url`, https://open.feishu.cn or https://open.larksuite.com):
   image_type=message and image=<the PNG> (at most 10 MB) answers {"code": 0, "data": {"image_key":
   "img_v3_..."}}; errors such as 234001 (invalid param) come with HTTP 400.
 
+With `chat_id` as well (the app's bot is in that group), cards go through the app instead of a webhook,
+and the incident gets a thread (what ChatOps answers in): the firing card is POST
+/open-apis/im/v1/messages?receive_id_type=chat_id {"receive_id", "msg_type": "interactive", "content":
+the card as a JSON string}, answering {"code": 0, "data": {"message_id": "om_..."}}; that message id is
+kept (`Outcome.thread`), and later cards about the incident are replies in its thread: POST
+/open-apis/im/v1/messages/{message_id}/reply {"msg_type", "content", "reply_in_thread": true}. A reply
+in that thread comes back to server/chatops/ with the message as its `root_id`.
+
 An image is an extra, never a reason to lose the card: when the token or the upload fails (a non-zero
 code counts, at any HTTP status), the card goes without it, a warning is logged and the delivery's
 detail says why; the cached token is dropped then, so the next notice fetches a fresh one. A card that
@@ -41,15 +49,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import logging
 import threading
 import time
 from typing import Any, Literal
 
 import httpx
-from pydantic import ConfigDict, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from server.delivery.base import DeliveryError, Notice, Outcome, Sink, SinkConfig, TicketSlot
+from server.delivery.base import ChatThreadRef, DeliveryError, Notice, Outcome, Sink, SinkConfig, TicketSlot
 from server.delivery.chat import JSON_HEADERS, chart_image, encode_json, fit_json_body, redact
 from server.delivery.http import call, excerpt
 from server.delivery.message import bold, brief
@@ -63,6 +72,7 @@ IMAGE_LIMIT = 10 * 1024 * 1024  # bytes of an uploaded image ("不能超过 10 M
 TOKEN_MARGIN = 300.0  # refresh this long before the token's `expire`
 TOKEN_PATH = "/open-apis/auth/v3/tenant_access_token/internal"
 IMAGES_PATH = "/open-apis/im/v1/images"
+MESSAGES_PATH = "/open-apis/im/v1/messages"
 
 _log = logging.getLogger("alertsleuth.delivery")
 
@@ -97,16 +107,20 @@ class FeishuConfig(SinkConfig):
     model_config = ConfigDict(hide_input_in_errors=True)  # errors name the key, never echo a secret
 
     type: Literal["feishu"]
-    webhook_url: Secret  # https://open.feishu.cn/open-apis/bot/v2/hook/<token> (or open.larksuite.com)
+    webhook_url: Secret | None = None  # https://open.feishu.cn/open-apis/bot/v2/hook/<token> (or larksuite)
     secret: Secret | None = None  # the bot's signature verification secret, if enabled
     # A custom app of the same tenant, for chart images (custom bots cannot upload them): both or neither.
     app_id: str | None = None  # cli_...
     app_secret: Secret | None = None
     api_url: str = "https://open.feishu.cn"  # the Open Platform; Lark: https://open.larksuite.com
+    # Instead of the webhook: the group (oc_...) the app's bot posts in, with threads per incident.
+    chat_id: str | None = Field(None, min_length=1, max_length=128)
 
     @field_validator("webhook_url")
     @classmethod
     def _webhook(cls, value: Any) -> Any:
+        if value is None:
+            return value
         url = value.get_secret_value()
         if not url.startswith(("https://", "http://")) or "/hook/" not in url:
             raise ValueError(
@@ -127,6 +141,10 @@ class FeishuConfig(SinkConfig):
             raise ValueError("set both app_id and app_secret (chart images), or neither")
         if self.app_id is not None and not self.app_id.strip():
             raise ValueError("app_id is empty")
+        if (self.webhook_url is None) == (self.chat_id is None):
+            raise ValueError("set either webhook_url, or chat_id with app_id and app_secret")
+        if self.chat_id is not None and self.app_id is None:
+            raise ValueError("chat_id: needs app_id and app_secret (the app's bot posts in the group)")
         return self
 
 
@@ -268,7 +286,12 @@ class FeishuSink(Sink):
         shortened = fit_json_body(text, body, element, "content", notice.report_url, BODY_LIMIT, "Feishu")
         return body, shortened
 
-    def _post(self, data: bytes) -> None:
+    def _post(self, data: bytes, notice: Notice | None = None) -> str | None:
+        """Post the card: to the webhook, or (chat_id) through the app, in the incident's thread when it
+        has one; the message id a new thread starts with (None otherwise)."""
+        if self.config.chat_id is not None:
+            return self._post_as_app(data, notice)
+        assert self.config.webhook_url is not None
         url = self.config.webhook_url.get_secret_value()
         secret = self.config.secret.get_secret_value() if self.config.secret else None
         what = "POST feishu bot webhook"
@@ -276,13 +299,40 @@ class FeishuSink(Sink):
             self.http, "POST", url, what=what, content=data, headers=JSON_HEADERS, timeout=self.config.timeout
         )
         _check(resp, what, url, secret)
+        return None
+
+    def _post_as_app(self, data: bytes, notice: Notice | None) -> str | None:
+        body = json.loads(data)
+        message = {"msg_type": body["msg_type"], "content": json.dumps(body["card"], ensure_ascii=False)}
+        thread = notice.thread if notice is not None else None
+        token = self._tenant_token()
+        auth = {**JSON_HEADERS, "Authorization": f"Bearer {token}"}
+        try:
+            if thread is not None and thread.platform == "feishu" and thread.channel == self.config.chat_id:
+                path = f"{MESSAGES_PATH}/{thread.thread}/reply"
+                self._open_api(
+                    path, token, content=encode_json({**message, "reply_in_thread": True}), headers=auth
+                )
+                return None
+            payload = self._open_api(
+                f"{MESSAGES_PATH}?receive_id_type=chat_id",
+                token,
+                content=encode_json({"receive_id": self.config.chat_id, **message}),
+                headers=auth,
+            )
+        except DeliveryError:
+            self._forget(token)  # an expired token is fetched again on the retry
+            raise
+        data_ = payload.get("data")
+        message_id = data_.get("message_id") if isinstance(data_, dict) else None
+        return message_id if isinstance(message_id, str) and message_id else None
 
     def send(self, notice: Notice, ticket: TicketSlot) -> Outcome:
         image, image_detail = self._image(notice)
         body, shortened = self._body(notice, image)
         data = encode_json(body)
         try:
-            self._post(data)
+            started = self._post(data, notice)
         except DeliveryError as exc:
             if image is None or exc.retryable:
                 raise
@@ -294,10 +344,14 @@ class FeishuSink(Sink):
             )
             body["card"]["elements"].remove(image)
             data = encode_json(body)
-            self._post(data)
+            started = self._post(data, notice)
             image_detail = f"without the chart image: the card with it was refused: {exc}"
         if notice.event == "test":
             return Outcome(detail="sent test card")
         detail = f"sent card, {len(data) / 1000:.1f} kB"
         detail += f", shortened to fit {BODY_LIMIT} bytes" if shortened else ""
-        return Outcome(detail=detail + (f"; {image_detail}" if image_detail else ""))
+        thread = None
+        if started is not None and self.config.chat_id is not None and notice.event in ("firing", "update"):
+            thread = ChatThreadRef("feishu", self.config.chat_id, started)
+            detail += f", as {started}"
+        return Outcome(detail=detail + (f"; {image_detail}" if image_detail else ""), thread=thread)

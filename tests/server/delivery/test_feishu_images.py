@@ -15,7 +15,7 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from server.delivery.base import DeliveryError
+from server.delivery.base import ChatThreadRef, DeliveryError
 from server.delivery.sinks.feishu import FeishuConfig, FeishuSink
 from tests.fakes.api import Answer
 from tests.fakes.feishu import FakeFeishu, signature
@@ -296,3 +296,29 @@ def test_feishu_app_settings(monkeypatch: pytest.MonkeyPatch) -> None:
             {**base, "app_id": "cli_x", "app_secret": {"env": "ALERTSLEUTH_TEST_UNSET_APP_SECRET"}}
         )
     assert "app_secret" in str(unset.value) and "ALERTSLEUTH_TEST_UNSET_APP_SECRET" in str(unset.value)
+
+
+def test_feishu_app_posts_in_the_group_and_answers_in_the_incidents_thread(
+    feishu: FakeFeishu, http: httpx.Client
+) -> None:
+    sink = app_sink(feishu, http, webhook_url=None, secret=None, chat_id="oc_5ad11d72b830411d72b836c20")
+    first = sink.send(charted(), slot())
+    [posted] = feishu.messages
+    assert posted["receive_id"] == "oc_5ad11d72b830411d72b836c20" and images_of(posted)
+    assert first.thread == ChatThreadRef("feishu", "oc_5ad11d72b830411d72b836c20", posted["message_id"])
+    assert f"as {posted['message_id']}" in first.detail
+    assert not feishu.calls("POST", r"/open-apis/bot/")  # no webhook
+    later = sink.send(dataclasses.replace(resolved(), thread=first.thread), slot())
+    assert later.thread is None
+    assert (
+        feishu.messages[1]["root"] == posted["message_id"] and feishu.messages[1]["reply_in_thread"] is True
+    )
+    # an expired token is dropped and fetched again on the retry
+    feishu.expire_tokens()
+    with pytest.raises(DeliveryError):
+        sink.send(resolved(), slot())
+    assert sink.send(resolved(), slot()).detail.startswith("sent card")
+    with pytest.raises(ValidationError, match="either webhook_url, or chat_id"):
+        FeishuConfig.model_validate({"type": "feishu"})
+    with pytest.raises(ValidationError, match="chat_id: needs app_id"):
+        FeishuConfig.model_validate({"type": "feishu", "chat_id": "oc_1"})

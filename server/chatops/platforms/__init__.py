@@ -1,7 +1,7 @@
 """The inbound side of each chat platform: verify, decrypt and parse its requests into one `Inbound`,
 and reply in the thread. One module per platform; `base.py` holds what they share."""
 
-from server.chatops.platforms.base import Inbound, Platform, PlatformConfig, Raw, TokenCache, chunks, utf8_len
+from server.chatops.platforms.base import Inbound, Platform, PlatformConfig, Raw, chunks, utf8_len
 from server.chatops.platforms.dingtalk import DingTalkConfig, DingTalkPlatform
 from server.chatops.platforms.feishu import FeishuConfig, FeishuPlatform
 from server.chatops.platforms.slack import SlackConfig, SlackPlatform
@@ -23,7 +23,6 @@ __all__ = [
     "Raw",
     "SlackConfig",
     "SlackPlatform",
-    "TokenCache",
     "WeComConfig",
     "WeComPlatform",
     "chunks",

@@ -64,7 +64,6 @@ from server.chatops.platforms.base import (
     Inbound,
     Platform,
     Raw,
-    TokenCache,
     answer_json,
     check_window,
     chunks,
@@ -79,6 +78,7 @@ from server.chatops.platforms.base import (
 )
 from server.delivery.chat import JSON_HEADERS, encode_json, redact
 from server.delivery.secrets import Secret
+from server.delivery.tokens import TokenCache
 from tools.errors import ChatRequestRefused, DeliveryError
 
 LIMIT = 4000  # characters of one reply's text

@@ -51,7 +51,6 @@ import hashlib
 import hmac
 import json
 import logging
-import threading
 import time
 from typing import Any, Literal
 
@@ -63,6 +62,7 @@ from server.delivery.chat import JSON_HEADERS, chart_image, encode_json, fit_jso
 from server.delivery.http import call, excerpt
 from server.delivery.message import bold, brief
 from server.delivery.secrets import Secret
+from server.delivery.tokens import TokenCache
 
 BODY_LIMIT = 20_000  # bytes of the whole request body ("不能超过 20 KB")
 RATE_LIMITED = {11232, 99991400}
@@ -158,9 +158,7 @@ class FeishuSink(Sink):
 
     def __init__(self, name: str, config: Any, http: Any) -> None:
         super().__init__(name, config, http)
-        self._lock = threading.Lock()
-        self._token: str | None = None
-        self._token_until = 0.0  # time.monotonic() deadline
+        self._tokens = TokenCache(TOKEN_MARGIN)
 
     def _card(self, notice: Notice) -> tuple[str, str]:
         """(header title, markdown) for the card; the title is not repeated in the markdown."""
@@ -178,26 +176,21 @@ class FeishuSink(Sink):
         return self.config.app_secret.get_secret_value() if self.config.app_secret else ""
 
     def _tenant_token(self) -> str:
-        with self._lock:
-            if self._token is not None and time.monotonic() < self._token_until:
-                return self._token
-            body = {"app_id": self.config.app_id, "app_secret": self._app_secret()}
-            payload = self._open_api(TOKEN_PATH, content=encode_json(body), headers=JSON_HEADERS)
-            token = payload.get("tenant_access_token")
-            if not isinstance(token, str) or not token:
-                raise DeliveryError(f"POST {TOKEN_PATH}: the answer has no tenant_access_token")
-            try:
-                expire = float(payload.get("expire") or 7200)
-            except (TypeError, ValueError):
-                expire = 7200.0
-            lifetime = expire - TOKEN_MARGIN if expire > 2 * TOKEN_MARGIN else expire / 2
-            self._token, self._token_until = token, time.monotonic() + lifetime
-            return token
+        return self._tokens.get(self._fetch_token)
+
+    def _fetch_token(self) -> tuple[str, float]:
+        body = {"app_id": self.config.app_id, "app_secret": self._app_secret()}
+        payload = self._open_api(TOKEN_PATH, content=encode_json(body), headers=JSON_HEADERS)
+        token = payload.get("tenant_access_token")
+        if not isinstance(token, str) or not token:
+            raise DeliveryError(f"POST {TOKEN_PATH}: the answer has no tenant_access_token")
+        try:
+            return token, float(payload.get("expire") or 7200)
+        except (TypeError, ValueError):
+            return token, 7200.0
 
     def _forget(self, token: str) -> None:
-        with self._lock:
-            if self._token == token:  # another thread may already hold a newer one
-                self._token = None
+        self._tokens.forget(token)
 
     def _open_api(self, path: str, *secrets: str, **request: Any) -> dict[str, Any]:
         """POST to the Open Platform; its answer's JSON, or a DeliveryError: a non-zero `code` at any HTTP

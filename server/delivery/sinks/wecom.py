@@ -32,8 +32,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
-import threading
-import time
 from collections.abc import Callable
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
@@ -46,6 +44,7 @@ from server.delivery.chat import JSON_HEADERS, chart_image, encode_json, redact
 from server.delivery.http import call, excerpt
 from server.delivery.message import brief, fit, size
 from server.delivery.secrets import Secret
+from server.delivery.tokens import TokenCache
 
 APP_LIMIT = 2048  # markdown.content bytes, application messages
 ROBOT_LIMIT = 4096  # markdown.content bytes, group robots
@@ -158,42 +157,35 @@ class WeComAppSink(Sink):
 
     def __init__(self, name: str, config: Any, http: Any) -> None:
         super().__init__(name, config, http)
-        self._lock = threading.Lock()
-        self._token: str | None = None
-        self._token_until = 0.0  # time.monotonic() deadline
+        self._tokens = TokenCache(TOKEN_MARGIN)
 
     def _secret(self) -> str:
         return self.config.corp_secret.get_secret_value()
 
     def _access_token(self) -> str:
-        with self._lock:
-            if self._token is not None and time.monotonic() < self._token_until:
-                return self._token
-            what = "GET /cgi-bin/gettoken"
-            resp = call(
-                self.http,
-                "GET",
-                f"{self.config.api_url}/cgi-bin/gettoken",
-                what=what,
-                params={"corpid": self.config.corp_id, "corpsecret": self._secret()},
-                timeout=self.config.timeout,
-            )
-            payload = _payload(resp, what)
-            token = payload.get("access_token")
-            failure = _failure(payload, what, self._secret(), token if isinstance(token, str) else None)
-            if failure is not None:  # 40001 / 40013 / 40091 here mean a wrong corp id or secret
-                raise failure
-            if not isinstance(token, str) or not token:
-                raise DeliveryError(f"{what}: the answer has no access_token")
-            expires_in = float(payload.get("expires_in") or 7200)
-            lifetime = expires_in - TOKEN_MARGIN if expires_in > 2 * TOKEN_MARGIN else expires_in / 2
-            self._token, self._token_until = token, time.monotonic() + lifetime
-            return token
+        return self._tokens.get(self._fetch_token)
+
+    def _fetch_token(self) -> tuple[str, float]:
+        what = "GET /cgi-bin/gettoken"
+        resp = call(
+            self.http,
+            "GET",
+            f"{self.config.api_url}/cgi-bin/gettoken",
+            what=what,
+            params={"corpid": self.config.corp_id, "corpsecret": self._secret()},
+            timeout=self.config.timeout,
+        )
+        payload = _payload(resp, what)
+        token = payload.get("access_token")
+        failure = _failure(payload, what, self._secret(), token if isinstance(token, str) else None)
+        if failure is not None:  # 40001 / 40013 / 40091 here mean a wrong corp id or secret
+            raise failure
+        if not isinstance(token, str) or not token:
+            raise DeliveryError(f"{what}: the answer has no access_token")
+        return token, float(payload.get("expires_in") or 7200)
 
     def _forget(self, token: str) -> None:
-        with self._lock:
-            if self._token == token:  # another thread may already hold a newer one
-                self._token = None
+        self._tokens.forget(token)
 
     def _recipients(self) -> dict[str, Any]:
         recipients = {

@@ -26,7 +26,6 @@ from server.chatops.platforms import (
     Raw,
     SlackConfig,
     SlackPlatform,
-    TokenCache,
     WeComConfig,
     WeComPlatform,
     chunks,
@@ -34,6 +33,7 @@ from server.chatops.platforms import (
 )
 from server.chatops.platforms import feishu as feishu_module
 from server.chatops.platforms.slack import signature as slack_signature
+from server.delivery.tokens import TokenCache
 from tests.fakes import chat_platforms as fake
 from tests.fakes.chat_platforms import FEISHU_CHAT, FEISHU_USER, SLACK_CHANNEL, SLACK_USER, serve, without
 from tools.errors import ChatRequestRefused, DeliveryError

@@ -359,7 +359,7 @@ class ChatOps:
         if action.state in ("succeeded", "failed"):
             inc = self.store.chatops.incident(action.incident_id)
             if inc is not None:
-                self._note(inc, text)
+                self._note(inc, action_text(action, OUTPUT_IN_TICKET))
         where = action.reply_to or {}
         chat = self.platforms.get(str(where.get("platform", "")))
         if chat is None:
@@ -405,15 +405,16 @@ def _silenced_line(inc: Incident, row: SilenceRow) -> str:
 
 
 OUTPUT_IN_CHAT = 2500  # characters of a step's output shown in the thread (all of it is in the API)
+OUTPUT_IN_TICKET = 20_000  # ... and in the ticket's note
 
 
-def action_text(action: RunbookAction) -> str:
+def action_text(action: RunbookAction, limit: int = OUTPUT_IN_CHAT) -> str:
     """What a thread and a ticket are told when a runbook step ends."""
     step = action.run if action.state in ("succeeded", "failed") else action.dry_run
     step = step or {}
     output = str(step.get("output") or "").strip()
-    if len(output) > OUTPUT_IN_CHAT:
-        output = "[…]\n" + output[-OUTPUT_IN_CHAT:]
+    if len(output) > limit:
+        output = "[…]\n" + output[-limit:]
     status = f"{step.get('status', '?')}, exit status {step.get('rc')}"
     head = {
         "proposed": f"Action {action.id}, {action.runbook}: dry run {status}. Approve it with "

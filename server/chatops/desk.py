@@ -161,7 +161,11 @@ class RunbookDesk:
             )
             self.actions.refuse(action.id, action.incident_id, approver, why)
             raise RunbookError(why)
-        action = self.actions.approve(action_id, approver)
+        try:
+            action = self.actions.approve(action_id, approver)
+        except RunbookError as exc:  # another approval got there first
+            self.actions.refuse(action.id, action.incident_id, approver, str(exc))
+            raise
         self.pool.submit(self._step, action.id, runbook, resolved, False)
         return action
 

@@ -161,9 +161,9 @@ class ChatOps:
                 "chat command refused",
                 extra={"platform": inbound.platform, "user": inbound.user, "class": klass},
             )
-            self.store.chatops.audit(
-                actor, "refused", {"command": cmd.kind, "class": klass}, incident_id=incident_id
-            )
+            known = incident_id if incident_id and self.store.chatops.incident(incident_id) else None
+            detail = {"command": cmd.kind, "class": klass, "incident": incident_id}
+            self.store.chatops.audit(actor, "refused", detail, incident_id=known)
             return refusal(klass, self.language)
         if cmd.kind == "invalid":
             return cmd.error or help_text()
@@ -210,8 +210,8 @@ class ChatOps:
                     f"#{inc.id}: action {action.id}, runbook {action.runbook}: dry run started. Nothing runs "
                     f"for real until an approver says `approve {action.id}`."
                 )
-        except (SilenceError, RunbookError, ValueError) as exc:
-            return f"#{inc.id}: {exc}"
+        except (SilenceError, RunbookError, ValueError, LookupError) as exc:
+            return f"#{inc.id}: {exc.args[0] if isinstance(exc, LookupError) else exc}"
         return help_text()
 
     def _decide(self, cmd: Command, actor: Actor) -> str:
@@ -291,7 +291,7 @@ class ChatOps:
         row = self.store.chatops.active_silence(incident_id, silence_id)
         if row is None:
             which = f"silence {silence_id}" if silence_id else "active silence"
-            raise SilenceError(f"incident #{incident_id} has no {which} made by alertsleuth")
+            raise LookupError(f"incident #{incident_id} has no {which} made by alertsleuth")
         self.silencer.expire(row.silence_id)
         self.store.chatops.expire_silence(incident_id, row.silence_id, actor)
         self._note(inc, f"Silence {row.silence_id} expired by {actor}.")

@@ -133,6 +133,7 @@ def _known(services: ServicesDep, incident_id: int) -> None:
 )
 async def list_silences(incident_id: IncidentId, services: ServicesDep) -> list[SilenceOut]:
     """The silences alertsleuth made for the incident, oldest first."""
+    _chatops(services)
     _known(services, incident_id)
     rows = await run_in_threadpool(services.store.chatops.silences, incident_id)
     return [_silence(r) for r in rows]
@@ -175,7 +176,10 @@ async def expire_silence(
     """Expire one of the incident's silences in Alertmanager."""
     chatops = _chatops(services)
     _known(services, incident_id)
-    row = await run_in_threadpool(chatops.unsilence, incident_id, api_actor(request), silence_id)
+    try:
+        row = await run_in_threadpool(chatops.unsilence, incident_id, api_actor(request), silence_id)
+    except LookupError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc.args[0])) from None
     return _silence(row)
 
 
@@ -207,12 +211,14 @@ async def propose_action(
 
 @router.get("/api/v1/incidents/{incident_id}/actions", response_model=list[ActionOut], responses=answers(404))
 async def incident_actions(incident_id: IncidentId, services: ServicesDep) -> list[ActionOut]:
+    _chatops(services)
     _known(services, incident_id)
     return [_action(r) for r in await run_in_threadpool(services.store.actions.of_incident, incident_id)]
 
 
 @router.get("/api/v1/actions/{action_id}", response_model=ActionOut, responses=answers(404))
 async def get_action(action_id: ActionId, services: ServicesDep) -> ActionOut:
+    _chatops(services)
     row = await run_in_threadpool(services.store.actions.get, action_id)
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no runbook action {action_id}")
@@ -241,7 +247,7 @@ async def deny_action(
     return _action(await run_in_threadpool(chatops.deny, action_id, api_actor(request), body.reason))
 
 
-@router.get("/api/v1/audit", response_model=list[AuditOut])
+@router.get("/api/v1/audit", response_model=list[AuditOut], responses=answers(404))
 async def audit_trail(
     services: ServicesDep,
     incident_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
@@ -249,6 +255,7 @@ async def audit_trail(
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[AuditOut]:
     """The audit trail (append-only), oldest first: of one incident, one action, or all."""
+    _chatops(services)
     rows: list[AuditEvent] = await run_in_threadpool(
         lambda: services.store.chatops.audit_trail(incident_id=incident_id, action_id=action_id, limit=limit)
     )

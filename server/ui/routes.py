@@ -5,9 +5,13 @@
     POST /ui/logout                          end the session
     GET  /ui/incidents                       the incidents, filtered (label=name=value, repeatable: all
                                              must match) and paged
-    GET  /ui/incidents/{id}                  one incident: its report, then its timeline
+    GET  /ui/incidents/{id}                  one incident: its report, its silences and runbooks (with
+                                             the `chatops:` section), then its timeline
     POST /ui/incidents/{id}/investigate      re-investigate (as POST /api/v1/incidents/{id}/investigate)
     POST /ui/incidents/{id}/deliveries/{d}/retry   send a failed delivery again
+    POST /ui/incidents/{id}/silence..., /runbooks/{name}, /ui/actions/{a}/approve|deny
+                                             silences and runbook actions, with the `chatops:` section
+                                             (server/ui/chatops.py)
     /ui/ask...                               questions, streamed or not (server/ui/ask.py)
     /ui/settings...                          routes, sinks, settings, read-only (server/ui/settings.py)
 
@@ -35,9 +39,11 @@ from fastapi.staticfiles import StaticFiles
 from starlette.responses import HTMLResponse, RedirectResponse
 
 from agent.markup import environment
+from server.db.chatops import Actor
 from server.deps import Services, get_services
 from server.logs import log_rejected
 from server.payloads import MAX_ID
+from server.routes.actions import api_actor
 from server.security import credentials_ok
 from server.ui.session import UISession, clear_session, read_session, set_session
 from server.ui.throttle import FailureThrottle
@@ -187,6 +193,17 @@ async def _post_guard(
     return session, form
 
 
+def ui_actor(request: Request, session: UISession) -> Actor:
+    """Who acts through the UI (silences, runbooks: server/ui/chatops.py): "ui:<user>" of the signed-in
+    session, else of the Authorization header the request was let in with, else "ui:anonymous" (no
+    authentication configured)."""
+    if not get_services(request).settings.auth_enabled:
+        return Actor("ui", "anonymous")
+    if session.signed_in:
+        return Actor("ui", session.user)
+    return Actor("ui", api_actor(request).user)
+
+
 def _incident_id(value: str) -> int | None:
     return int(value) if ID.fullmatch(value) and int(value) <= MAX_ID else None
 
@@ -259,7 +276,8 @@ async def login(request: Request) -> Response:
         header = ""
     if header and credentials_ok(services.settings, header):
         sign_ins.succeeded(address)
-        return _redirect(target, request, UISession.new(signed_in=True))  # a new id: no session fixation
+        signed = UISession.new(signed_in=True, user="token" if token else user)  # who acts: "ui:<user>"
+        return _redirect(target, request, signed)  # a new id: no session fixation
     sign_ins.failed(address, time.monotonic())
     services.metrics.requests_rejected.labels("unauthorized").inc()
     log_rejected(request.url.path, 401, "missing or invalid credentials")
@@ -349,7 +367,8 @@ async def incident_page(request: Request, incident_id: str) -> Response:
         return seen
     services, session, issue = seen
     number = _incident_id(incident_id)
-    detail = await run_in_threadpool(incident_detail, services.store, number) if number else None
+    chatops = services.chatops
+    detail = await run_in_threadpool(incident_detail, services.store, number, chatops) if number else None
     if detail is None:
         shown = incident_id[:40]
         response = _message(request, session, 404, "Not found", f"There is no incident {shown}.")
@@ -361,8 +380,10 @@ async def incident_page(request: Request, incident_id: str) -> Response:
         "d": detail,
         "llm": services.settings.llm_configured,
     }
-    if detail.busy:
-        ctx["refresh"] = 5  # until the investigation ends
+    if detail.chatops is not None:
+        ctx["actor"] = str(ui_actor(request, session))
+    if detail.busy or (detail.chatops is not None and detail.chatops.busy):
+        ctx["refresh"] = 5  # until the investigation, or a runbook's dry run or run, ends
     return _page("incident.html.j2", ctx, request, session, issue=issue, csp=ASK_CSP)
 
 

@@ -1,18 +1,26 @@
 """An incident's timeline, in time order: its alert's start and resolution, the notifications that touched
-it, its investigations, its deliveries and its tickets, one line each (pure: from what the store read).
+it, its investigations, its deliveries and its tickets, the silences made for it (created, expired) and
+its runbook actions (requested, dry run finished, approved or denied, refused, finished), with who did
+it, one line each (pure: from what the store read).
 
 A line's text is plain (the template escapes it). Lines at the same moment keep the order of the walk of
-an alert (ARCHITECTURE.md): the alert, the notification, the investigation, the delivery, the ticket.
+an alert (ARCHITECTURE.md): the alert, the notification, the investigation, the delivery, the ticket, then
+the silence and the runbook action. An action's steps come from the audit trail (server/db/chatops.py),
+which records each with its time and its actor; its runbook's name from the action.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from agent.markup import safe_url
 from server.db import Delivery, Incident, Job, Ticket
 from server.db.incidents import FIRST_NOTIFICATIONS, NotificationSeen
+from server.db.models import AuditEvent, RunbookAction, SilenceRow
+from server.silences import Matcher
 from tools.format import fmt_time, to_utc
 
 MAX_GROUP_KEY = 160  # characters of a group key shown (Alertmanager's hold every grouping label)
@@ -25,13 +33,23 @@ OUTCOMES = {
     "refreshed": "a repeat: the report was old, a new investigation was queued",
 }
 NOTICES = {"firing": "firing notice", "update": "update", "resolved": "resolved notice"}
-_ORDER = {"alert": 0, "notification": 1, "gap": 2, "investigation": 3, "delivery": 4, "ticket": 5}
+_ORDER = {
+    "alert": 0,
+    "notification": 1,
+    "gap": 2,
+    "investigation": 3,
+    "delivery": 4,
+    "ticket": 5,
+    "silence": 6,
+    "action": 7,
+}
+ACTION_STEPS = ("run_requested", "dry_run", "approved", "denied", "refused", "run_finished", "interrupted")
 
 
 @dataclass
 class Event:
     at: datetime
-    kind: str  # alert | notification | gap | investigation | delivery | ticket
+    kind: str  # alert | notification | gap | investigation | delivery | ticket | silence | action
     text: str
     state: str = ""  # a state's class (state-done, state-failed, ...), when the line ends in one
     href: str | None = None  # a ticket's link, when it is a safe URL
@@ -105,6 +123,67 @@ def _delivery_events(d: Delivery) -> list[Event]:
     return events
 
 
+def matchers_text(matchers: Sequence[Any]) -> str:
+    """A stored silence's matchers in their editable form, `a="1", b=~"x|y"` (what cannot be read as a
+    matcher is shown as stored)."""
+    shown = []
+    for m in matchers:
+        try:
+            shown.append(str(Matcher.from_api(m)))
+        except (KeyError, TypeError, AttributeError):
+            shown.append(str(m))
+    return ", ".join(shown)
+
+
+def _silence_events(row: SilenceRow) -> list[Event]:
+    name = f"silence {row.silence_id}"
+    text = f"{name} created by {row.created_by} until {fmt_time(row.ends_at)}: {matchers_text(row.matchers)}"
+    if row.comment:
+        text += f" ({_cut(row.comment, MAX_ERROR)})"
+    events = [Event(row.starts_at, "silence", text)]
+    if row.expired_at is not None:
+        events.append(Event(row.expired_at, "silence", f"{name} expired by {row.expired_by or '?'}"))
+    return events
+
+
+def _outcome(detail: dict[str, Any]) -> str:
+    """`successful, exit status 0`; without an exit status (a command's dry run, a runner's error) the
+    status alone."""
+    rc = detail.get("rc")
+    return f"{detail.get('status', '?')}" + ("" if rc is None else f", exit status {rc}")
+
+
+def action_event(e: AuditEvent, runbook: str) -> Event | None:
+    """The line of one step of a runbook action, from its audit event; None for any other event."""
+    if e.action_id is None or e.kind not in ACTION_STEPS:
+        return None
+    name = f"runbook action {e.action_id} ({runbook})"
+    d = e.detail or {}
+    ok = d.get("status") == "successful"
+    if e.kind == "run_requested":
+        return Event(e.at, "action", f"{name} requested by {e.actor}: dry run started")
+    if e.kind == "dry_run":
+        then = "waiting for approval" if ok else "it cannot be approved"
+        return Event(e.at, "action", f"{name}: dry run {_outcome(d)}; {then}", "done" if ok else "failed")
+    if e.kind == "approved":
+        return Event(e.at, "action", f"{name} approved by {e.actor}: running", "running")
+    if e.kind == "denied":
+        reason = str(d.get("reason") or "")
+        return Event(
+            e.at, "action", f"{name} denied by {e.actor}" + (f": {_cut(reason, MAX_ERROR)}" if reason else "")
+        )
+    if e.kind == "refused":
+        why = _cut(str(d.get("why") or ""), MAX_ERROR)
+        return Event(
+            e.at, "action", f"{name}: {e.actor} was refused" + (f" ({why})" if why else ""), "failed"
+        )
+    if e.kind == "run_finished":
+        return Event(e.at, "action", f"{name} finished: {_outcome(d)}", "done" if ok else "failed")
+    return Event(
+        e.at, "action", f"{name} interrupted (was {d.get('was', '?')}): its process stopped", "failed"
+    )
+
+
 def timeline(
     inc: Incident,
     notifications: list[NotificationSeen],
@@ -112,9 +191,14 @@ def timeline(
     jobs: list[Job],
     deliveries: list[Delivery],
     tickets: list[Ticket],
+    *,
+    silences: Sequence[SilenceRow] = (),
+    actions: Sequence[RunbookAction] = (),
+    audit: Sequence[AuditEvent] = (),
 ) -> list[Event]:
     """Every line of the incident's timeline, oldest first. `notifications` are the first and last ones
-    of the incident (server/db/incidents.py), `left_out` how many lie between them."""
+    of the incident (server/db/incidents.py), `left_out` how many lie between them; `audit` is the
+    incident's audit trail, of which the steps of `actions` are shown."""
     events = [Event(inc.starts_at, "alert", "alert started firing")]
     if inc.resolved_at is not None:
         events.append(Event(inc.resolved_at, "alert", "alert resolved"))
@@ -134,6 +218,12 @@ def timeline(
         if t.closed_at is not None:
             text = f"ticket {t.key} closed in {t.sink}: {t.closing_comment or ''}".rstrip(": ")
             events.append(Event(t.closed_at, "ticket", text, href=safe_url(t.url)))
+    for row in silences:
+        events.extend(_silence_events(row))
+    runbooks = {a.id: a.runbook for a in actions}
+    for e in audit:
+        if e.action_id in runbooks and (line := action_event(e, runbooks[e.action_id])) is not None:
+            events.append(line)
     order = {id(e): i for i, e in enumerate(events)}
     return sorted(events, key=lambda e: (to_utc(e.at), _ORDER[e.kind], order[id(e)]))
 

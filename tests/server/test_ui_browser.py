@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from exporter import launch as procs
 from server.settings import Settings
 from tests.binaries import require_browser_binary
 from tests.conftest import PromEnv, ServerEnv, serve
@@ -228,3 +229,108 @@ def test_browser_sign_out(driver: Any, app: ServerEnv, shot: Any) -> None:
     assert "/ui/login" in driver.current_url
     driver.get(f"{app.url}/ui/incidents")
     assert "/ui/login" in driver.current_url
+
+
+CATALOG = """\
+version: 1
+allowed_commands: [/bin/echo]
+default_approvers: ["ui:token"]
+runbooks:
+  - name: flush-region-cache
+    description: Flush the login cache of the faulty region
+    fits:
+      alerts: [HighLoginFailureRate]
+      labels:
+        ip_region: {equals: shanghai}
+    runs:
+      command:
+        argv: [/bin/echo, flushed, "{label:ip_region}"]
+"""
+
+
+@pytest.fixture(scope="module")
+def chatops_app(
+    tmp_path_factory: pytest.TempPathFactory, prom: PromEnv, alertmanager_bin: str
+) -> Iterator[tuple[ServerEnv, procs.Process]]:
+    """A server of its own with the `chatops:` section: a real Alertmanager and a one-runbook catalog."""
+    work = tmp_path_factory.mktemp("ui-browser-chatops")
+    am = procs.start_alertmanager(work / "am", 'route:\n  receiver: "null"\nreceivers:\n  - name: "null"\n')
+    (work / "catalog.yaml").write_text(CATALOG)
+    settings = Settings(
+        database_url=f"sqlite:///{work / 'alertsleuth.db'}",
+        reports_dir=str(work / "reports"),
+        prometheus_url=prom.url,
+        prometheus_timeout=3.0,
+        poll_interval=0.05,
+        retry_backoff_seconds=0.2,
+        workers=2,
+        auth_token=TOKEN,
+        chatops={
+            "alertmanager": {"urls": [am.url]},
+            "runbooks": {"catalog": str(work / "catalog.yaml"), "work_dir": str(work / "runs")},
+        },
+    )
+    env, stop = serve(settings)
+    yield env, am
+    stop()
+    am.stop()
+
+
+def test_browser_chatops_silence_from_the_form(
+    driver: Any, chatops_app: tuple[ServerEnv, procs.Process], prom: PromEnv, shot: Any
+) -> None:
+    app, am = chatops_app
+    labels = {"alertname": "HighLoginFailureRate", "severity": "critical", "team": SCRIPT}
+    with httpx.Client(base_url=app.url, timeout=20, headers=API) as c:
+        r = c.post("/api/v1/webhook/alertmanager", json=webhook(prom, labels=labels, fingerprint="5ce"))
+        assert r.status_code == 202, r.text
+        number = r.json()["incidents_created"][0]
+        assert wait_report(c, number)["investigation"] == "done"
+    driver.delete_all_cookies()  # another server: sign in there
+    driver.get(f"{app.url}/ui/login?next=/ui/incidents/{number}")
+    driver.find_element(By.NAME, "token").send_keys(TOKEN)
+    submit(driver, driver.find_element(By.CSS_SELECTOR, "form.login button"))
+    assert driver.current_url == f"{app.url}/ui/incidents/{number}"
+    section = driver.find_element(By.ID, "chatops")
+    assert "You act as ui:token" in section.text
+    assert f'team="{SCRIPT}"' in section.text  # the hint: the incident's labels, as text
+    assert "flush-region-cache" in section.find_element(By.CSS_SELECTOR, "table.runbooks").text
+    assert not section.find_elements(By.CSS_SELECTOR, "table.silences")
+
+    form = driver.find_element(By.ID, "silence-form")
+    duration = form.find_element(By.NAME, "duration")
+    duration.clear()
+    duration.send_keys("90m")
+    form.find_element(By.NAME, "comment").send_keys("rolling back the deploy")
+    submit(driver, driver.find_element(By.ID, "silence-submit"))
+    assert driver.current_url == f"{app.url}/ui/incidents/{number}#chatops"
+    assert no_alert(driver)
+    rows = driver.find_elements(By.CSS_SELECTOR, "#chatops table.silences tbody tr")
+    assert len(rows) == 1, [r.text for r in rows]
+    row = rows[0].text
+    assert "ui:token" in row and "rolling back the deploy" in row and "active" in row and SCRIPT in row
+    assert rows[0].find_element(By.XPATH, ".//button[normalize-space()='Expire']").is_displayed()
+    with httpx.Client(base_url=app.url, timeout=20, headers=API) as c:
+        [silence] = c.get(f"/api/v1/incidents/{number}/silences").json()
+    got = httpx.get(f"{am.url}/api/v2/silence/{silence['silence_id']}").json()
+    assert got["status"]["state"] == "active" and got["createdBy"] == "ui:token"
+    assert silence["silence_id"] in row
+    events = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "table.events tbody tr td:nth-child(2)")]
+    assert any(e.startswith(f"silence {silence['silence_id']} created by ui:token") for e in events), events
+    driver.execute_script("document.getElementById('chatops').scrollIntoView()")
+    shot("06-chatops-silenced")
+
+    # the runbook's dry run (a command's shows what it would run), approved by ui:token: it runs
+    submit(driver, driver.find_element(By.XPATH, "//table[@class='runbooks']//button[.='Dry run']"))
+    until(lambda: bool(driver.find_elements(By.CSS_SELECTOR, "button.approve")), then=driver.refresh)
+    action = driver.find_element(By.CSS_SELECTOR, "#chatops div.action")
+    assert "proposed" in action.text and "dry run: would run /bin/echo flushed shanghai" in action.text
+    submit(driver, driver.find_element(By.CSS_SELECTOR, "button.approve"))
+    until(lambda: "succeeded" in driver.find_element(By.CSS_SELECTOR, "#chatops div.action h4").text,
+          then=driver.refresh)  # fmt: skip
+    action = driver.find_element(By.CSS_SELECTOR, "#chatops div.action")
+    outputs = [p.text for p in action.find_elements(By.CSS_SELECTOR, "pre.output")]
+    assert outputs[-1].strip() == "flushed shanghai", outputs
+    assert "Approved by\nui:token" in action.text and no_alert(driver)
+    driver.execute_script("arguments[0].scrollIntoView()", action)
+    shot("07-chatops-runbook-ran")

@@ -6,8 +6,12 @@ summary and top root cause (well under a minute).
 
 With delivery (`--redmine`, or a `delivery` section given by a test) it goes on through the incident's
 life: the report goes to the configured sinks (a private Redmine started here gets a ticket with the
-report attached), the fault spreads to a second region (the changed analysis is added to the ticket),
-then the fault is cleared and the resolution closes the ticket. Everything it starts, it stops.
+report attached, and a loopback Slack the firing notice, which starts the incident's thread), the fault
+spreads to a second region (the changed analysis is added to the ticket), then ChatOps
+(exporter/demo_chatops.py): in the thread, the on-call asks "why?" and gets the answer, and runs the
+runbook that restarts the faulty component; its dry run, a lead's approval and the run clear the fault
+through the exporter's control API (the run's output is noted on the ticket), and the resolution closes
+the ticket. Everything it starts, it stops.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from typing import Any
 import httpx
 import yaml
 
+from exporter.demo_chatops import CHANNEL, RUNBOOK, ChatOpsDemo
 from exporter.launch import Process, free_port, start_alertmanager, start_prometheus, wait_http
 from tools import promql
 
@@ -106,18 +111,22 @@ def _say(t0: float, text: str) -> None:
     print(f"[{time.monotonic() - t0:5.1f}s] {text}", flush=True)
 
 
+REDMINE_SINK = "demo-redmine"
+
+
 def demo_delivery(redmine: Process) -> dict[str, Any]:
-    """The `delivery:` section the demo uses with its private Redmine: the login alert gets a ticket."""
+    """The `delivery:` section the demo uses with its private Redmine: the login alert gets a ticket
+    (the ChatOps step adds its Slack sink beside it)."""
     return {
         "sinks": {
-            "demo-redmine": {
+            REDMINE_SINK: {
                 "type": "redmine",
                 "url": redmine.url,
                 "api_key": redmine.extra["api_key"],
                 "project": redmine.extra["project"],
             }
         },
-        "route": {"sinks": [], "routes": [{"matchers": [f'alertname="{ALERT}"'], "sinks": ["demo-redmine"]}]},
+        "route": {"sinks": [], "routes": [{"matchers": [f'alertname="{ALERT}"'], "sinks": [REDMINE_SINK]}]},
     }
 
 
@@ -131,12 +140,13 @@ def run_demo(
     stay: bool = False,
 ) -> int:
     """0 when the report localizes the injected fault (and, with delivery, the incident's deliveries
-    went through firing, update and resolved). With `stay`, everything keeps running for browsing
-    (the web UI, Prometheus, Alertmanager) until Ctrl-C."""
+    went through firing, update and resolved, and the ChatOps step passed). With `stay`, everything
+    keeps running for browsing (the web UI, Prometheus, Alertmanager) until Ctrl-C."""
     t0 = time.monotonic()
     tmp = Path(tempfile.mkdtemp(prefix="alertsleuth-demo-"))
     procs: list[subprocess.Popen[bytes]] = []
     services: list[Process] = []
+    chat: ChatOpsDemo | None = None
     try:
         if redmine:
             from exporter.launch import start_redmine
@@ -171,8 +181,17 @@ def run_demo(
             "ALERTSLEUTH_PORT": str(ports["server"]),
         }
         if delivery:
+            chat = ChatOpsDemo(
+                tmp / "chatops", exporter_url=exporter_url, alertname=ALERT, user_type=USER_TYPE
+            )
+            chat.start()
+            _say(t0, f"a loopback Slack {chat.slack.api_url} (the bot's channel {CHANNEL})")
+            settings = {
+                "delivery": chat.delivery(delivery, beside=REDMINE_SINK),
+                "chatops": chat.settings(alertmanager_url=am.url),
+            }
             config = tmp / "alertsleuth.yaml"
-            config.write_text(yaml.safe_dump({"delivery": delivery}), encoding="utf-8")
+            config.write_text(yaml.safe_dump(settings), encoding="utf-8")
             env |= {
                 "ALERTSLEUTH_CONFIG": str(config),
                 "ALERTSLEUTH_EXTERNAL_URL": server_url,
@@ -229,9 +248,17 @@ def run_demo(
         print(f"top root cause: {top['labels']} (score {top['score']}): {top['statement']}")
         ok = top["labels"].get("ip_region") == REGION and top["labels"].get("user_type") == USER_TYPE
         print(f"\ndemo {'OK' if ok else 'FAILED'}: {time.monotonic() - t0:.1f}s from start to report")
-        if ok and delivery:
-            ok = _lifecycle(server_url, exporter_url, incident["id"], t0, timeout)
-            print(f"\ndelivery {'OK' if ok else 'FAILED'}: {time.monotonic() - t0:.1f}s from start")
+        if ok and chat is not None:
+            delivered = _lifecycle(server_url, exporter_url, incident["id"], t0, timeout, chat)
+            if chat.passed is not None:
+                what = (
+                    f'"why?" answered in the thread; {RUNBOOK} dry-run, approved and run: fault cleared'
+                    if chat.passed
+                    else "see above; the demo cleared the fault itself"
+                )
+                print(f"\nChatOps {'OK' if chat.passed else 'FAILED'}: {what} ({chat.took:.1f}s)")
+            print(f"delivery {'OK' if delivered else 'FAILED'}: {time.monotonic() - t0:.1f}s from start")
+            ok = delivered and bool(chat.passed)
         if not ok:
             keep = True
         print(f"\nweb UI:   {server_url}/ui/incidents/{incident['id']}")
@@ -254,6 +281,8 @@ def run_demo(
                 p.kill()
         for s in services:
             s.stop()
+        if chat is not None:
+            chat.stop()
         if keep:
             print(f"(kept {tmp})")
         else:
@@ -280,8 +309,11 @@ def _wait_deliveries(
     return None
 
 
-def _lifecycle(server_url: str, exporter_url: str, incident_id: int, t0: float, timeout: float) -> bool:
-    """Firing delivered, the fault spreads (update), the fault is cleared (resolved)."""
+def _lifecycle(
+    server_url: str, exporter_url: str, incident_id: int, t0: float, timeout: float, chat: ChatOpsDemo
+) -> bool:
+    """Firing delivered, the fault spreads (update), ChatOps clears the fault (resolved). When the
+    ChatOps step fails, the demo clears the fault itself, to see the resolution through."""
 
     def finished(event: str) -> Any:
         return lambda inc: (
@@ -309,8 +341,11 @@ def _lifecycle(server_url: str, exporter_url: str, incident_id: int, t0: float, 
         if _wait_deliveries(client, incident_id, finished("update"), t0, timeout, printed) is None:
             print("demo: the changed analysis was not delivered in time", file=sys.stderr)
             return False
-        httpx.delete(f"{exporter_url}/api/v1/anomalies", timeout=5).raise_for_status()
-        _say(t0, "fault cleared; waiting for the alert to resolve")
+        if chat.run(server_url, incident_id, lambda text: _say(t0, text)):
+            _say(t0, "waiting for the alert to resolve")
+        else:
+            httpx.delete(f"{exporter_url}/api/v1/anomalies", timeout=5).raise_for_status()
+            _say(t0, "the demo cleared the fault itself; waiting for the alert to resolve")
         inc = _wait_deliveries(client, incident_id, finished("resolved"), t0, timeout, printed)
         if inc is None:
             print("demo: the resolution was not delivered in time", file=sys.stderr)
@@ -353,7 +388,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "--redmine",
         action="store_true",
-        help="also start a private Redmine and follow the incident: ticket opened, updated, closed",
+        help="also start a private Redmine and a loopback Slack and follow the incident: ticket opened,"
+        " updated, the fault cleared by a runbook approved in the Slack thread, ticket closed",
     )
     args = p.parse_args(argv)
     return run_demo(keep=args.keep, timeout=args.timeout, redmine=args.redmine, stay=args.keep)

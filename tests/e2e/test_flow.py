@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -74,22 +75,22 @@ def test_alertmanager_delivers_and_resolves(
         stop()
 
 
-def _first(client: httpx.Client) -> dict | None:  # type: ignore[type-arg]
-    items = client.get("/api/v1/incidents").json()["items"]
+def _first(client: httpx.Client) -> dict[str, Any] | None:
+    items: list[dict[str, Any]] = client.get("/api/v1/incidents").json()["items"]
     return items[0] if items else None
 
 
-def _done(client: httpx.Client, incident_id: int) -> dict | None:  # type: ignore[type-arg]
-    inc = client.get(f"/api/v1/incidents/{incident_id}").json()
+def _done(client: httpx.Client, incident_id: int) -> dict[str, Any] | None:
+    inc: dict[str, Any] = client.get(f"/api/v1/incidents/{incident_id}").json()
     return inc if inc["report_id"] else None
 
 
-def _resolved(client: httpx.Client, incident_id: int) -> dict | None:  # type: ignore[type-arg]
-    inc = client.get(f"/api/v1/incidents/{incident_id}").json()
+def _resolved(client: httpx.Client, incident_id: int) -> dict[str, Any] | None:
+    inc: dict[str, Any] = client.get(f"/api/v1/incidents/{incident_id}").json()
     return inc if inc["status"] == "resolved" else None
 
 
-def _wait(fn, what: str, timeout: float = 30):  # type: ignore[no-untyped-def]
+def _wait(fn: Callable[[], dict[str, Any] | None], what: str, timeout: float = 30) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         got = fn()
@@ -144,15 +145,26 @@ def test_cli_investigate_prints_the_json_contract(prom: PromEnv, tmp_path: Path)
     assert bad.returncode == 2 and "cannot read payload" in bad.stderr
 
 
-def test_demo_runs_the_whole_flow(tmp_path: Path, alertmanager_bin: str, redmine: procs.Process) -> None:
+@pytest.mark.timeout(480)  # Redmine's start-up (about a minute) counts, and the demo takes two more
+def test_demo_runs_the_whole_flow(
+    tmp_path: Path, alertmanager_bin: str, redmine: procs.Process, capsys: pytest.CaptureFixture[str]
+) -> None:
     """exporter -> Prometheus rules -> Alertmanager -> server -> archived report -> a Redmine ticket
-    opened, updated and closed, and one email, as `make demo` runs it (plus the mail)."""
+    opened, updated and closed, and one email, as `make demo` runs it (plus the mail); between the
+    update and the resolution, ChatOps in the incident's Slack thread: "why?" answered, and the runbook
+    proposed, dry-run, approved by a second person and run, which clears the fault."""
     from exporter.demo import ALERT, demo_delivery, run_demo
+    from exporter.demo_chatops import LEAD, RUNBOOK
     from tests.fakes.smtp import FakeSMTP
 
     key = {"X-Redmine-API-Key": redmine.extra["api_key"]}
     issues = f"{redmine.url}/issues.json"
-    query = {"project_id": redmine.extra["project"], "status_id": "*", "subject": f"~{ALERT}", "limit": 100}
+    query: dict[str, str | int] = {
+        "project_id": redmine.extra["project"],
+        "status_id": "*",
+        "subject": f"~{ALERT}",
+        "limit": 100,
+    }
     # The session's Redmine is shared: issues other tests opened for the same alert are not the demo's.
     before = {i["id"] for i in httpx.get(issues, params=query, headers=key).json()["issues"]}
     with FakeSMTP() as smtp:
@@ -171,6 +183,7 @@ def test_demo_runs_the_whole_flow(tmp_path: Path, alertmanager_bin: str, redmine
         [mail] = smtp.wait_for(1)
         time.sleep(0.5)
         assert len(smtp.messages) == 1, [m.message["Subject"] for m in smtp.messages]
+    out = capsys.readouterr().out
 
     # The first report, and the re-investigations of the repeats (the demo refreshes every 4 s).
     files = [p.suffix for p in (tmp_path / "reports").glob("HighLoginFailureRate_*")]
@@ -178,6 +191,18 @@ def test_demo_runs_the_whole_flow(tmp_path: Path, alertmanager_bin: str, redmine
 
     assert mail.message["Subject"].startswith(f"[alertsleuth] [FIRING] {ALERT}: ")
     assert "shanghai" in mail.message["Subject"] and "shanghai" in mail.text("text/html")
+
+    # ChatOps in the thread (the demo prints what alertsleuth posted to its loopback Slack): the answer to
+    # "why?" names the root cause; the dry run left the fault active; the run, approved by the lead,
+    # succeeded and left the exporter without an anomaly; the demo did not clear the fault itself.
+    asked = out.split("in the thread: why?\n", 1)[1].split(f"in the thread: run {RUNBOOK}\n", 1)[0]
+    assert "alertsleuth answers in the thread:" in asked and 'user_type="admin"' in asked, asked
+    assert f"Action 1, {RUNBOOK}: dry run successful, exit status 0." in out, out
+    assert "the fault is still active after the dry run" in out
+    assert f"Slack, {LEAD} in the thread: approve 1\n" in out
+    assert f"Action 1, {RUNBOOK}, approved by slack:{LEAD}: successful, exit status 0." in out, out
+    assert "the exporter reports no active anomaly: the runbook cleared the fault" in out
+    assert "the demo cleared the fault itself" not in out and "\nChatOps OK: " in out
 
     found = httpx.get(issues, params=query, headers=key).json()["issues"]
     subject = mail.message["Subject"].removeprefix("[alertsleuth] ")
@@ -194,3 +219,7 @@ def test_demo_runs_the_whole_flow(tmp_path: Path, alertmanager_bin: str, redmine
     notes = [j["notes"] for j in issue["journals"] if j["notes"]]
     assert notes[0].startswith("Analysis changed: root causes ip_region=shanghai, user_type=admin → ")
     assert notes[-1].startswith("Resolved after ")
+    # alertsleuth noted the run on the ticket, before it closed: the playbook ended the anomalies
+    [ran] = [i for i, n in enumerate(notes) if f"{RUNBOOK}, approved by slack:{LEAD}: successful" in n]
+    assert 0 < ran < len(notes) - 1, notes
+    assert "End the component's anomalies" in notes[ran] and "changed: [localhost] => (item=" in notes[ran]

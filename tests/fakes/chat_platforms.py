@@ -14,7 +14,9 @@ product's crypto), and return the `Raw` a route would hand over:
 
 The servers (on FakeAPI) check what each reply API checks and record what they accepted:
 FakeSlackAPI (chat.postMessage), FakeFeishuAPI (tenant token, reply), FakeWeComAPI (gettoken,
-message/send) and FakeDingTalkSessions (sessionWebhook).
+message/send) and FakeDingTalkSessions (sessionWebhook). Slack's signed requests (`slack_request`,
+`slack_event`, `slack_message`, `signed_headers`) and FakeSlackAPI live in exporter/fake_slack.py, as the
+demo's ChatOps step runs them too (exporter/ ships without tests/), and are re-exported here.
 """
 
 from __future__ import annotations
@@ -34,12 +36,17 @@ from urllib.parse import urlencode
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from exporter.fake_slack import JSON_TYPE, SLACK_CHANNEL, SLACK_USER
+from exporter.fake_slack import SLACK_BOT as SLACK_BOT
+from exporter.fake_slack import FakeSlackAPI as FakeSlackAPI
+from exporter.fake_slack import signed_headers as signed_headers
+from exporter.fake_slack import slack_event as slack_event
+from exporter.fake_slack import slack_message as slack_message
+from exporter.fake_slack import slack_request as slack_request
 from server.chatops.platforms.base import Raw
 from tests.fakes.api import Answer, FakeAPI, Handler, Request
 
-JSON_TYPE = "application/json; charset=utf-8"
 FORM_TYPE = "application/x-www-form-urlencoded"
-SLACK_USER, SLACK_CHANNEL, SLACK_BOT = "U0ALICE01", "C0CHAN001", "U0BOT0001"
 FEISHU_USER, FEISHU_CHAT = "ou_84aad35d084aa403a838cf73ee18467", "oc_5ad11d72b830411d72b836c20"
 F = TypeVar("F", bound=FakeAPI)
 
@@ -73,37 +80,6 @@ def _aes_cbc(key: bytes, iv: bytes, data: bytes) -> bytes:
 
 
 # ---------------------------------------------------------------------------------------------- Slack
-
-
-def slack_request(secret: str, body: bytes, *, now: float, content_type: str = JSON_TYPE) -> Raw:
-    timestamp = str(int(now))
-    digest = hmac.new(secret.encode(), f"v0:{timestamp}:".encode() + body, hashlib.sha256).hexdigest()
-    headers = {
-        "content-type": content_type,
-        "x-slack-request-timestamp": timestamp,
-        "x-slack-signature": f"v0={digest}",
-    }
-    return Raw(headers=headers, query={}, body=body, now=now)
-
-
-def slack_event(event: dict[str, Any], *, event_id: str = "Ev0PV52K21", bot: str = SLACK_BOT) -> bytes:
-    body = {
-        "token": "deprecated-verification-token",
-        "team_id": "T0TEAM001",
-        "api_app_id": "A0APP0001",
-        "type": "event_callback",
-        "event_id": event_id,
-        "event_time": 1763700000,
-        "authorizations": [{"team_id": "T0TEAM001", "user_id": bot, "is_bot": True}],
-        "event": {"channel_type": "channel", "event_ts": event.get("ts", ""), **event},
-    }
-    return json.dumps(body).encode()
-
-
-def slack_message(text: str, *, ts: str = "1763700001.000200", kind: str = "message", **extra: Any) -> bytes:
-    """An Events API message (or app_mention) by SLACK_USER in SLACK_CHANNEL; `extra` adds thread_ts etc."""
-    event = {"type": kind, "user": SLACK_USER, "channel": SLACK_CHANNEL, "ts": ts, "text": text, **extra}
-    return slack_event(event)
 
 
 def slack_url_verification(challenge: str) -> bytes:
@@ -141,52 +117,6 @@ def slack_block_action(action_id: str, value: str, *, ts: str, thread_ts: str | 
         "actions": [{"action_id": action_id, "block_id": "b1", "type": "button", "value": value}],
     }
     return urlencode({"payload": json.dumps(payload)}).encode()
-
-
-class FakeSlackAPI(FakeAPI):
-    """POST /api/chat.postMessage as Slack answers it: HTTP 200 with {"ok": ...}."""
-
-    def __init__(self, *, bot_token: str = "xoxb-1111-2222-abcdefabcdef") -> None:
-        self.bot_token = bot_token
-        self.messages: list[dict[str, Any]] = []  # accepted bodies, with the ts given
-        super().__init__()
-
-    def routes(self) -> list[tuple[str, str, Handler]]:
-        return [("POST", r"/api/chat\.postMessage", self.post_message)]
-
-    @property
-    def api_url(self) -> str:
-        return f"{self.url}/api"
-
-    def rate_limit(self, *, http: bool = False, retry_after: int = 7, times: int = 1) -> None:
-        """HTTP 429 with Retry-After (http=True), else HTTP 200 {"ok": false, "error": "ratelimited"}."""
-        if http:
-            answer = Answer(
-                429, {"ok": False, "error": "ratelimited"}, headers={"Retry-After": str(retry_after)}
-            )
-        else:
-            answer = Answer(200, {"ok": False, "error": "ratelimited"})
-        self.fail_next(answer, path=r"chat\.postMessage", times=times)
-
-    def post_message(self, req: Request) -> Answer:
-        if req.headers.get("authorization") != f"Bearer {self.bot_token}":
-            return Answer(200, {"ok": False, "error": "invalid_auth"})
-        if not req.headers.get("content-type", "").startswith("application/json"):
-            return Answer(200, {"ok": False, "error": "invalid_form_data"})
-        body = req.json
-        if not isinstance(body, dict) or not body.get("channel"):
-            return Answer(200, {"ok": False, "error": "channel_not_found"})
-        text = body.get("text")
-        if not isinstance(text, str) or not text:
-            return Answer(200, {"ok": False, "error": "no_text"})
-        if len(text) > 40_000:
-            return Answer(200, {"ok": False, "error": "msg_too_long"})
-        thread = body.get("thread_ts")
-        if thread is not None and not re.fullmatch(r"\d+\.\d+", str(thread)):
-            return Answer(200, {"ok": False, "error": "invalid_thread_ts"})
-        ts = f"1763700{len(self.messages):03d}.000100"
-        self.messages.append({**body, "ts": ts})
-        return Answer(200, {"ok": True, "channel": body["channel"], "ts": ts, "message": {"text": text}})
 
 
 # --------------------------------------------------------------------------------------------- Feishu

@@ -27,6 +27,7 @@ from tests.fakes.chat_platforms import (
     slack_event,
     slack_request,
 )
+from tests.fakes.feishu import FakeFeishu
 from tests.server.test_api import wait_report, webhook
 
 FEISHU_TOKEN, FEISHU_KEY = "qwzmWAfXcwUcPngrWc6Cvx0mdNv6gQBh", "kudryavtsev-encrypt-key-0001"
@@ -375,3 +376,57 @@ def test_slack_refuses_a_stranger_naming_an_unknown_incident_politely(
         assert [(e["kind"], e["actor"], e["detail"]) for e in events] == [
             ("refused", "slack:U0STRANGER", {"command": "status", "class": "read", "incident": UNKNOWN})
         ]
+
+
+def test_feishu_reply_in_the_notice_thread_is_about_its_incident(
+    make_settings: Callable[..., Settings], prom: PromEnv
+) -> None:
+    """The Feishu sink (the app, `chat_id`) posts the firing card and keeps its message id; a reply in
+    that thread names no incident and is answered there, about that incident."""
+    chat = fake.FEISHU_CHAT
+    with (
+        fake.serve(FakeFeishu(app_id=FEISHU_APP, app_secret=FEISHU_SECRET)) as outbound,
+        fake.serve(fake.FakeFeishuAPI(app_id=FEISHU_APP, app_secret=FEISHU_SECRET)) as api,
+    ):
+        sink = {"type": "feishu", "chat_id": chat, "app_id": FEISHU_APP, "app_secret": FEISHU_SECRET}
+        settings = make_settings(
+            prometheus_url=prom.url,
+            delivery={
+                "sinks": {"ops-feishu": {**sink, "api_url": outbound.url}},
+                "route": {"sinks": ["ops-feishu"]},
+            },
+            chatops={
+                "platforms": {
+                    "feishu": {
+                        "verification_token": FEISHU_TOKEN,
+                        "encrypt_key": FEISHU_KEY,
+                        "app_id": FEISHU_APP,
+                        "app_secret": FEISHU_SECRET,
+                        "api_url": api.api_url,
+                    }
+                },
+                "access": {"feishu": {"read": [FEISHU_USER]}},
+            },
+        )
+        env, stop = serve(settings)
+        try:
+            with httpx.Client(base_url=env.url, timeout=15) as c:
+                r = c.post("/api/v1/webhook/alertmanager", json=webhook(prom, fingerprint="fe1d"))
+                incident = r.json()["incidents_created"][0]
+                wait_report(c, incident, timeout=60)
+                [card] = wait_for("the firing card", lambda: outbound.messages)
+                assert card["receive_id"] == chat
+                payload = fake.feishu_message(
+                    FEISHU_TOKEN,
+                    "@_user_1 status",
+                    message_id="om_reply0001",
+                    root_id=card["message_id"],
+                    event_id="ev" + "7" * 30,
+                )
+                raw = fake.feishu_request(payload, now=time.time(), encrypt_key=FEISHU_KEY)
+                assert post(c, "feishu", raw).status_code == 200
+                [answer] = wait_for("the answer in the thread", lambda: api.replies)
+                assert (answer["message_id"], answer["reply_in_thread"]) == ("om_reply0001", True)
+                status_line(answer["text"], incident)
+        finally:
+            stop()

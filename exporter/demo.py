@@ -199,8 +199,8 @@ def run_demo(
                 "ALERTSLEUTH_DELIVERY_BACKOFF_SECONDS": "1",
             }
         procs.append(_spawn("server.cli", ["serve"], tmp / "alertsleuth.log", env))
-        wait_http(f"{exporter_url}/healthz", 30, procs[0])
-        wait_http(f"{server_url}/healthz", 30, procs[1])
+        wait_http(f"{exporter_url}/healthz", 60, procs[0])
+        wait_http(f"{server_url}/healthz", 60, procs[1])  # a loaded machine takes its time to import
         _say(
             t0,
             f"Prometheus {prom.url}, Alertmanager {am.url}, exporter {exporter_url}, server {server_url}",

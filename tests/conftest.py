@@ -92,6 +92,28 @@ def alertmanager_bin() -> str:
     return procs.find_binary("alertmanager")
 
 
+@pytest.fixture(scope="module")
+def alertmanager(alertmanager_bin: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[procs.Process]:
+    """A real Alertmanager routing every alert to nowhere: where silences are made (one per module)."""
+    am = procs.start_alertmanager(tmp_path_factory.mktemp("alertmanager"), SILENT_AM_CONFIG)
+    yield am
+    am.stop()
+
+
+SILENT_AM_CONFIG = 'route:\n  receiver: "null"\nreceivers:\n  - name: "null"\n'
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 90) -> Any:
+    """What `check` returns once it is truthy, polled every 0.1 s; AssertionError naming `what` after
+    `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if found := check():
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"{what}: not within {timeout}s")
+
+
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresCluster]:
     """The session's private PostgreSQL cluster (skipped without the binaries, failed under CI=true)."""

@@ -7,17 +7,15 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlencode
 
 import httpx
-import pytest
 
 from exporter import launch as procs
 from server.settings import Settings
-from tests.conftest import PromEnv, serve
+from tests.conftest import PromEnv, serve, wait_for
 from tests.fakes.chat_platforms import SLACK_CHANNEL, SLACK_USER, FakeSlackAPI, slack_event, slack_request
 from tests.server.test_api import wait_report, webhook
 from tests.server.test_delivery import redmine_issue, redmine_sink
@@ -64,23 +62,6 @@ runbooks:
 """
     )
     return path
-
-
-@pytest.fixture(scope="module")
-def alertmanager(alertmanager_bin: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[procs.Process]:
-    config = "route:\n  receiver: none\nreceivers:\n  - name: none\n"
-    am = procs.start_alertmanager(tmp_path_factory.mktemp("am"), config)
-    yield am
-    am.stop()
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if found := check():
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"{what}: not within {timeout}s")
 
 
 def test_chatops_thread_silence_and_an_approved_runbook(

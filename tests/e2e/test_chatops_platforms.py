@@ -17,7 +17,7 @@ import httpx
 
 from server.chatops.platforms import Raw
 from server.settings import Settings
-from tests.conftest import PromEnv, serve
+from tests.conftest import PromEnv, serve, wait_for
 from tests.fakes import chat_platforms as fake
 from tests.fakes.chat_platforms import (
     FEISHU_USER,
@@ -43,15 +43,6 @@ DINGTALK_USER = "manager4220"  # fake.dingtalk_message's senderStaffId
 SLACK_SECRET, SLACK_TOKEN = "8f742231b10e8888abcd99yyyzzz85a5", "xoxb-1111-2222-abcdefabcdef"
 UNKNOWN = 999999
 REFUSAL = "You may not use alertsleuth here; ask an operator listed for 'read'."
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if found := check():
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"{what}: not within {timeout}s")
 
 
 def post(c: httpx.Client, platform: str, raw: Raw) -> httpx.Response:

@@ -27,13 +27,6 @@ AM_CONFIG = 'route:\n  receiver: "null"\nreceivers:\n  - name: "null"\n'
 SILENCE_ID = "4f1c1bde-9a5e-4b59-9d6f-0d7a8d0c2e11"  # well-formed, unknown to everyone
 
 
-@pytest.fixture(scope="module")
-def alertmanager(alertmanager_bin: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[procs.Process]:
-    am = procs.start_alertmanager(tmp_path_factory.mktemp("alertmanager"), AM_CONFIG)
-    yield am
-    am.stop()
-
-
 def _alert_webhook(fingerprint: str = "a11ce") -> dict[str, Any]:
     starts = (datetime.now(UTC) - timedelta(minutes=5)).isoformat().replace("+00:00", "Z")
     alert = {

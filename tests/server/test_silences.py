@@ -37,13 +37,6 @@ LABELS = {
 }
 
 
-@pytest.fixture(scope="module")
-def alertmanager(alertmanager_bin: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[procs.Process]:
-    am = procs.start_alertmanager(tmp_path_factory.mktemp("alertmanager"), AM_CONFIG)
-    yield am
-    am.stop()
-
-
 @pytest.fixture
 def ams(alertmanager: procs.Process) -> Iterator[Alertmanagers]:
     with Alertmanagers([alertmanager.url], timeout=5.0) as client:

@@ -8,18 +8,17 @@ from __future__ import annotations
 import base64
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from html import unescape
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from exporter import launch as procs
 from server.settings import Settings
 from server.ui.session import UISession, _sign
-from tests.conftest import PromEnv, serve
+from tests.conftest import PromEnv, serve, wait_for
 from tests.server.test_api import wait_report, webhook
 from tests.server.test_ui import csrf_of, sign_in
 
@@ -70,23 +69,6 @@ runbooks:
 """
     )
     return path
-
-
-@pytest.fixture(scope="module")
-def alertmanager(alertmanager_bin: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[procs.Process]:
-    config = 'route:\n  receiver: "null"\nreceivers:\n  - name: "null"\n'
-    am = procs.start_alertmanager(tmp_path_factory.mktemp("alertmanager"), config)
-    yield am
-    am.stop()
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 90) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if found := check():
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"{what}: not within {timeout}s")
 
 
 def sign_in_basic(c: httpx.Client) -> None:

@@ -133,7 +133,7 @@ def test_serve_logs_shutting_down_and_stopped_on_sigterm_and_exits_0(tmp_path: P
         [str(exe), "serve"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
-        procs.wait_http(f"http://127.0.0.1:{port}/healthz", timeout=30, proc=proc)  # type: ignore[arg-type]
+        procs.wait_http(f"http://127.0.0.1:{port}/healthz", timeout=90, proc=proc)  # type: ignore[arg-type]
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
     finally:

@@ -1,19 +1,25 @@
 """The evidence phase: plan the windows, run the signal, breakdown, localization and related queries
-through tools/, and file every query as Evidence in the `Findings` a writer gets."""
+through tools/, and file every query as Evidence in the `Findings` a writer gets.
+
+Queries that do not need each other's answers run at the same time: the signal's while the series'
+labels are looked up and the first breakdown queries run (`_ahead_of_time`). Each range query is asked
+once per investigation (`_range`), and the evidence is filed in the order of the steps, whichever query
+answers first."""
 
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
 from agent.findings import Findings
-from agent.localizing import Localizer
+from agent.localizing import Localizer, cube_queries, group_queries, measure_by
 from agent.models import AlertInfo, Evidence, SegmentStat
 from agent.plan import expression_from_generator_url, find_rule, parse_for, plan_windows
 from tools import promql
@@ -24,6 +30,7 @@ from tools.breakdown import (
     fixed_labels,
     label_census,
     merged,
+    numerator_only,
     run_instant,
     run_range,
     segment_stats,
@@ -85,6 +92,17 @@ def _stats(rows: Sequence[tuple[dict[str, str], WindowStat]]) -> tuple[list[Segm
     return out, len(rows) > MAX_STATS_PER_EVIDENCE
 
 
+@dataclass
+class _Lookup:
+    """The underlying series' labels (`EvidenceCollector._lookup`): their values, the notes they call
+    for, the candidate labels and, of a ratio, those only its numerator has."""
+
+    found: Census
+    notes: list[str]
+    labels: list[str]
+    numerator_only: list[str]
+
+
 class EvidenceCollector:
     """Collects the evidence of one alert at a time from Prometheus. Thread-safe; share one per process."""
 
@@ -97,6 +115,9 @@ class EvidenceCollector:
         self.prom = prom
         self.config = config
         self.clock = clock
+        self._ahead: dict[str, Future[QueryResult]] = {}  # one investigation's range queries, by expression
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=1)  # one investigation's (`_collect`)
 
     # ------------------------------------------------------------------ public
 
@@ -119,12 +140,18 @@ class EvidenceCollector:
     def _collect(self, alert: AlertInfo) -> Findings:
         t_start = time.perf_counter()
         f = Findings(alert=alert, language=self.config.language)
+        self._pool = ThreadPoolExecutor(max_workers=max(1, self.config.query_concurrency))
         try:
             self._plan(f)
             if f.condition is not None and f.windows is not None:
-                self._signal(f)
+                # The signal's query runs while the series' labels are looked up and the first
+                # breakdown queries run: none of them needs another's answer.
+                signal = f.condition.signal.promql()
+                self._ahead_of_time(f, [signal])
+                lookup = self._lookup(f)
+                self._signal(f, self._range(f, signal))
                 if not f.unavailable:
-                    self._breakdowns(f)
+                    self._breakdowns(f, lookup)
                     self._related(f)
         except PrometheusUnavailable as exc:
             f.unavailable = f.degraded = True
@@ -132,6 +159,8 @@ class EvidenceCollector:
         except AlertsleuthError as exc:
             f.degraded = True
             f.notes.append(str(exc))
+        finally:
+            self._pool.shutdown(wait=False, cancel_futures=True)
         f.timings["evidence_seconds"] = round(time.perf_counter() - t_start, 4)
         return f
 
@@ -233,8 +262,31 @@ class EvidenceCollector:
         return prometheus_graph(base, q.promql, q.start, q.end, q.step) if base else None
 
     def _range(self, f: Findings, expr: str) -> QueryResult:
+        """A range query over the investigation's range, asked once: the answer of the same query asked
+        or started before (`_ahead_of_time`), if any."""
+        with self._lock:
+            ahead = self._ahead.get(expr)
+            mine = ahead is None
+            if ahead is None:
+                ahead = self._ahead[expr] = Future()
+        if mine:
+            try:
+                ahead.set_result(run_range(self.prom, *self._range_args(f, expr)))
+            except BaseException as exc:  # run_range raises nothing it expects; waiters must not hang
+                ahead.set_exception(exc)
+                raise
+        return ahead.result()
+
+    def _range_args(self, f: Findings, expr: str) -> tuple[str, datetime, datetime, float]:
         assert f.windows is not None
-        return run_range(self.prom, expr, f.windows.baseline.start, f.windows.incident.end, f.step)
+        return expr, f.windows.baseline.start, f.windows.incident.end, f.step
+
+    def _ahead_of_time(self, f: Findings, exprs: Sequence[str]) -> None:
+        """Start range queries that will be asked for (`_range` then answers with their results)."""
+        with self._lock:
+            for expr in exprs:
+                if expr not in self._ahead:
+                    self._ahead[expr] = self._pool.submit(run_range, self.prom, *self._range_args(f, expr))
 
     def _instant(self, f: Findings, expr: str) -> QueryResult:
         """An instant query at the incident's end (its windows read back to the baseline's start)."""
@@ -250,10 +302,9 @@ class EvidenceCollector:
             (_ts(w.incident.start), _ts(w.incident.end)),
         )
 
-    def _signal(self, f: Findings) -> None:
+    def _signal(self, f: Findings, q: QueryResult) -> None:
+        """File the signal's query `q`."""
         assert f.condition is not None
-        signal = f.condition.signal
-        q = self._range(f, signal.promql())
         if isinstance(q.exception, PrometheusUnavailable):
             raise q.exception
         base, inc = self._bounds(f)
@@ -291,96 +342,116 @@ class EvidenceCollector:
             top_and_rest(q.series, order, role="signal", keep=3, with_rest=False),
         )
 
-    def _breakdowns(self, f: Findings) -> None:
+    def _lookup(self, f: Findings) -> _Lookup | AlertsleuthError:
+        """The labels of the signal's series and the candidates among them (or why they could not be
+        looked up); the breakdown queries they call for are started."""
         assert f.condition is not None and f.windows is not None and f.shape is not None
         signal = f.condition.signal
         w = f.windows
         fixed = set(fixed_labels(signal)) | set(promql.outer_grouping(signal))
         try:
             censuses = {
-                sel.promql(): label_census(self.prom, sel.promql(), w.baseline.start, w.incident.end)
+                sel.promql(): label_census(
+                    self.prom, sel.promql(), w.baseline.start, w.incident.end, self.config.query_concurrency
+                )
                 for sel in promql.selectors(signal)
             }
-        except PrometheusUnavailable:
-            raise
         except AlertsleuthError as exc:
-            f.notes.append(f"series lookup failed: {exc}")
-            return
+            return exc
         found = merged(list(censuses.values()))
-        f.jobs = sorted(found.get("job", ()))
         cands = candidate_labels(
             found,
             fixed=sorted(fixed),
             max_cardinality=self.config.max_label_values,
             max_labels=self.config.max_labels,
         )
-        f.notes.extend(cands.notes)
+        only, note = numerator_only(f.shape, censuses, cands.labels)
+        labels = [n for n in cands.labels if n not in only]
+        if labels:  # what `_breakdowns` asks for first: the group queries, or each label's and the leaves'
+            cardinality = {name: len(found.get(name, ())) for name in labels}
+            budget = self.config.max_leaf_series
+            grouped = measure_by(f.shape)
+            if combinations(cardinality, labels) <= budget or f.shape.kind not in ("ratio", "additive"):
+                self._ahead_of_time(f, [self._by_label(f, n) for n in labels])
+                if grouped is not None and combinations(cardinality, labels) <= budget:
+                    self._ahead_of_time(f, cube_queries(grouped, labels))
+            elif grouped is not None:
+                self._ahead_of_time(f, group_queries(grouped, cardinality, labels, budget))
+        return _Lookup(found, [*cands.notes, *note], labels, only)
+
+    def _by_label(self, f: Findings, label: str) -> str:
+        """The query of the signal's breakdown by `label` (of an extreme, its series by it: `topk by
+        (label)` would keep k per value)."""
+        assert f.condition is not None and f.shape is not None
+        if f.shape.kind == "extreme" and isinstance(f.shape.num, promql.Aggregate):
+            return promql.group_by(f.shape.num, [label]).promql()
+        return promql.group_by(f.condition.signal, [label]).promql()
+
+    def _breakdowns(self, f: Findings, lookup: _Lookup | AlertsleuthError) -> None:
+        assert f.condition is not None and f.windows is not None and f.shape is not None
+        if isinstance(lookup, PrometheusUnavailable):
+            raise lookup
+        if isinstance(lookup, AlertsleuthError):
+            f.notes.append(f"series lookup failed: {lookup}")
+            return
+        found, labels, numerator_only = lookup.found, lookup.labels, lookup.numerator_only
+        f.jobs = sorted(found.get("job", ()))
+        f.notes.extend(lookup.notes)
         shape = f.shape
-        numerator_only = self._numerator_only(f, censuses, cands.labels)
-        cands.labels = [n for n in cands.labels if n not in numerator_only]
-        f.labels = cands.labels
-        if not cands.labels:
+        f.labels = labels
+        if not labels:
             f.notes.append("the underlying series have no label that varies: nothing to break down")
             self._kinds(f, numerator_only)
             return
 
         measure = "Numerator"
-        grouped: Callable[[Sequence[str]], tuple[promql.Node, promql.Node | None]] | None = None
-        if shape.kind in ("ratio", "additive"):
-            num, den = shape.num, shape.den
-
-            def grouped(labels: Sequence[str]) -> tuple[promql.Node, promql.Node | None]:
-                return promql.group_by(num, labels), promql.group_by(den, labels) if den is not None else None
-
-        elif shape.kind == "extreme":
-            leaves_of = shape.num
-
-            def grouped(labels: Sequence[str]) -> tuple[promql.Node, promql.Node | None]:
-                return promql.group_by(leaves_of, labels), None
-
-        elif shape.kind == "quantile" and isinstance(shape.num, promql.Aggregate):
+        grouped = measure_by(shape)
+        if shape.kind == "quantile" and isinstance(shape.num, promql.Aggregate):
             le = self._quantile_bucket(f, found)
             if le is not None:
                 buckets = shape.num
                 measure = f"Observations above le={le}"
 
-                def grouped(labels: Sequence[str]) -> tuple[promql.Node, promql.Node | None]:
+                def above(labels: Sequence[str]) -> tuple[promql.Node, promql.Node | None]:
                     return promql.slower_than(buckets, le, labels)
 
+                grouped = above
+
         ratio = shape.kind not in ("additive", "extreme")
-        cardinality = {name: len(found.get(name, ())) for name in cands.labels}
+        cardinality = {name: len(found.get(name, ())) for name in labels}
         extreme = None
         if shape.kind == "extreme" and isinstance(shape.num, promql.Aggregate):
             extreme = (shape.num.op == "max", f.condition.op, f.condition.threshold)
+        # Each leaf is one series when no other label varies (should a label of one value be missing
+        # from some series, two series make one leaf: Prometheus refuses the screen's match then).
+        series = all(len(values) <= 1 for name, values in found.items() if name not in labels)
         localizer = (
-            Localizer(self, f, grouped, measure if ratio else "Signal", ratio, extreme) if grouped else None
+            Localizer(self, f, grouped, measure if ratio else "Signal", ratio, extreme, series)
+            if grouped
+            else None
         )
         # A large metric: each label's breakdown is summed from a few group queries, not one query per
         # label over every series (a ratio's or a sum's only: a quantile's is not a sum).
-        large = combinations(cardinality, cands.labels) > self.config.max_leaf_series
+        large = combinations(cardinality, labels) > self.config.max_leaf_series
         derived: dict[str, tuple[QueryResult, str]] = {}
         t0 = time.perf_counter()
         if localizer is not None and large and shape.kind in ("ratio", "additive"):
-            if localizer.groups(cands.labels, cardinality) is None:
+            if localizer.groups(labels, cardinality) is None:
                 return
-            for label in cands.labels:
+            for label in labels:
                 if (found_in := localizer.breakdown(label, shape.scale)) is not None:
                     derived[label] = found_in
 
         def run(label: str) -> QueryResult:
-            if label in derived:
-                return derived[label][0]
-            if extreme is not None and grouped is not None:  # topk by (label) would keep k per value
-                return self._range(f, grouped([label])[0].promql())
-            return self._range(f, promql.group_by(signal, [label]).promql())
+            return derived[label][0] if label in derived else self._range(f, self._by_label(f, label))
 
         with ThreadPoolExecutor(max_workers=max(1, self.config.query_concurrency)) as pool:
-            results = list(pool.map(run, cands.labels))
+            results = list(pool.map(run, labels))
         f.timings["breakdown_seconds"] = round(time.perf_counter() - t0, 4)
 
         base, inc = self._bounds(f)
         scores: dict[str, float] = {}
-        for label, q in zip(cands.labels, results, strict=True):
+        for label, q in zip(labels, results, strict=True):
             rows = segment_stats(q.series, base, inc)
             scores[label] = concentration([st for _, st in rows])
             top = "; ".join(
@@ -407,7 +478,7 @@ class EvidenceCollector:
             )
             return
         assert localizer is not None
-        cube = localizer.run(cands.labels, cardinality, scores)
+        cube = localizer.run(labels, cardinality, scores)
         if f.localization is None:
             return
         self._kinds(f, numerator_only)
@@ -419,24 +490,6 @@ class EvidenceCollector:
             additive = f.shape.kind in ("ratio", "additive")
             outside = (cube.num, cube.den) if cube is not None and additive else None
             self._verify_causes(f, outside)
-
-    def _numerator_only(self, f: Findings, censuses: dict[str, Census], labels: Sequence[str]) -> list[str]:
-        """Of `labels`, those only a ratio's numerator has (`status` on the errors, not on the requests):
-        the two sides can only be compared on the labels they share."""
-        shape = f.shape
-        if shape is None or shape.kind != "ratio" or shape.den is None:
-            return []
-
-        def names(node: promql.Node) -> set[str]:
-            return set(merged([censuses.get(s.promql(), {}) for s in promql.selectors(node)]))
-
-        only = [n for n in labels if n in names(shape.num) - names(shape.den)]
-        if only:
-            f.notes.append(
-                f"{', '.join(only)}: only on the numerator, so localized on the labels both sides have, "
-                "and broken down on the numerator alone (which kind of it changed)"
-            )
-        return only
 
     def _kinds(self, f: Findings, labels: Sequence[str]) -> None:
         """The numerator by each of its own labels, within each cause (or overall when nothing was
@@ -477,7 +530,10 @@ class EvidenceCollector:
         assert f.windows is not None
         w = f.windows
         census: Census = merged(
-            [label_census(self.prom, s, w.baseline.start, w.incident.end) for s in selectors]
+            [
+                label_census(self.prom, s, w.baseline.start, w.incident.end, self.config.query_concurrency)
+                for s in selectors
+            ]
         )
         return {name: len(values) for name, values in census.items()}
 

@@ -15,6 +15,13 @@ histogram of every leaf's ratio (`count_values`), which gives the noise; `tools.
 them. Needles and causes that share labels are tested as that shared element (its leaves queried, its
 siblings judged with the same noise: one cause split into its children becomes the whole again); each
 needle left is queried on its own; all are added to the causes (`tools.analysis.with_needles`).
+
+The screen is most of what a large metric costs Prometheus, and it needs only the way the sum moved: it
+starts as soon as the group queries are in and runs while the coarse cube is queried, localized and
+drilled into. When no label but the candidates varies (the census says), each leaf is one series: the
+screen then compares each series with itself, matched on the labels, instead of summing every series
+by them twice (should two series share a leaf after all, Prometheus refuses the match, and the screen
+is asked again by sum). Queries run several at a time; their evidence is filed in one order.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ import itertools
 import math
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, Protocol
@@ -43,7 +50,7 @@ from tools.cuboids import (
     ratio_series,
     rolled_up,
 )
-from tools.errors import AlertsleuthError, PrometheusUnavailable
+from tools.errors import AlertsleuthError, PrometheusUnavailable, QueryError
 from tools.extremes import extreme_leaves, localize_extreme
 from tools.format import fmt_labels
 from tools.prom import Series
@@ -90,6 +97,60 @@ class Cube:
     evidence: str = ""
 
 
+def measure_by(shape: promql.Shape) -> Grouped | None:
+    """The measure by labels (numerator and denominator) of a sum, a ratio or an extreme; None for the
+    rest (a quantile's depends on its bucket)."""
+    num, den = shape.num, shape.den
+    if shape.kind in ("ratio", "additive"):
+        return lambda labels: (
+            promql.group_by(num, labels),
+            promql.group_by(den, labels) if den is not None else None,
+        )
+    if shape.kind == "extreme":
+        return lambda labels: (promql.group_by(num, labels), None)
+    return None
+
+
+def cube_queries(grouped: Grouped, labels: Sequence[str], within: Labels = ()) -> list[str]:
+    """The queries of the measure by `labels` restricted to `within`: the numerator's (or the sum's) and
+    the denominator's."""
+    matchers = [promql.Matcher(n, "=", v) for n, v in within]
+    return [
+        (promql.with_matchers(node, matchers) if matchers else node).promql()
+        for node in grouped(labels)
+        if node is not None
+    ]
+
+
+def group_queries(
+    grouped: Grouped, cardinality: dict[str, int], labels: Sequence[str], budget: int
+) -> list[str]:
+    """The queries of `Localizer.groups`, in order."""
+    return [q for group in pack(cardinality, labels, budget) for q in cube_queries(grouped, group)]
+
+
+@dataclass
+class _Screen:
+    """The screen's two instant queries under way, and the same by sum when they assume that every leaf
+    is one series (asked if Prometheus refuses them)."""
+
+    direction: float
+    futures: list[Future[QueryResult]]
+    fallback: tuple[str, str] | None
+
+
+def _per_series(mean: promql.Node) -> bool:
+    """Is `mean` (of `promql.window_mean`) a sum of one metric's series' own window means, which are
+    then the leaves' when each leaf is one series?"""
+    if not (isinstance(mean, promql.Aggregate) and mean.op == "sum" and not mean.without):
+        return False
+    inner = mean.expr
+    if not (isinstance(inner, promql.Call) and inner.args and isinstance(inner.args[0], promql.Matrix)):
+        return False
+    selector = inner.args[0].selector
+    return bool(selector.metric) and not any(m.name == "__name__" for m in selector.matchers)
+
+
 def _scaled(series: Sequence[Series], scale: float) -> list[Series]:
     if scale == 1.0:
         return list(series)
@@ -107,15 +168,19 @@ class Localizer:
         measure: str,
         ratio: bool,
         extreme: tuple[bool, str | None, float | None] | None = None,
+        series: bool = False,
     ) -> None:
         """`extreme`: for a max/min/topk/bottomk signal, (high, the alert's op, its threshold): the
-        series that make the extreme are localized (`tools.extremes`) instead of a sum's change."""
+        series that make the extreme are localized (`tools.extremes`) instead of a sum's change.
+        `series`: every leaf is one series (no label but the candidates varies, as the census says),
+        so the screen need not sum every series by its labels."""
         self.c, self.f, self.grouped, self.measure, self.ratio = c, f, grouped, measure, ratio
-        self.extreme = extreme
+        self.extreme, self.series = extreme, series
         self.budget = int(c.config.max_leaf_series)
         self.cubes: list[Cube] = []  # the group queries of a large metric (see `groups`)
         self.scores: dict[str, float] = {}  # each label's concentration (`tools.cuboids.concentration`)
         self.drilled = 0  # elements examined inside the causes
+        self.screen: _Screen | None = None  # the needle screen under way (see `groups`)
 
     def groups(self, labels: list[str], cardinality: dict[str, int]) -> list[Cube] | None:
         """The measure by groups of labels that each fit the budget (`tools.cuboids.pack`), one query
@@ -123,12 +188,19 @@ class Localizer:
         when a group holds its labels. None when a query failed."""
         groups = pack(cardinality, labels, self.budget)
         with ThreadPoolExecutor(max_workers=max(1, self.c.config.query_concurrency)) as pool:
-            cubes = list(
-                pool.map(lambda g: self._cube(g, (), f"{self.measure} by {', '.join(g)}", keep=True), groups)
-            )
+            fetched = list(pool.map(lambda g: self._fetch(g, ()), groups))
+        cubes = [
+            self._filed(g, f"{self.measure} by {', '.join(g)}", q)
+            for g, q in zip(groups, fetched, strict=True)
+        ]
+        _raise_unavailable([q for results in fetched for q in results])
         if any(cube is None for cube in cubes):
             return None
         self.cubes = [cube for cube in cubes if cube is not None]
+        # The screen (see `run`) needs only the way the sum moved, the groups' total: it runs while the
+        # breakdowns are summed and the cubes below are queried and localized.
+        if self._screenable() and self._leaves(cardinality, labels) > self.budget:
+            self.screen = self._screen_start(labels, _moved(self._analyse(self.cubes[0], totals=True)))
         return self.cubes
 
     def breakdown(self, label: str, scale: float) -> tuple[QueryResult, str] | None:
@@ -147,11 +219,7 @@ class Localizer:
         when that cube does not hold every cause's labels)."""
         f = self.f
         self.scores = scores
-        # The leaves are at most the combinations of the group queries' series (the labels' values
-        # when there are no groups): a sparse metric (routes of one service, pods of one node) may fit.
-        count = combinations(cardinality, labels)
-        if self.cubes:
-            count = math.prod(max(1, len(cube.num)) for cube in self.cubes)
+        count = self._leaves(cardinality, labels)
         if count <= self.budget:
             cube = self._cube(labels, (), f"{self.measure} by {', '.join(labels)}")
             if cube is None:
@@ -166,8 +234,13 @@ class Localizer:
             f"{', '.join(coarse)} ({combinations(cardinality, coarse):,} combinations at most), the "
             "labels whose values changed most apart, then each cause broken down inside itself by the others"
         )
+        # Single series beyond the noise, and causes found split into their children: two instant
+        # queries over every series, the price of not fetching them (started with the groups' queries).
+        screen = self.screen
         cube = self._cube(coarse, (), f"{self.measure} by {', '.join(coarse)}")
         if cube is None:
+            if screen is not None:
+                self._screen_finish(labels, cardinality, screen)
             return None
         t = time.perf_counter()
         loc = self._analyse(cube)
@@ -177,32 +250,45 @@ class Localizer:
             for cause in loc.causes:
                 refined.extend(self._drill(cause, labels, set(coarse), 1))
             loc = replace(loc, causes=_distinct(refined), examined=loc.examined + self.drilled)
-        # Single series beyond the noise, and causes found split into their children: two instant
-        # queries over every series, the price of not fetching them.
-        if (direction := _moved(loc)) is not None and self._screenable():
-            loc = self._screened(labels, cardinality, loc, direction)
+        if screen is None and self._screenable():
+            screen = self._screen_start(labels, _moved(loc))
+        if screen is not None:
+            loc = self._screened(labels, cardinality, loc, screen)
         f.localization = loc
         inside = all({n for n, _ in c.labels} <= set(coarse) for c in loc.causes)
         return cube if inside else None
 
+    def _leaves(self, cardinality: dict[str, int], labels: list[str]) -> int:
+        """How many leaves there are at most: the combinations of the group queries' series (the labels'
+        values when there are no groups); a sparse metric (routes of one service, pods of one node) may
+        fit the budget."""
+        if self.cubes:
+            return math.prod(max(1, len(cube.num)) for cube in self.cubes)
+        return combinations(cardinality, labels)
+
     # ---------------------------------------------------------------- queries
 
-    def _cube(self, labels: Sequence[str], within: Labels, title: str, keep: bool = False) -> Cube | None:
+    def _cube(self, labels: Sequence[str], within: Labels, title: str) -> Cube | None:
         """The measure by `labels`, restricted to `within`: summed from a group query that holds the
         labels, else queried (both queries filed as evidence)."""
-        if not within and not keep:
-            for cube in self.cubes:
-                if set(labels) <= set(cube.labels):
-                    num_s, den_s = rolled_up(cube.num, cube.den, labels)
-                    return Cube(list(labels), num_s, den_s, None, cube.evidence)
-        num, den = self.grouped(labels)
-        matchers = [promql.Matcher(n, "=", v) for n, v in within]
-        if matchers:
-            num = promql.with_matchers(num, matchers)
-            den = promql.with_matchers(den, matchers) if den is not None else None
-        exprs = [num.promql()] + ([den.promql()] if den is not None else [])
+        if not within:
+            for group in self.cubes:
+                if set(labels) <= set(group.labels):
+                    num_s, den_s = rolled_up(group.num, group.den, labels)
+                    return Cube(list(labels), num_s, den_s, None, group.evidence)
+        results = self._fetch(labels, within)
+        cube = self._filed(labels, title, results)
+        _raise_unavailable(results)
+        return cube
+
+    def _fetch(self, labels: Sequence[str], within: Labels) -> list[QueryResult]:
+        """The queries of the measure by `labels` within `within` (`cube_queries`), run."""
+        exprs = cube_queries(self.grouped, labels, within)
         with ThreadPoolExecutor(max_workers=max(1, min(2, self.c.config.query_concurrency))) as pool:
-            results = list(pool.map(lambda e: self.c._range(self.f, e), exprs))
+            return list(pool.map(lambda e: self.c._range(self.f, e), exprs))
+
+    def _filed(self, labels: Sequence[str], title: str, results: list[QueryResult]) -> Cube | None:
+        """The queries of a cube filed as evidence; the cube, None when one failed."""
         base, inc = self.c._bounds(self.f)
         ids = []
         for q, part in zip(results, (title, f"Denominator{title[len(self.measure) :]}"), strict=False):
@@ -211,19 +297,21 @@ class Localizer:
         self.f.leaf_evidence.extend(ids)
         if any(q.error for q in results):
             self.f.degraded = True
-            if failed := next((q for q in results if isinstance(q.exception, PrometheusUnavailable)), None):
-                raise failed.exception  # type: ignore[misc]
             return None
-        return Cube(
-            list(labels),
-            results[0].series,
-            results[1].series if den is not None else None,
-            results[0],
-            ids[0],
-        )
+        den = results[1].series if len(results) > 1 else None
+        return Cube(list(labels), results[0].series, den, results[0], ids[0])
 
-    def _analyse(self, cube: Cube) -> Localization:
+    def _analyse(self, cube: Cube, totals: bool = False) -> Localization:
+        """The cube localized; with `totals`, only the measure's baseline and incident values."""
         base, inc = self.c._bounds(self.f)
+        if totals:
+            leaves = leaves_from(cube.num, cube.den, cube.labels, base, inc)
+            return Localization(
+                self.ratio,
+                math.fsum(lf.base_num for lf in leaves) if leaves else None,
+                math.fsum(lf.inc_num for lf in leaves) if leaves else None,
+                localized=False,
+            )
         if self.extreme is not None:
             high, op, threshold = self.extreme
             leaves = extreme_leaves(cube.num, cube.labels, base, inc, high)
@@ -241,9 +329,12 @@ class Localizer:
         an extreme's by the series that cross the threshold)."""
         return not self.ratio and self.extreme is None
 
-    def _screen_exprs(self, labels: Sequence[str], direction: float) -> tuple[str, str]:
+    def _screen_exprs(self, labels: Sequence[str], direction: float, series: bool) -> tuple[str, str] | None:
         """The screen's two instant queries: the leaves that changed most the alert's way, and the
-        histogram of every leaf's ratio (incident mean / baseline mean)."""
+        histogram of every leaf's ratio (incident mean / baseline mean). With `series` (each leaf is one
+        series), the means are of the series themselves, matched on `labels`: the same ratios without
+        summing every series by its labels twice (Prometheus refuses the match should two series share
+        a leaf after all); None when the means cannot be taken so."""
         w = self.f.windows
         assert w is not None
         step = timedelta(seconds=self.f.step)
@@ -253,7 +344,13 @@ class Localizer:
         base = promql.window_mean(
             num, w.baseline.end - w.baseline.start, w.incident.end - w.baseline.end + step / 2, step
         )
-        ratio = promql.Binary("/", promql.Paren(inc), promql.Paren(base))
+        matching = None
+        if series:
+            if not (_per_series(inc) and _per_series(base)):
+                return None
+            assert isinstance(inc, promql.Aggregate) and isinstance(base, promql.Aggregate)
+            inc, base, matching = inc.expr, base.expr, tuple(labels)
+        ratio = promql.Binary("/", promql.Paren(inc), promql.Paren(base), matching=matching)
         top = promql.Aggregate("topk" if direction > 0 else "bottomk", ratio, promql.Number(SCREENED))
         binned = promql.Call(
             "round", (promql.Call("atan", (promql.Call("ln", (ratio,)),)), promql.Number(SCREEN_BIN))
@@ -261,18 +358,39 @@ class Localizer:
         hist = promql.Aggregate("count_values", binned, promql.String("bin"))
         return top.promql(), hist.promql()
 
-    def _screened(
-        self,
-        labels: list[str],
-        cardinality: dict[str, int],
-        loc: Localization,
-        direction: float,
-    ) -> Localization:
-        """`loc` with the needles the screen found (see the module's docstring)."""
+    def _screen_start(self, labels: Sequence[str], direction: float | None) -> _Screen | None:
+        """The screen's queries, started (None without a direction: the sum did not move)."""
+        if direction is None:
+            return None
+        fallback = self._screen_exprs(labels, direction, series=False)
+        exprs = self._screen_exprs(labels, direction, series=True) if self.series else None
+        if exprs is None:
+            exprs, fallback = fallback, None
+        assert exprs is not None
+        pool = ThreadPoolExecutor(max_workers=2)
+        futures = [pool.submit(self.c._instant, self.f, e) for e in exprs]
+        pool.shutdown(wait=False)  # the two run on; nothing else is submitted
+        return _Screen(direction, futures, fallback)
+
+    def _screen_finish(
+        self, labels: Sequence[str], cardinality: dict[str, int], screen: _Screen
+    ) -> tuple[QueryResult, QueryResult, search.Screen]:
+        """The screen's results, judged (`tools.search.screen`) and filed as evidence."""
         f = self.f
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            top, hist = pool.map(lambda e: self.c._instant(f, e), self._screen_exprs(labels, direction))
+        direction = screen.direction
         way = "rose" if direction > 0 else "fell"
+        titles = (
+            f"Series whose {self.measure.lower()} {way} most (incident / baseline mean)",
+            "Every series' change, binned (atan of ln(incident / baseline))",
+        )
+        results = [future.result() for future in screen.futures]
+        if screen.fallback is not None and any(isinstance(q.exception, QueryError) for q in results):
+            # Two series share a leaf's labels after all: filed as refused, and asked again by sum.
+            for q, title in zip(results, titles, strict=True):
+                self.c._add(f, "localization", f"{title}, series by series", q, "asked again by sum")
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                results = list(pool.map(lambda e: self.c._instant(f, e), screen.fallback))
+        top, hist = results
         candidates = [(label_key(s.labels, labels), _log(s.values[-1])) for s in top.series if s.values]
         histogram = []
         for s in hist.series:
@@ -284,23 +402,26 @@ class Localizer:
         if top.error or hist.error:
             f.degraded = f.degraded or isinstance(top.exception or hist.exception, PrometheusUnavailable)
         shown = "; ".join(f"{fmt_labels(dict(lab))}: x{math.exp(lr):.3g}" for lab, lr in candidates[:5])
+        summary = f"{len(top.series)} of {found.leaves:,} series; " + (shown or "none")
+        self.c._add(f, "localization", titles[0], top, summary)
         self.c._add(
             f,
             "localization",
-            f"Series whose {self.measure.lower()} {way} most (incident / baseline mean)",
-            top,
-            f"{len(top.series)} of {found.leaves:,} series; " + (shown or "none"),
-        )
-        self.c._add(
-            f,
-            "localization",
-            "Every series' change, binned (atan of ln(incident / baseline))",
+            titles[1],
             hist,
             f"{len(hist.series)} bins over {found.leaves:,} series: the typical one changed "
             f"x{found.background:.3g}; {found.null:,} moved "
             f"against the alert (the noise a single series is judged against); "
             f"{len(found.needles)} beyond it (cost {found.cost:.1f} nats)",
         )
+        return top, hist, found
+
+    def _screened(
+        self, labels: list[str], cardinality: dict[str, int], loc: Localization, screen: _Screen
+    ) -> Localization:
+        """`loc` with the needles the screen found (see the module's docstring)."""
+        f = self.f
+        top, hist, found = self._screen_finish(labels, cardinality, screen)
         if top.error or hist.error:
             f.notes.append(f"single series not screened: {top.error or hist.error}")
             return loc
@@ -426,6 +547,11 @@ class Localizer:
             child = _narrowed(cause, c)
             out.extend(self._drill(child, labels, seen | set(sub), depth + 1))
         return out
+
+
+def _raise_unavailable(results: Sequence[QueryResult]) -> None:
+    if failed := next((q for q in results if isinstance(q.exception, PrometheusUnavailable)), None):
+        raise failed.exception  # type: ignore[misc]
 
 
 def _moved(loc: Localization) -> float | None:

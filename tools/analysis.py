@@ -173,14 +173,36 @@ class _Cube:
     def __init__(self, leaves: Sequence[Leaf], ratio: bool, trend: tuple[float, float] | None = None) -> None:
         self.leaves = list(leaves)
         self.ratio = ratio
-        self.total = Aggregate()
-        for leaf in self.leaves:
-            self.total = self.total + _agg(leaf)
-        self.names = sorted({n for leaf in self.leaves for n, _ in leaf.labels})
+        self.total = self._sum(range(len(self.leaves)))
+        # Each label value's leaves, in order: an element's leaves are the intersection of its values'.
+        self._index: dict[tuple[str, str], list[int]] = {}
+        for i, leaf in enumerate(self.leaves):
+            for pair in leaf.labels:
+                self._index.setdefault(pair, []).append(i)
+        self.names = sorted({n for n, _ in self._index})
         self._cache: dict[Labels, Aggregate] = {}
         self._trends: dict[Labels, tuple[float, float]] = {}
         self._values: dict[str, list[str]] = {}
         self.trend = trend if trend is not None else _trend(self.leaves, ratio)
+
+    def members(self, element: Labels) -> list[int]:
+        """The positions of the leaves `element` covers, in order."""
+        if not element:
+            return list(range(len(self.leaves)))
+        lists = sorted((self._index.get(pair, []) for pair in element), key=len)
+        out = lists[0]
+        for other in lists[1:]:
+            keep = set(other)
+            out = [i for i in out if i in keep]
+        return out
+
+    def _sum(self, positions: Iterable[int]) -> Aggregate:
+        """The leaves at `positions` summed in that order (as adding their `Aggregate`s one by one)."""
+        bn = inc = bd = idn = 0.0
+        for i in positions:
+            leaf = self.leaves[i]
+            bn, inc, bd, idn = bn + leaf.base_num, inc + leaf.inc_num, bd + leaf.base_den, idn + leaf.inc_den
+        return Aggregate(bn, inc, bd, idn)
 
     def trend_for(self, element: Labels) -> tuple[float, float]:
         """What the element would have done had it behaved like the rest: (volume factor, measure
@@ -216,12 +238,7 @@ class _Cube:
     def aggregate(self, element: Labels) -> Aggregate:
         if element in self._cache:
             return self._cache[element]
-        acc = Aggregate()
-        for leaf in self.leaves:
-            lab = dict(leaf.labels)
-            if all(lab.get(n) == v for n, v in element):
-                acc = acc + _agg(leaf)
-        self._cache[element] = acc
+        acc = self._cache[element] = self._sum(self.members(element))
         return acc
 
     def purity(self, element: Labels) -> float:
@@ -235,10 +252,8 @@ class _Cube:
         if e_change <= 1e-9:
             return 0.0
         total_w = acc = 0.0
-        for leaf in self.leaves:
-            lab = dict(leaf.labels)
-            if not all(lab.get(n) == v for n, v in element):
-                continue
+        for i in self.members(element):
+            leaf = self.leaves[i]
             w = (leaf.inc_den + leaf.base_den) if self.ratio else abs(leaf.base_num) + abs(leaf.inc_num)
             total_w += w
             acc += w * min(1.0, _change(_agg(leaf), trend, self.ratio) / e_change)
@@ -246,7 +261,7 @@ class _Cube:
 
     def values(self, name: str) -> list[str]:
         if name not in self._values:
-            self._values[name] = sorted({v for leaf in self.leaves for n, v in leaf.labels if n == name})
+            self._values[name] = sorted({v for n, v in self._index if n == name})
         return self._values[name]
 
 
@@ -548,13 +563,8 @@ def _empty(a: Aggregate) -> bool:
 
 def _uncovered(cube: _Cube, causes: Sequence[Candidate]) -> Aggregate:
     """The leaves no cause covers, summed."""
-    covered = [c.labels for c in causes]
-    rest = Aggregate()
-    for leaf in cube.leaves:
-        lab = dict(leaf.labels)
-        if not any(all(lab.get(n) == v for n, v in el) for el in covered):
-            rest = rest + _agg(leaf)
-    return rest
+    covered = {i for c in causes for i in cube.members(c.labels)}
+    return cube._sum(i for i in range(len(cube.leaves)) if i not in covered)
 
 
 def _rest_normal(cube: _Cube, causes: Sequence[Candidate]) -> bool:
@@ -611,9 +621,9 @@ def _neutralise(cube: _Cube, element: Labels, ratio: bool) -> tuple[_Cube, Aggre
     fn = exp.inc_num / e.inc_num if abs(e.inc_num) > EPS else 0.0
     fd = exp.inc_den / e.inc_den if abs(e.inc_den) > EPS else 0.0
     leaves = []
-    for leaf in cube.leaves:
-        lab = dict(leaf.labels)
-        if all(lab.get(n) == v for n, v in element):
+    inside = set(cube.members(element))
+    for i, leaf in enumerate(cube.leaves):
+        if i in inside:
             if ratio:
                 leaf = Leaf(leaf.labels, leaf.base_num, leaf.inc_num * fn, leaf.base_den, leaf.inc_den * fd)
             else:

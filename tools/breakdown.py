@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from tools import promql
-from tools.analysis import Leaf, label_key
+from tools.analysis import Labels, Leaf, label_key
 from tools.errors import AlertsleuthError
 from tools.prom import Prometheus, Series
 from tools.windows import WindowStat, compare_windows
@@ -68,15 +69,16 @@ class LabelCandidates:
 Census = dict[str, set[str]]  # label name -> its values on the series of one selector
 
 
-def label_census(prom: Prometheus, selector: str, start: datetime, end: datetime) -> Census:
+def label_census(
+    prom: Prometheus, selector: str, start: datetime, end: datetime, concurrency: int = 4
+) -> Census:
     """The labels of a selector's series over [start, end] and their values, from the label APIs. They
     read the index only, no samples, so this stays cheap on a metric of 100,000 series (the series API
-    would send every label set)."""
-    census: Census = {}
-    for name in prom.label_names([selector], start, end):
-        if name != "__name__":
-            census[name] = set(prom.label_values(name, [selector], start, end))
-    return census
+    would send every label set). The labels' values are asked for `concurrency` at a time."""
+    names = [n for n in prom.label_names([selector], start, end) if n != "__name__"]
+    with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(names)))) as pool:
+        values = list(pool.map(lambda name: prom.label_values(name, [selector], start, end), names))
+    return {name: set(found) for name, found in zip(names, values, strict=True)}
 
 
 def merged(censuses: Sequence[Census]) -> Census:
@@ -127,6 +129,27 @@ def fixed_labels(signal: promql.Node) -> list[str]:
     return sorted({m.name for s in promql.selectors(signal) for m in s.matchers if m.op in ("=", "=~")})
 
 
+def numerator_only(
+    shape: promql.Shape, censuses: dict[str, Census], labels: Sequence[str]
+) -> tuple[list[str], list[str]]:
+    """Of `labels`, those only a ratio's numerator has (`status` on the errors, not on the requests):
+    the two sides can only be compared on the labels they share. With the note that says so."""
+    if shape.kind != "ratio" or shape.den is None:
+        return [], []
+
+    def names(node: promql.Node) -> set[str]:
+        return set(merged([censuses.get(s.promql(), {}) for s in promql.selectors(node)]))
+
+    only = [n for n in labels if n in names(shape.num) - names(shape.den)]
+    if not only:
+        return [], []
+    note = (
+        f"{', '.join(only)}: only on the numerator, so localized on the labels both sides have, "
+        "and broken down on the numerator alone (which kind of it changed)"
+    )
+    return only, [note]
+
+
 def segment_stats(
     series: Sequence[Series], baseline: tuple[float, float], incident: tuple[float, float]
 ) -> list[tuple[dict[str, str], WindowStat]]:
@@ -157,26 +180,39 @@ def leaves_from(
     (zone)`; a pod replaced by another leaves the sum). A leaf missing from the numerator (no failures
     at all) counts as zero there.
     """
-    windows = (baseline, incident)
-    times = [{t for s in [*num, *(den or ())] for t in s.timestamps if lo <= t <= hi} for lo, hi in windows]
+    (b_lo, b_hi), (i_lo, i_hi) = baseline, incident
+    b_times: set[float] = set()
+    i_times: set[float] = set()
 
-    def means(series: Sequence[Series]) -> dict[tuple[tuple[str, str], ...], tuple[float, float]]:
+    def sums(series: Sequence[Series]) -> dict[tuple[tuple[str, str], ...], list[float]]:
+        """Each leaf's sums in the two windows (one pass over the points), and the windows' times."""
         out: dict[tuple[tuple[str, str], ...], list[float]] = {}
         for s in series:
             acc = out.setdefault(label_key(s.labels, names), [0.0, 0.0])
-            for i, (lo, hi) in enumerate(windows):
-                acc[i] += sum(
-                    v
-                    for t, v in zip(s.timestamps, s.values, strict=True)
-                    if lo <= t <= hi and math.isfinite(v)
-                )
-        return {k: (b / max(1, len(times[0])), i / max(1, len(times[1]))) for k, (b, i) in out.items()}
+            b_sum = i_sum = 0.0
+            for t, v in zip(s.timestamps, s.values, strict=True):
+                if b_lo <= t <= b_hi:
+                    b_times.add(t)
+                    if math.isfinite(v):
+                        b_sum += v
+                if i_lo <= t <= i_hi:
+                    i_times.add(t)
+                    if math.isfinite(v):
+                        i_sum += v
+            acc[0] += b_sum
+            acc[1] += i_sum
+        return out
 
-    n = means(num)
-    if den is None:
+    def means(out: dict[tuple[tuple[str, str], ...], list[float]]) -> dict[Labels, tuple[float, float]]:
+        return {k: (b / max(1, len(b_times)), i / max(1, len(i_times))) for k, (b, i) in out.items()}
+
+    n_sums = sums(num)
+    d_sums = sums(den) if den is not None else None  # its times count too
+    n = means(n_sums)
+    if d_sums is None:
         return [Leaf(k, b, i) for k, (b, i) in n.items()]
     leaves = []
-    for key, (db, di) in means(den).items():
+    for key, (db, di) in means(d_sums).items():
         nb, ni = n.get(key, (0.0, 0.0))
         leaves.append(Leaf(key, nb, ni, db, di))
     return leaves

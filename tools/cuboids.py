@@ -62,17 +62,26 @@ def ranked_labels(scores: Mapping[str, float], labels: Sequence[str]) -> list[st
 
 
 def pack(cardinality: Mapping[str, int], labels: Sequence[str], budget: int) -> list[list[str]]:
-    """Groups of `labels` whose combinations each stay within `budget`, few of them (first fit, the
-    most values first): one query by each group gives every label's breakdown, summed locally, instead
-    of one query per label over every series. A label alone over the budget gets a group of its own."""
-    groups: list[list[str]] = []
-    for name in sorted(labels, key=lambda n: (-cardinality.get(n, 1), labels.index(n))):
-        for group in groups:
-            if combinations(cardinality, [*group, name]) <= budget:
-                group.append(name)
-                break
-        else:
-            groups.append([name])
+    """Groups of `labels` whose combinations each stay within `budget`, few of them: one query by each
+    group gives every label's breakdown, summed locally, instead of one query per label over every
+    series. Each group is the largest set of the labels left that fits (the most labels, then the most
+    combinations), the set `best_labels` takes when the labels concentrate the change alike: the coarse
+    cube is then summed from it too. A label alone over the budget gets a group of its own, first."""
+    alone = sorted(
+        (n for n in labels if cardinality.get(n, 1) > budget), key=lambda n: -cardinality.get(n, 1)
+    )
+    groups = [[name] for name in alone]
+    left = [n for n in labels if n not in alone]
+    while left:
+        fitting = (
+            subset
+            for size in range(1, len(left) + 1)
+            for subset in itertools.combinations(left, size)
+            if combinations(cardinality, subset) <= budget
+        )
+        group = max(fitting, key=lambda s: (len(s), combinations(cardinality, s)))
+        groups.append(list(group))
+        left = [n for n in left if n not in group]
     return [sorted(g, key=labels.index) for g in groups]
 
 

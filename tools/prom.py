@@ -59,9 +59,9 @@ def _parse_series(result: list[dict[str, Any]]) -> list[Series]:
             points = [item["value"]]
         else:
             points = []
-        ts = tuple(float(p[0]) for p in points)
-        vals = tuple(float(p[1]) for p in points)  # "NaN", "+Inf" parse as floats
-        out.append(Series(labels, ts, vals))
+        times, values = zip(*points, strict=True) if points else ((), ())
+        # "NaN", "+Inf" parse as floats
+        out.append(Series(labels, tuple(map(float, times)), tuple(map(float, values))))
     return out
 
 

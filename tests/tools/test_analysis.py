@@ -304,3 +304,27 @@ def test_needles_do_not_call_noise_a_rest_found_shifted() -> None:
     loc = with_needles(_sum_localization([], shifted, False, "part"), [needle], screened=500)
     assert any("the rest moved beyond its noise too" in n for n in loc.notes)
     assert not any("within noise" in n for n in loc.notes)
+
+
+def test_element_aggregates_are_the_sums_of_the_leaves_they_cover() -> None:
+    """The cube's index gives each element the sum of exactly its leaves, added in their order (a leaf
+    without a label, or with an empty value, is covered only by elements that say so)."""
+    from tools.analysis import Aggregate, _Cube
+
+    rnd = random.Random(3)
+    leaves = []
+    for a in ("a1", "a2", "a3"):
+        for b in ("b1", "b2", ""):
+            labels = label_key({"a": a, "b": b}) if b else label_key({"a": a})
+            leaves.append(
+                Leaf(labels, rnd.uniform(0, 9), rnd.uniform(0, 9), rnd.uniform(1, 9), rnd.uniform(1, 9))
+            )
+    cube_ = _Cube(leaves, ratio=True)
+    elements = [(), (("a", "a2"),), (("b", ""),), (("a", "a1"), ("b", "b2")), (("a", "a9"),), (("b", "b1"),)]
+    for element in elements:
+        expected = Aggregate()
+        for leaf in leaves:
+            if all(dict(leaf.labels).get(n) == v for n, v in element):
+                expected = expected + Aggregate(leaf.base_num, leaf.inc_num, leaf.base_den, leaf.inc_den)
+        assert cube_.aggregate(element) == expected, element
+    assert cube_.values("b") == ["b1", "b2"]

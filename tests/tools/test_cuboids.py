@@ -66,6 +66,16 @@ def test_pack_covers_every_label_with_groups_that_fit() -> None:
     assert pack({"pod": 5000, "code": 5}, ["pod", "code"], 2000) == [["pod"], ["code"]]
 
 
+def test_pack_makes_the_first_group_the_largest_set_that_fits() -> None:
+    """The most labels that fit, then the most combinations: the coarse cube the localization takes when
+    the labels concentrate the change alike, which is then summed from that group, not queried again."""
+    card = {"a": 10, "c": 10, "d": 15, "b": 24}
+    labels = list(card)
+    groups = pack(card, labels, 2000)
+    assert groups == [["a", "c", "d"], ["b"]]  # first fit by values would give (d, b) and (a, c)
+    assert best_labels({n: 1.0 for n in labels}, card, 2000) == groups[0]
+
+
 def _s(labels: dict[str, str], values: tuple[float, ...]) -> Series:
     return Series(labels, tuple(float(t) for t in range(len(values))), values)
 

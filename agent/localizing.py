@@ -39,7 +39,7 @@ import numpy as np
 
 from agent.findings import Findings
 from tools import promql, search
-from tools.analysis import Candidate, Labels, Localization, label_key, localize, with_needles
+from tools.analysis import Candidate, Labels, Localization, label_key, localize, narrow, with_needles
 from tools.breakdown import QueryResult, leaves_from, segment_stats
 from tools.cuboids import (
     best_labels,
@@ -301,8 +301,9 @@ class Localizer:
         den = results[1].series if len(results) > 1 else None
         return Cube(list(labels), results[0].series, den, results[0], ids[0])
 
-    def _analyse(self, cube: Cube, totals: bool = False) -> Localization:
-        """The cube localized; with `totals`, only the measure's baseline and incident values."""
+    def _analyse(self, cube: Cube, totals: bool = False, within: Candidate | None = None) -> Localization:
+        """The cube localized; with `totals`, only the measure's baseline and incident values. A ratio's
+        cube `within` a cause (its own leaves) narrows the cause (`tools.analysis.narrow`)."""
         base, inc = self.c._bounds(self.f)
         if totals:
             leaves = leaves_from(cube.num, cube.den, cube.labels, base, inc)
@@ -316,7 +317,10 @@ class Localizer:
             high, op, threshold = self.extreme
             leaves = extreme_leaves(cube.num, cube.labels, base, inc, high)
             return localize_extreme(leaves, high=high, op=op, threshold=threshold)
-        return localize(leaves_from(cube.num, cube.den, cube.labels, base, inc), ratio=self.ratio)
+        leaves = leaves_from(cube.num, cube.den, cube.labels, base, inc)
+        if within is not None and self.ratio and within.trend is not None:
+            return narrow(leaves, within, ratio=True)
+        return localize(leaves, ratio=self.ratio)
 
     def _timing(self, t: float) -> None:
         timings = self.f.timings
@@ -507,7 +511,9 @@ class Localizer:
 
     def _drill(self, cause: Candidate, labels: list[str], seen: set[str], depth: int) -> list[Candidate]:
         """`cause` refined inside itself by the labels not looked at yet: the cause's own leaves by those
-        labels (and the coarse ones it does not pin), localized; a concentrated change there narrows it."""
+        labels (and the coarse ones it does not pin), localized; a concentrated change there narrows it.
+        A ratio's cause is narrowed against what the world outside it did (`tools.analysis.narrow`): a
+        part stands for it only when its other parts do not share the anomaly."""
         f = self.f
         pinned = {n for n, _ in cause.labels}
         unseen = [n for n in labels if n not in seen and n not in pinned]
@@ -537,7 +543,7 @@ class Localizer:
         if cube is None:
             return [cause]
         t = time.perf_counter()
-        loc = self._analyse(cube)
+        loc = self._analyse(cube, within=cause)
         self._timing(t)
         self.drilled += loc.examined
         if not loc.localized:

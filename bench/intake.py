@@ -16,7 +16,10 @@ of two servers, one after the other at each number of connections, so machine no
   `--database-url`, e.g. `postgresql+psycopg://user:pass@host/db`: a database for the bench, its rows
   stay), workers on (ALERTSLEUTH_WORKERS, default 2, the offline writer) and pointed at a real
   Prometheus holding bench/ingest.py's login-failure burst, so investigations really run and compete
-  for the CPU as in production. `--no-workers` measures intake alone (`alertsleuth serve --no-workers`).
+  for the CPU as in production. The backlog is unbounded (ALERTSLEUTH_MAX_BACKLOG=0 unless the
+  environment sets it): every notification is a new incident, and the default bound would turn a
+  run into 503s within seconds (the backpressure is tested in tests/server/, not measured here).
+  `--no-workers` measures intake alone (`alertsleuth serve --no-workers`).
 Each measurement follows a warm-up at the same number of connections. After each alertsleuth run the
 server is stopped and the database opened: every notification id wrk saw in a 2xx answer must be
 stored ("accepted N, stored M"; lost ones are named, and the exit status is 1). M may exceed N by
@@ -334,6 +337,9 @@ class Bench:
             "ALERTSLEUTH_PORT": str(port),
             "ALERTSLEUTH_PROMETHEUS_URL": self.prometheus_url,
             "ALERTSLEUTH_LLM_PROVIDER": "none",  # the offline writer: no network, no key
+            # Every notification here is a new incident: under the default bound (10,000 queued) a run
+            # would measure the backpressure's 503s after a few seconds, not intake.
+            "ALERTSLEUTH_MAX_BACKLOG": os.environ.get("ALERTSLEUTH_MAX_BACKLOG", "0"),
         }
         if workers is not None:
             env["ALERTSLEUTH_WORKERS"] = str(workers)

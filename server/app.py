@@ -21,6 +21,7 @@ from server.delivery.outbox import Outbox
 from server.deps import Services
 from server.docs import install_docs
 from server.errors import install_error_handlers
+from server.intake_process import IntakeProcess
 from server.intake_writer import IntakeWriter
 from server.metrics import Metrics
 from server.openapi import document_security
@@ -130,8 +131,18 @@ def create_app(
             outbox=outbox,
             storm=settings.storm_rule(),
         )
+        transactions = (
+            IntakeProcess(
+                settings.database_url,
+                outbox.planner,
+                log_level=settings.log_level,
+                log_format=settings.log_format,
+            )
+            if settings.intake_process and role == "server"
+            else None
+        )
         writer = IntakeWriter(
-            store.intake,
+            transactions or store.intake,
             settings.intake_rules(),
             max_pending=settings.intake_max_pending,
             on_batch=metrics.intake_batch.observe,
@@ -155,6 +166,8 @@ def create_app(
         holder["services"] = app.state.services = services
         await run_in_threadpool(_backfill_history, store)
         if role == "server":
+            if transactions is not None:
+                await run_in_threadpool(transactions.start)
             writer.start()
         if chatops is not None:
             await run_in_threadpool(chatops.start)
@@ -181,6 +194,9 @@ def create_app(
         finally:
             log.info("shutting down", extra={"workers": settings.workers})
             writer.stop()  # what is waiting is written: those requests get their answers
+            if transactions is not None:
+                transactions.stop()
+            services.accepted_log.flush()
             if chatops is not None:
                 chatops.close()
             pool.stop()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -13,6 +14,7 @@ from server.chatops.service import ChatOps
 from server.db import Store
 from server.delivery.outbox import Outbox
 from server.intake_writer import IntakeWriter
+from server.logs import Summarized
 from server.metrics import Metrics
 from server.settings import Settings
 from server.worker import WorkerPool
@@ -33,6 +35,10 @@ class Services:
     outbox: Outbox
     intake: IntakeWriter  # the webhook's notifications, written by one thread in batches
     chatops: ChatOps | None = None  # chat in, silences, runbooks (None: no `chatops:` section)
+    # "notification accepted": a line each up to 20 a minute, then a summary line at the minute's end
+    accepted_log: Summarized = field(
+        default_factory=lambda: Summarized(logging.getLogger("alertsleuth.intake"), "notification accepted")
+    )
 
 
 async def services_of(request: Request) -> Services:

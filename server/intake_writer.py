@@ -5,7 +5,8 @@ every notification waiting (up to `max_batch`) and writes them in one transactio
 `Intake.ingest_many`), so many requests share one commit instead of queueing on the store's write lock
 one by one. Nothing is answered before its transaction committed: an accepted notification is durable.
 There is no timer: a batch is whatever arrived while the previous one was being written, so one lone
-notification is written at once.
+notification is written at once. The transaction itself runs in a child process by default
+(server/intake_process.py, ALERTSLEUTH_INTAKE_PROCESS), this thread waiting for its answer.
 
 Bounded: at most `max_pending` notifications wait for their transaction; past that `submit` refuses
 (`IntakeFull`, 503 with Retry-After: Alertmanager sends again), and nothing is stored. `stop` writes
@@ -18,9 +19,11 @@ import asyncio
 import logging
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
-from server.db.intake import IngestRequest, IngestResult, Intake, IntakeRules
+from server.db.intake import IngestRequest, IngestResult, IntakeRules
 from tools.errors import IntakeFull, StoreBusy
 
 log = logging.getLogger("alertsleuth.intake")
@@ -28,13 +31,33 @@ log = logging.getLogger("alertsleuth.intake")
 PENDING_RETRY_SECONDS = 1.0  # the Retry-After of a notification refused because too many wait
 
 Done = Callable[[IngestResult | BaseException], object]  # told the result, or what refused it
-_Item = tuple[IngestRequest, Done]
+Outcome = IngestResult | BaseException
+
+
+@dataclass(frozen=True, slots=True)
+class _Awaited:
+    """A request awaiting its result in an event loop (`write`): a batch's results reach each loop in
+    one call, not one wake-up of the loop per notification."""
+
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[IngestResult]
+
+
+_Item = tuple[IngestRequest, Done | _Awaited]
+
+
+class Transactions(Protocol):
+    """What writes a batch: `Intake` itself (in this thread), or server/intake_process.py's child."""
+
+    def ingest_many(
+        self, requests: Sequence[IngestRequest], rules: IntakeRules
+    ) -> list[IngestResult | Exception]: ...
 
 
 class IntakeWriter:
     def __init__(
         self,
-        intake: Intake,
+        intake: Transactions,
         rules: IntakeRules,
         *,
         max_pending: int,
@@ -70,22 +93,16 @@ class IntakeWriter:
         it (`IntakeFull`, `StoreBusy`, ...)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[IngestResult] = loop.create_future()
-
-        def settle(outcome: IngestResult | BaseException) -> None:
-            if future.cancelled():  # the client went away; the notification is stored all the same
-                return
-            if isinstance(outcome, BaseException):
-                future.set_exception(outcome)
-            else:
-                future.set_result(outcome)
-
-        self.submit(request, lambda outcome: loop.call_soon_threadsafe(settle, outcome))
+        self._put(request, _Awaited(loop, future))
         return await future
 
     def submit(self, request: IngestRequest, done: Done) -> None:
         """Queue `request` for the next transaction; `done` is called from the writer's thread with the
-        result, or what refused it. Raises `IntakeFull` at once when too many wait, or when stopped.
-        No lock: the bound is the queue's size when asked (a few over it, at most, under a race)."""
+        result, or what refused it. Raises `IntakeFull` at once when too many wait, or when stopped."""
+        self._put(request, done)
+
+    def _put(self, request: IngestRequest, done: Done | _Awaited) -> None:
+        """No lock: the bound is the queue's size when asked (a few over it, at most, under a race)."""
         if not self._open:
             raise IntakeFull(
                 "alertsleuth is shutting down; nothing was stored, send it again",
@@ -142,13 +159,33 @@ class IntakeWriter:
         except Exception as exc:  # the whole batch: the store was busy (StoreBusy), or broken
             if not isinstance(exc, StoreBusy):
                 log.exception("a batch of notifications was not stored", extra={"size": len(batch)})
-            outcomes: list[IngestResult | BaseException] = [exc] * len(batch)
+            outcomes: list[Outcome] = [exc] * len(batch)
         else:
             outcomes = list(results)
+        awaited: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[IngestResult], Outcome]]] = {}
         for (_, done), outcome in zip(batch, outcomes, strict=True):
+            if isinstance(done, _Awaited):
+                awaited.setdefault(done.loop, []).append((done.future, outcome))
+                continue
             try:
                 done(outcome)
-            except Exception:  # the event loop closed under a request: nothing left to tell
+            except Exception:
                 log.debug("a notification's result had no one to go to", exc_info=True)
+        for loop, settled in awaited.items():
+            try:
+                loop.call_soon_threadsafe(_settle, settled)
+            except RuntimeError:  # the event loop closed under its requests: nothing left to tell
+                log.debug("%d notifications' results had no one to go to", len(settled))
         if self.on_batch is not None:
             self.on_batch(len(batch))
+
+
+def _settle(settled: list[tuple[asyncio.Future[IngestResult], Outcome]]) -> None:
+    """In the event loop: each waiting request told its result."""
+    for future, outcome in settled:
+        if future.cancelled():  # the client went away; the notification is stored all the same
+            continue
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)

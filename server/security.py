@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from server.deps import Services, get_services
 from server.logs import log_rejected
 from server.openapi import SECURITY, answers
-from server.payloads import unencodable
+from server.payloads import may_hold_surrogates, unencodable
 from server.settings import Settings
 
 UNAUTHORIZED = "missing or invalid credentials"  # the 401 answer's detail and its log line's reason
@@ -115,6 +115,8 @@ async def _check_json_body(request: Request, services: Services) -> None:
     except RecursionError as exc:
         raise _malformed(0, "the body is nested too deeply to parse") from exc
     except ValueError:
+        return
+    if not may_hold_surrogates(body):
         return
     errors = [
         {

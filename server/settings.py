@@ -186,6 +186,11 @@ class Settings(BaseSettings):
     intake_max_pending: int = Field(
         2_000, ge=1, description="notifications waiting for their transaction past which intake answers 503"
     )
+    intake_process: bool = Field(
+        True,
+        description="the webhook's transactions are written by a child process, so they cannot take the GIL "
+        "from the requests being answered; false: by a thread of the server",
+    )
     storm_min_alerts: int = Field(
         10,
         ge=0,

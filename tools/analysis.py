@@ -10,6 +10,9 @@ Terms
   element alone is put back to its expected behaviour (a counterfactual), the way Adtributor's
   explanatory power and RobustSpot's derived-measure handling treat ratios: numerator and denominator
   move together.
+- A child element stands for its parent only when the parent's other children do not share its
+  anomaly beyond the count noise of the leaves (`tools.counts`): the least specific element that holds
+  the anomaly is the cause. The leaves as a cube, trends and expectations: `tools.cube`.
 """
 
 from __future__ import annotations
@@ -21,8 +24,22 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from tools import search
+from tools.cube import (
+    EPS,
+    Aggregate,
+    Cube,
+    Labels,
+    Leaf,
+    agg,
+    expected,
+    expected_numerator,
+    moment,
+    neutralised,
+    value,
+)
+from tools.cube import noise as leaf_noise
 
-Labels = tuple[tuple[str, str], ...]  # sorted (name, value) pairs: hashable label sets
+__all__ = ["Aggregate", "Candidate", "Labels", "Leaf", "Localization", "label_key", "localize", "narrow"]
 
 
 def label_key(labels: dict[str, str], names: Iterable[str] | None = None) -> Labels:
@@ -35,43 +52,6 @@ def label_key(labels: dict[str, str], names: Iterable[str] | None = None) -> Lab
 
 
 @dataclass(frozen=True)
-class Leaf:
-    labels: Labels
-    base_num: float
-    inc_num: float
-    base_den: float = 1.0
-    inc_den: float = 1.0
-
-
-@dataclass(frozen=True)
-class Aggregate:
-    base_num: float = 0.0
-    inc_num: float = 0.0
-    base_den: float = 0.0
-    inc_den: float = 0.0
-
-    def __add__(self, other: Aggregate) -> Aggregate:
-        return Aggregate(
-            self.base_num + other.base_num,
-            self.inc_num + other.inc_num,
-            self.base_den + other.base_den,
-            self.inc_den + other.inc_den,
-        )
-
-    def __sub__(self, other: Aggregate) -> Aggregate:
-        return Aggregate(
-            self.base_num - other.base_num,
-            self.inc_num - other.inc_num,
-            self.base_den - other.base_den,
-            self.inc_den - other.inc_den,
-        )
-
-
-def _agg(leaf: Leaf) -> Aggregate:
-    return Aggregate(leaf.base_num, leaf.inc_num, leaf.base_den, leaf.inc_den)
-
-
-@dataclass(frozen=True)
 class Candidate:
     labels: Labels
     explained_share: float  # fraction of the signal's change removed by the counterfactual
@@ -80,6 +60,9 @@ class Candidate:
     deviation: float  # relative change of the element's own measure
     surprise: float  # Jensen-Shannon divergence of its shares (numerator and denominator)
     volume_share: float  # the element's share of the incident denominator (or sum)
+    # What the element would have done had it behaved like the rest, (volume factor, measure factor):
+    # what normal is for its parts too (`narrow`). None when not known (a sum's cover, an extreme).
+    trend: tuple[float, float] | None = None
 
     @property
     def score(self) -> float:
@@ -104,18 +87,9 @@ class Localization:
     verdict_note: str | None = None
 
 
-EPS = 1e-12
-
-
 def _conclude(result: Localization, verdict: str, note: str) -> None:
     result.verdict, result.verdict_note = verdict, note
     result.notes.append(note)
-
-
-def _value(num: float, den: float, ratio: bool) -> float | None:
-    if not ratio:
-        return num
-    return num / den if den > EPS else None
 
 
 def _rel_change(before: float | None, after: float | None) -> float:
@@ -126,14 +100,14 @@ def _rel_change(before: float | None, after: float | None) -> float:
 
 def _log_change(a: Aggregate, ratio: bool) -> float | None:
     """log(incident / baseline) of an aggregate's measure; None when it has no data."""
-    before, after = _value(a.base_num, a.base_den, ratio), _value(a.inc_num, a.inc_den, ratio)
+    before, after = value(a.base_num, a.base_den, ratio), value(a.inc_num, a.inc_den, ratio)
     if before is None or after is None:
         return None
     floor = 1e-9 * max(abs(before), abs(after), 1e-12)
     return math.log((abs(after) + floor) / (abs(before) + floor))
 
 
-def _looks_normal(part: Aggregate, anomalous: Candidate, cube: _Cube, reference: float = 1.0) -> bool:
+def _looks_normal(part: Aggregate, anomalous: Candidate, cube: Cube, reference: float = 1.0) -> bool:
     """Is `part` (what an element leaves out) closer to the normal behaviour than to the anomalous element?
 
     Normal is a change of the measure by the factor `reference` (1.0: unchanged; or what the world
@@ -167,175 +141,24 @@ def _js(p: float, q: float) -> float:
     return 0.5 * (term(p, m) + term(q, m)) if m > 0 else 0.0
 
 
-class _Cube:
-    """Leaves indexed for fast element aggregates."""
-
-    def __init__(self, leaves: Sequence[Leaf], ratio: bool, trend: tuple[float, float] | None = None) -> None:
-        self.leaves = list(leaves)
-        self.ratio = ratio
-        self.total = self._sum(range(len(self.leaves)))
-        # Each label value's leaves, in order: an element's leaves are the intersection of its values'.
-        self._index: dict[tuple[str, str], list[int]] = {}
-        for i, leaf in enumerate(self.leaves):
-            for pair in leaf.labels:
-                self._index.setdefault(pair, []).append(i)
-        self.names = sorted({n for n, _ in self._index})
-        self._cache: dict[Labels, Aggregate] = {}
-        self._trends: dict[Labels, tuple[float, float]] = {}
-        self._values: dict[str, list[str]] = {}
-        self.trend = trend if trend is not None else _trend(self.leaves, ratio)
-
-    def members(self, element: Labels) -> list[int]:
-        """The positions of the leaves `element` covers, in order."""
-        if not element:
-            return list(range(len(self.leaves)))
-        lists = sorted((self._index.get(pair, []) for pair in element), key=len)
-        out = lists[0]
-        for other in lists[1:]:
-            keep = set(other)
-            out = [i for i in out if i in keep]
-        return out
-
-    def _sum(self, positions: Iterable[int]) -> Aggregate:
-        """The leaves at `positions` summed in that order (as adding their `Aggregate`s one by one)."""
-        bn = inc = bd = idn = 0.0
-        for i in positions:
-            leaf = self.leaves[i]
-            bn, inc, bd, idn = bn + leaf.base_num, inc + leaf.inc_num, bd + leaf.base_den, idn + leaf.inc_den
-        return Aggregate(bn, inc, bd, idn)
-
-    def trend_for(self, element: Labels) -> tuple[float, float]:
-        """What the element would have done had it behaved like the rest: (volume factor, measure
-        factor) as volume-weighted medians over the one-label elements disjoint from it (for
-        {bitrate="2000", p2p="1"}: the other bitrates and p2p="0"). Unlike one common trend this holds
-        when the cause is most of the volume; as medians, a second cause elsewhere does not move it; a
-        global change moves everything alike and explains nothing. Falls back to the common trend."""
-        if element in self._trends:
-            return self._trends[element]
-        volumes: list[tuple[float, float]] = []
-        factors: list[tuple[float, float]] = []
-        for name, value in element:
-            for other in self.values(name):
-                if other == value:
-                    continue
-                a = self.aggregate(((name, other),))
-                if self.ratio:
-                    if a.base_den > EPS and a.inc_den > EPS:
-                        volumes.append((a.inc_den / a.base_den, a.base_den))
-                        if a.base_num > EPS:
-                            factors.append(((a.inc_num / a.inc_den) / (a.base_num / a.base_den), a.base_den))
-                elif abs(a.base_num) > EPS:
-                    factors.append((a.inc_num / a.base_num, abs(a.base_num)))
-        volume = _weighted_median(volumes)
-        factor = _weighted_median(factors)
-        trend = (
-            volume if volume is not None else self.trend[0],
-            factor if factor is not None else self.trend[1],
-        )
-        self._trends[element] = trend
-        return trend
-
-    def aggregate(self, element: Labels) -> Aggregate:
-        if element in self._cache:
-            return self._cache[element]
-        acc = self._cache[element] = self._sum(self.members(element))
-        return acc
-
-    def purity(self, element: Labels) -> float:
-        """How uniformly the element's leaves share its departure from the trend (volume-weighted, 0..1).
-
-        {user_type="normal"} where only two regions' normal users broke is impure (about the broken
-        regions' share of its volume); {ip_region="beijing"} whose users all broke is pure.
-        """
-        trend = self.trend_for(element)
-        e_change = _change(self.aggregate(element), trend, self.ratio)
-        if e_change <= 1e-9:
-            return 0.0
-        total_w = acc = 0.0
-        for i in self.members(element):
-            leaf = self.leaves[i]
-            w = (leaf.inc_den + leaf.base_den) if self.ratio else abs(leaf.base_num) + abs(leaf.inc_num)
-            total_w += w
-            acc += w * min(1.0, _change(_agg(leaf), trend, self.ratio) / e_change)
-        return acc / total_w if total_w > 0 else 0.0
-
-    def values(self, name: str) -> list[str]:
-        if name not in self._values:
-            self._values[name] = sorted({v for n, v in self._index if n == name})
-        return self._values[name]
-
-
-def _weighted_median(pairs: list[tuple[float, float]]) -> float | None:
-    """Median of values weighted by non-negative weights; None without weight."""
-    pairs = sorted((v, w) for v, w in pairs if w > 0 and math.isfinite(v))
-    total = sum(w for _, w in pairs)
-    if total <= 0:
-        return None
-    acc = 0.0
-    for value, weight in pairs:
-        acc += weight
-        if acc >= total / 2:
-            return value
-    return pairs[-1][0]
-
-
-def _trend(leaves: Sequence[Leaf], ratio: bool) -> tuple[float, float]:
-    """What 'normal' did between the windows: (volume factor, measure factor), as volume-weighted medians
-    over the leaves, so a few broken leaves cannot move it. A change that covers most of the volume is
-    the trend itself, and nothing localizes."""
-    if ratio:
-        volume = _weighted_median(
-            [(lf.inc_den / lf.base_den, lf.base_den) for lf in leaves if lf.base_den > EPS]
-        )
-        drift = _weighted_median(
-            [
-                ((lf.inc_num / lf.inc_den) / (lf.base_num / lf.base_den), lf.base_den)
-                for lf in leaves
-                if lf.base_num > EPS and lf.inc_den > EPS and lf.base_den > EPS
-            ]
-        )
-        return (volume if volume is not None else 1.0, drift if drift is not None else 1.0)
-    scale = _weighted_median(
-        [(lf.inc_num / lf.base_num, abs(lf.base_num)) for lf in leaves if abs(lf.base_num) > EPS]
-    )
-    return (1.0, scale if scale is not None else 1.0)
-
-
-def _expected(e: Aggregate, trend: tuple[float, float], ratio: bool) -> Aggregate:
-    """What the element would have done in the incident window had it followed the common trend."""
-    volume, factor = trend
-    if ratio:
-        return Aggregate(e.base_num, e.base_num * volume * factor, e.base_den, e.base_den * volume)
-    return Aggregate(e.base_num, e.base_num * factor, e.base_den, e.inc_den)
-
-
-def _change(a: Aggregate, trend: tuple[float, float], ratio: bool) -> float:
-    """How far an aggregate is from its expected incident behaviour (numerator and denominator)."""
-    exp = _expected(a, trend, ratio)
-    out = abs(a.inc_num - exp.inc_num) / max(abs(exp.inc_num), abs(a.inc_num) * 1e-3, EPS)
-    if ratio:
-        out += abs(a.inc_den - exp.inc_den) / max(abs(exp.inc_den), abs(a.inc_den) * 1e-3, EPS)
-    return out
-
-
-def _evaluate(cube: _Cube, total: Aggregate, element: Labels, base_value: float | None) -> Candidate | None:
+def _evaluate(cube: Cube, total: Aggregate, element: Labels, base_value: float | None) -> Candidate | None:
     e = cube.aggregate(element)
     rest = total - e
     ratio = cube.ratio
-    inc_value = _value(total.inc_num, total.inc_den, ratio)
+    inc_value = value(total.inc_num, total.inc_den, ratio)
     if base_value is None or inc_value is None:
         return None
     delta = inc_value - base_value
     if abs(delta) <= EPS * max(1.0, abs(base_value)):
         return None
-    exp = _expected(e, cube.trend_for(element), ratio)
+    exp = expected(e, cube.trend_for(element), ratio)
     cf = rest + Aggregate(e.base_num, exp.inc_num, e.base_den, exp.inc_den)
-    cf_value = _value(cf.inc_num, cf.inc_den, ratio)
+    cf_value = value(cf.inc_num, cf.inc_den, ratio)
     if cf_value is None:
         return None
     explained = (inc_value - cf_value) / delta
-    e_base = _value(e.base_num, e.base_den, ratio)
-    e_inc = _value(e.inc_num, e.inc_den, ratio)
+    e_base = value(e.base_num, e.base_den, ratio)
+    e_inc = value(e.inc_num, e.inc_den, ratio)
     surprise = 0.0
     if abs(total.base_num) > EPS and abs(total.inc_num) > EPS:
         surprise += _js(e.base_num / total.base_num, e.inc_num / total.inc_num)
@@ -346,7 +169,16 @@ def _evaluate(cube: _Cube, total: Aggregate, element: Labels, base_value: float 
         if ratio
         else (e.inc_num / total.inc_num if abs(total.inc_num) > EPS else 0.0)
     )
-    return Candidate(element, explained, e_base, e_inc, _rel_change(e_base, e_inc), surprise, volume)
+    return Candidate(
+        element,
+        explained,
+        e_base,
+        e_inc,
+        _rel_change(e_base, e_inc),
+        surprise,
+        volume,
+        cube.trend_for(element),
+    )
 
 
 def localize(
@@ -373,14 +205,7 @@ def localize(
     and picks the most broken part of a cause instead of the cause. Weighing each segment by the change
     of the ratio it removes keeps the segment that moved the alert.
     """
-    total = Aggregate(
-        math.fsum(lf.base_num for lf in leaves),
-        math.fsum(lf.inc_num for lf in leaves),
-        math.fsum(lf.base_den for lf in leaves),
-        math.fsum(lf.inc_den for lf in leaves),
-    )
-    base = _value(total.base_num, total.base_den, ratio)
-    inc = _value(total.inc_num, total.inc_den, ratio)
+    base, inc = _totals(leaves, ratio)
     result = Localization(ratio, base, inc, localized=False)
     if not leaves or base is None or inc is None:
         result.notes.append("no data to localize in one of the windows")
@@ -400,8 +225,47 @@ def localize(
                 max_causes=max_causes,
             )
             return _from_cover(result, found, min_share)
-    cube = _Cube(leaves, ratio)
+    cube = Cube(leaves, ratio)
     return _explained(cube, result, max_causes or 3, max_labels or 3, min_share, specialize_tolerance)
+
+
+def _totals(leaves: Sequence[Leaf], ratio: bool) -> tuple[float | None, float | None]:
+    """The measure over all `leaves`: its baseline and incident values."""
+    base_num = math.fsum(lf.base_num for lf in leaves)
+    inc_num = math.fsum(lf.inc_num for lf in leaves)
+    base_den = math.fsum(lf.base_den for lf in leaves)
+    inc_den = math.fsum(lf.inc_den for lf in leaves)
+    return value(base_num, base_den, ratio), value(inc_num, inc_den, ratio)
+
+
+def narrow(
+    leaves: Sequence[Leaf],
+    parent: Candidate,
+    *,
+    ratio: bool,
+    max_labels: int = 3,
+    specialize_tolerance: float = 0.15,
+) -> Localization:
+    """A ratio's cause refined inside itself: `leaves` are the cause's own (by labels it does not pin),
+    and normal is what the world outside it did (`parent.trend`), for every part of it: its parts are
+    not compared with each other, which all share the anomaly. The cause is specialised as an element of
+    the whole is (`_specialise`): a part stands for it only when the cause's other parts do not share its
+    anomaly. Localized on that part (its explained share: of the cause's change), else not localized."""
+    base, inc = _totals(leaves, ratio)
+    result = Localization(ratio, base, inc, localized=False)
+    if not leaves or parent.trend is None or base is None or inc is None or abs(inc - base) <= EPS:
+        return result
+    cube = Cube(leaves, ratio, parent.trend, fixed=True)
+    root = _evaluate(cube, cube.total, (), base)
+    if root is None or root.explained_share <= 0:
+        return result
+    useful = [n for n in cube.names if len(cube.values(n)) > 1]
+    noise = _significance(cube, useful, max_labels, inc > base)
+    found = _specialise(cube, cube.total, root, base, useful, max_labels, specialize_tolerance, noise, result)
+    if found.labels:
+        result.causes = [replace(found, explained_share=found.explained_share / root.explained_share)]
+        result.localized = True
+    return result
 
 
 def _sum_candidate(
@@ -484,7 +348,7 @@ def _from_cover(result: Localization, found: search.Cover, min_share: float) -> 
 
 
 def _explained(
-    cube: _Cube,
+    cube: Cube,
     result: Localization,
     max_causes: int,
     max_labels: int,
@@ -493,18 +357,18 @@ def _explained(
 ) -> Localization:
     """The explained share: how much of the signal's change disappears when an element is put back to
     what the one-label elements disjoint from it did (a counterfactual: numerator and denominator move
-    together). Layer 1 (one label) is scored exhaustively; an element is then specialised one label at a
-    time while a child keeps (1 - specialize_tolerance) of its explanation and the child's siblings
-    stayed normal, so {shanghai, admin} wins over {shanghai} only when shanghai's other users did not
-    change. Further causes are searched, after the found ones are replaced by their counterfactual,
-    while what no cause covers still looks anomalous; a further cause must explain `min_share` of what
-    remains."""
+    together). Layer 1 (one label) is scored exhaustively; the best element is then specialised one label
+    at a time (`_specialise`: a child stands for its parent only when the parent's other children do not
+    share the anomaly). Further causes are searched in the residual, after the found ones are replaced by
+    their counterfactual, while what no cause covers still looks anomalous; a further cause must explain
+    `min_share` of what remains."""
     ratio = cube.ratio
     total = cube.total
     base = result.baseline
     assert base is not None
     useful = [n for n in cube.names if len(cube.values(n)) > 1]
     layer1 = [((n, v),) for n in useful for v in cube.values(n)]
+    noise = _significance(cube, useful, max_labels, (result.incident or 0.0) > base)
     current_total = total
     current_cube = cube
     remaining = 1.0  # share of the original change not yet explained
@@ -521,25 +385,29 @@ def _explained(
         if best.explained_share <= 0:
             break
         best = _specialise(
-            current_cube, current_total, best, base, useful, max_labels, specialize_tolerance, result
+            current_cube, current_total, best, base, useful, max_labels, specialize_tolerance, noise, result
         )
-        # A further cause must explain most of what is still unexplained.
-        if round_no > 0 and best.explained_share < min_share:
+        # A further cause must explain most of what is still unexplained, and depart beyond the noise.
+        if round_no > 0 and (
+            best.explained_share < min_share or not _departs(current_cube, best.labels, noise)
+        ):
             break
         if best.deviation <= EPS:
             break
         absolute = min(best.explained_share, 1.0) * remaining
         result.causes.append(replace(best, explained_share=absolute))
         remaining -= absolute
-        if _rest_normal(cube, result.causes):
+        # The residual is searched while the rest does not look normal next to the first cause, or departs
+        # from the trend beyond the noise (a second, smaller cause).
+        if _rest_normal(cube, result.causes) and not _departs(cube, (), noise, result.causes):
             break
-        current_cube, current_total = _neutralise(current_cube, best.labels, ratio)
+        current_cube, current_total = neutralised(current_cube, best.labels, ratio)
     # Locality: what no cause covers must look unchanged, else the change is spread everywhere.
     if result.causes and not _rest_normal(cube, result.causes):
         first = result.causes[0]
         rest = _uncovered(cube, result.causes)
         rest_dev = _rel_change(
-            _value(rest.base_num, rest.base_den, ratio), _value(rest.inc_num, rest.inc_den, ratio)
+            value(rest.base_num, rest.base_den, ratio), value(rest.inc_num, rest.inc_den, ratio)
         )
         _conclude(
             result,
@@ -561,13 +429,13 @@ def _empty(a: Aggregate) -> bool:
     return all(abs(x) <= scale for x in (a.base_num, a.inc_num, a.base_den, a.inc_den))
 
 
-def _uncovered(cube: _Cube, causes: Sequence[Candidate]) -> Aggregate:
+def _uncovered(cube: Cube, causes: Sequence[Candidate]) -> Aggregate:
     """The leaves no cause covers, summed."""
     covered = {i for c in causes for i in cube.members(c.labels)}
     return cube._sum(i for i in range(len(cube.leaves)) if i not in covered)
 
 
-def _rest_normal(cube: _Cube, causes: Sequence[Candidate]) -> bool:
+def _rest_normal(cube: Cube, causes: Sequence[Candidate]) -> bool:
     """Does what no cause covers look unchanged next to the first cause (or have no data at all)?"""
     rest = _uncovered(cube, causes)
     if (rest.inc_den <= EPS) if cube.ratio else (abs(rest.inc_num) <= EPS):
@@ -575,16 +443,66 @@ def _rest_normal(cube: _Cube, causes: Sequence[Candidate]) -> bool:
     return _looks_normal(rest, causes[0], cube)
 
 
+@dataclass(frozen=True)
+class _Significance:
+    """What a departure must pass to count as an anomaly: the normal score whose z^2 / 2 pays the
+    multiple-testing price of naming an element of the cube (`tools.search.element_cost`, as the sums'
+    cover uses), and the way the signal moved."""
+
+    z: float
+    direction: float  # +1 when the signal rose, -1 when it fell
+
+
+def _significance(cube: Cube, names: list[str], max_labels: int, rose: bool) -> _Significance:
+    cost = search.element_cost([len(cube.values(n)) for n in names], len(cube.leaves), max_labels)
+    return _Significance(math.sqrt(2 * cost), 1.0 if rose else -1.0)
+
+
+def _shares(cube: Cube, noise: _Significance, parent: Labels, child: Candidate) -> bool:
+    """Do the parent's other children (the siblings, together) share the child's anomaly: did their
+    numerator depart from the parent's trend, the anomaly's way, beyond the count noise of the leaves
+    (`tools.cube.noise`, `tools.counts`)? Then the parent, not the child, is the cause: {a=a1} stays
+    when a1's other b values broke too, however much more {a=a1, b=b2} broke."""
+    factor = cube.trend_for(parent)[1]
+    siblings = moment(cube, parent, factor, child.labels)
+    if siblings is None:
+        return False
+    observed, expect, squares = siblings
+    z = leaf_noise(cube, factor, noise.direction).z(observed, expect, squares)
+    return noise.direction * z > noise.z
+
+
+def _departs(cube: Cube, element: Labels, noise: _Significance, without: Sequence[Candidate] = ()) -> bool:
+    """Did the element's numerator (leaving out the causes' leaves `without`) depart from its trend, the
+    anomaly's way, beyond the count noise?"""
+    factor = cube.trend_for(element)[1] if element else cube.trend[1]
+    inside = {i for c in without for i in cube.members(c.labels)}
+    members = [i for i in cube.members(element) if i not in inside]
+    if not members:
+        return False
+    leaves = [cube.leaves[i] for i in members]
+    expect = [expected_numerator(agg(lf), factor, cube) for lf in leaves]
+    z = leaf_noise(cube, factor, noise.direction).z(
+        math.fsum(lf.inc_num for lf in leaves), math.fsum(expect), math.fsum(e * e for e in expect)
+    )
+    return noise.direction * z > noise.z
+
+
 def _specialise(
-    cube: _Cube,
+    cube: Cube,
     total: Aggregate,
     cand: Candidate,
     base: float,
     names: list[str],
     max_labels: int,
     tolerance: float,
+    noise: _Significance,
     result: Localization,
 ) -> Candidate:
+    """`cand` narrowed one label at a time to its best child while the child keeps (1 - tolerance) of its
+    explanation, the child's siblings look closer to normal than to the child, and they do not share the
+    child's anomaly beyond the noise (`_shares`): {shanghai, admin} wins over {shanghai} only when
+    shanghai's other users did not change."""
     while len(cand.labels) < max_labels:
         used = {n for n, _ in cand.labels}
         parent = cube.aggregate(cand.labels)
@@ -592,12 +510,12 @@ def _specialise(
         for name in names:
             if name in used:
                 continue
-            for value in cube.values(name):
-                element = tuple(sorted((*cand.labels, (name, value))))
-                agg = cube.aggregate(element)
-                if agg.inc_den <= 0 and agg.base_den <= 0:
+            for value_ in cube.values(name):
+                element = tuple(sorted((*cand.labels, (name, value_))))
+                part = cube.aggregate(element)
+                if part.inc_den <= 0 and part.base_den <= 0:
                     continue
-                if _empty(parent - agg):
+                if _empty(parent - part):
                     continue  # a label implied by the others (a route's service): same leaves, no news
                 child = _evaluate(cube, total, element, base)
                 result.examined += 1
@@ -607,27 +525,10 @@ def _specialise(
         if not keep:
             return cand
         best = max(keep, key=lambda c: (c.explained_share, c.surprise))
-        sibling = cube.aggregate(cand.labels) - cube.aggregate(best.labels)
+        sibling = parent - cube.aggregate(best.labels)
         if not _looks_normal(sibling, best, cube, cube.trend_for(cand.labels)[1]):
+            return cand
+        if _shares(cube, noise, cand.labels, best):
             return cand
         cand = best
     return cand
-
-
-def _neutralise(cube: _Cube, element: Labels, ratio: bool) -> tuple[_Cube, Aggregate]:
-    """Replace the element's leaves by their expected behaviour (the common trend)."""
-    e = cube.aggregate(element)
-    exp = _expected(e, cube.trend_for(element), ratio)
-    fn = exp.inc_num / e.inc_num if abs(e.inc_num) > EPS else 0.0
-    fd = exp.inc_den / e.inc_den if abs(e.inc_den) > EPS else 0.0
-    leaves = []
-    inside = set(cube.members(element))
-    for i, leaf in enumerate(cube.leaves):
-        if i in inside:
-            if ratio:
-                leaf = Leaf(leaf.labels, leaf.base_num, leaf.inc_num * fn, leaf.base_den, leaf.inc_den * fd)
-            else:
-                leaf = Leaf(leaf.labels, leaf.base_num, leaf.inc_num * fn, leaf.base_den, leaf.inc_den)
-        leaves.append(leaf)
-    new = _Cube(leaves, ratio, cube.trend)
-    return new, new.total

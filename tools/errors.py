@@ -26,9 +26,22 @@ by `isinstance`, never by the class name as a string. HTTP routes map these to s
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class AlertsleuthError(Exception):
-    """Base class of every error alertsleuth raises on purpose."""
+    """Base class of every error alertsleuth raises on purpose. It pickles with its keyword-only
+    attributes (`retry_after`, ...): the intake's writer process sends its errors back."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_restore, (type(self), self.args, dict(vars(self))))
+
+
+def _restore(cls: type[AlertsleuthError], args: tuple[Any, ...], state: dict[str, Any]) -> AlertsleuthError:
+    exc = cls.__new__(cls, *args)
+    Exception.__init__(exc, *args)
+    exc.__dict__.update(state)
+    return exc
 
 
 class PrometheusError(AlertsleuthError):

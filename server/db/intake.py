@@ -284,11 +284,23 @@ class Intake:
 
 
 def _insert(s: Session, table: Table, rows: list[dict[str, Any]]) -> list[int]:
-    """Insert `rows`; their ids, in order."""
+    """Insert `rows`; their ids, in order.
+
+    On PostgreSQL one INSERT ... RETURNING whose rows SQLAlchemy sorts by parameter order. SQLite has no
+    such form (SQLAlchemy would send one INSERT per row), so there: one executemany, then the largest id.
+    The rows' ids are the ones below it: the transaction holds the write lock from its first INSERT, so
+    no other writer's row comes between, and SQLite gives a row without an id "one larger than the
+    largest ROWID in the table prior to the insert" (https://sqlite.org/autoinc.html; the exception is
+    a table whose largest id is 2**63 - 1, which `MAX_ID`-sized ids in this table never reach)."""
     if not rows:
         return []
-    stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-    return [row[0] for row in s.connection().execute(stmt, rows)]
+    conn = s.connection()
+    if conn.dialect.name != "sqlite":
+        stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+        return [row[0] for row in conn.execute(stmt, rows)]
+    conn.execute(insert(table), rows)
+    last = int(conn.scalar(select(func.max(table.c.id))) or 0)
+    return list(range(last - len(rows) + 1, last + 1))
 
 
 def _update(s: Session, rows: list[dict[str, Any]], *, notifications: bool = False, **values: Any) -> None:

@@ -17,6 +17,7 @@ not both become its lead; on SQLite the write lock does.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from datetime import timedelta
@@ -42,9 +43,14 @@ class StormRule:
     window: float = 600.0
 
 
+@functools.lru_cache(maxsize=1024)  # a rule's alerts share its URL: parsed once, not per alert
+def _rule_of(generator_url: str | None) -> str | None:
+    return expression_from_generator_url(generator_url)
+
+
 def storm_key(alert: AlertInfo, group_key: str) -> str:
     """The key of the alerts investigated together: one rule (name and expression) in one group."""
-    rule = expression_from_generator_url(alert.generator_url) or ""
+    rule = _rule_of(alert.generator_url) or ""
     text = "\x1f".join((alert.name, rule, group_key))
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 

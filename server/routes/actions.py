@@ -123,8 +123,9 @@ def _action(row: RunbookAction) -> ActionOut:
     return ActionOut.model_validate(row, from_attributes=True)
 
 
-def _known(services: ServicesDep, incident_id: int) -> None:
-    if not services.store.incidents.exists(incident_id):
+async def _known(services: ServicesDep, incident_id: int) -> None:
+    """404 unless the incident exists (read in the thread pool: the event loop never waits on the store)."""
+    if not await run_in_threadpool(services.store.incidents.exists, incident_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no incident {incident_id}")
 
 
@@ -134,7 +135,7 @@ def _known(services: ServicesDep, incident_id: int) -> None:
 async def list_silences(incident_id: IncidentId, services: ServicesDep) -> list[SilenceOut]:
     """The silences alertsleuth made for the incident, oldest first."""
     _chatops(services)
-    _known(services, incident_id)
+    await _known(services, incident_id)
     rows = await run_in_threadpool(services.store.chatops.silences, incident_id)
     return [_silence(r) for r in rows]
 
@@ -150,7 +151,7 @@ async def create_silence(
 ) -> SilenceOut:
     """Silence the incident in Alertmanager (its labels unless `matchers` are given)."""
     chatops = _chatops(services)
-    _known(services, incident_id)
+    await _known(services, incident_id)
     try:
         duration = parse_duration(body.duration, max_duration=chatops.config.max_silence_delta)
         matchers: list[Matcher] | None = parse_matchers(body.matchers) if body.matchers else None
@@ -175,7 +176,7 @@ async def expire_silence(
 ) -> SilenceOut:
     """Expire one of the incident's silences in Alertmanager."""
     chatops = _chatops(services)
-    _known(services, incident_id)
+    await _known(services, incident_id)
     try:
         row = await run_in_threadpool(chatops.unsilence, incident_id, api_actor(request), silence_id)
     except LookupError as exc:
@@ -189,7 +190,7 @@ async def expire_silence(
 async def fitting_runbooks(incident_id: IncidentId, services: ServicesDep) -> list[RunbookFitOut]:
     """The runbooks of the catalog that fit the incident's root causes (or its alert), best first."""
     chatops = _chatops(services)
-    _known(services, incident_id)
+    await _known(services, incident_id)
     return [RunbookFitOut(**f) for f in await run_in_threadpool(chatops.runbooks, incident_id)]
 
 
@@ -204,7 +205,7 @@ async def propose_action(
 ) -> ActionOut:
     """Propose a runbook for the incident: its dry run starts; it runs only once approved."""
     chatops = _chatops(services)
-    _known(services, incident_id)
+    await _known(services, incident_id)
     row = await run_in_threadpool(chatops.propose, incident_id, body.runbook, api_actor(request))
     return _action(row)
 
@@ -212,7 +213,7 @@ async def propose_action(
 @router.get("/api/v1/incidents/{incident_id}/actions", response_model=list[ActionOut], responses=answers(404))
 async def incident_actions(incident_id: IncidentId, services: ServicesDep) -> list[ActionOut]:
     _chatops(services)
-    _known(services, incident_id)
+    await _known(services, incident_id)
     return [_action(r) for r in await run_in_threadpool(services.store.actions.of_incident, incident_id)]
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 from fastapi import APIRouter, Request, status
 from pydantic import BaseModel
 
@@ -25,7 +23,6 @@ BUSY = answers(
         "headers": RETRY_AFTER,
     },
 )
-log = logging.getLogger("alertsleuth.intake")
 
 
 class Accepted(BaseModel):
@@ -62,15 +59,20 @@ async def _accept(
         services.workers.wake()
     if result.resolved:
         services.outbox.wake()
-    log.info(
-        "notification accepted",
-        extra={
+    services.accepted_log.log(
+        {
             "source": source,
             "notification": result.notification_id,
             "incidents_created": result.created,
             "deduplicated": result.deduplicated,
             "resolved": result.resolved,
             "refreshed": result.refreshed,
+        },
+        {
+            "incidents_created": len(result.created),
+            "deduplicated": len(result.deduplicated),
+            "resolved": len(result.resolved),
+            "refreshed": len(result.refreshed),
         },
     )
     return Accepted(

@@ -93,11 +93,13 @@ def _adjacent_ports() -> int:
 
 
 def _children(pid: int) -> list[int]:
-    """The child processes of `pid`, whichever of its threads started them."""
+    """The `alertsleuth worker` child processes of `pid`, whichever of its threads started them (not
+    the intake's writer process and its fork server)."""
     return sorted(
         int(c)
         for task in Path(f"/proc/{pid}/task").iterdir()
         for c in (task / "children").read_text().split()
+        if b"worker" in Path(f"/proc/{c}/cmdline").read_bytes()
     )
 
 

@@ -1,0 +1,139 @@
+"""The intake's transactions in a child process (server/intake_process.py), on both backends.
+
+- a batch written by the child is stored as `Intake` itself stores it, results in order, a refusal
+  (IntakeFull, with its retry_after and reason) crossing the pipe as itself;
+- a resolution's notices are planned in the child from the routes it was given;
+- the child killed under the server: the batch in hand fails with StoreBusy (nothing acknowledged),
+  the next batch starts a new child, and the writer in front of it answers again;
+- our errors pickle with their keyword-only attributes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pickle
+import signal
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from agent.models import AlertInfo, utcnow
+from server.db import Delivery, Incident, Notification, Store
+from server.db.intake import IngestRequest, IngestResult, IntakeRules
+from server.delivery.config import Route
+from server.delivery.plan import Planner
+from server.intake_process import IntakeProcess
+from server.intake_writer import IntakeWriter
+from tools.errors import IntakeFull, StoreBusy
+
+T0 = utcnow().replace(microsecond=0) - timedelta(minutes=10)
+RULES = IntakeRules(window=300.0, lock_timeout=10.0)
+
+
+def _alert(fp: str, status: str = "firing") -> AlertInfo:
+    return AlertInfo(
+        name="LoginFailures",
+        status=status,
+        labels={"alertname": "LoginFailures", "fp": fp},
+        starts_at=T0,
+        ends_at=T0 + timedelta(minutes=5) if status == "resolved" else None,
+        fingerprint=fp,
+    )
+
+
+def _req(*alerts: AlertInfo) -> IngestRequest:
+    return IngestRequest("alertmanager", "{}", "g", list(alerts), "team", on_resolved=lambda a: [])
+
+
+@pytest.fixture
+def child(store: Store, database_url: str) -> Iterator[IntakeProcess]:
+    planner = Planner(Route(sinks=["chat"]), ["chat"])
+    process = IntakeProcess(database_url, planner)
+    process.start()
+    yield process
+    process.stop()
+
+
+def _count(store: Store, model: type) -> int:
+    with store.session() as s:
+        return int(s.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def test_a_batch_written_by_the_child_is_stored_and_answered_in_order(
+    child: IntakeProcess, store: Store
+) -> None:
+    results = child.ingest_many([_req(_alert("a")), _req(_alert("a")), _req(_alert("b"))], RULES)
+    assert all(isinstance(r, IngestResult) for r in results)
+    first, repeat, other = (r for r in results if isinstance(r, IngestResult))
+    assert first.created and repeat.deduplicated == first.created and other.created != first.created
+    assert first.notification_id < repeat.notification_id < other.notification_id
+    assert _count(store, Notification) == 3 and _count(store, Incident) == 2
+    with store.session() as s:
+        stored = s.get(Notification, repeat.notification_id)
+        assert stored is not None and stored.source == "alertmanager"
+
+
+def test_a_refusal_crosses_the_pipe_as_itself(child: IntakeProcess, store: Store) -> None:
+    full = IntakeRules(window=300.0, lock_timeout=10.0, max_backlog=1)
+    results = child.ingest_many([_req(_alert("a")), _req(_alert("b"))], full)
+    assert isinstance(results[0], IngestResult)
+    refused = results[1]
+    assert isinstance(refused, IntakeFull)
+    assert (
+        refused.reason == "backlog" and refused.retry_after > 0 and "ALERTSLEUTH_MAX_BACKLOG" in str(refused)
+    )
+    assert _count(store, Notification) == 1
+
+
+def test_a_resolution_is_planned_in_the_child(child: IntakeProcess, store: Store) -> None:
+    (made,) = child.ingest_many([_req(_alert("r"))], RULES)
+    (resolved,) = child.ingest_many([_req(_alert("r", "resolved"))], RULES)
+    assert isinstance(made, IngestResult) and isinstance(resolved, IngestResult)
+    assert resolved.resolved == made.created
+    with store.session() as s:
+        rows = s.scalars(select(Delivery)).all()
+    assert [(r.sink, r.event, r.incident_id) for r in rows] == [("chat", "resolved", made.created[0])]
+
+
+def test_a_killed_child_fails_its_batch_and_the_next_batch_gets_a_new_one(
+    child: IntakeProcess, store: Store
+) -> None:
+    writer = IntakeWriter(child, RULES, max_pending=100)
+    writer.start()
+    try:
+
+        async def post(fp: str) -> IngestResult:
+            return await writer.write(_req(_alert(fp)))
+
+        assert asyncio.run(post("before")).created
+        pid = child.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        outcomes = []
+        for fp in ("during", "after"):
+            try:
+                outcomes.append(asyncio.run(post(fp)))
+            except StoreBusy as exc:
+                outcomes.append(exc)
+        # The first batch after the kill may find the child dead at once (a new one is started before
+        # it is sent) or die with it (StoreBusy, Retry-After); the one after is written either way.
+        assert isinstance(outcomes[-1], IngestResult) and outcomes[-1].created
+        if isinstance(outcomes[0], StoreBusy):
+            assert not isinstance(outcomes[0], IntakeFull) and outcomes[0].retry_after > 0
+        assert child.pid not in (None, pid)
+    finally:
+        writer.stop()
+    with store.session() as s:
+        fingerprints = set(s.scalars(select(Incident.fingerprint)))
+    assert {"before", "after"} <= fingerprints
+
+
+def test_our_errors_pickle_with_their_attributes() -> None:
+    full = pickle.loads(pickle.dumps(IntakeFull("full", retry_after=3.0, reason="pending")))
+    assert isinstance(full, IntakeFull) and str(full) == "full"
+    assert (full.retry_after, full.reason) == (3.0, "pending")
+    busy = pickle.loads(pickle.dumps(StoreBusy("busy", retry_after=1.5)))
+    assert type(busy) is StoreBusy and busy.retry_after == 1.5

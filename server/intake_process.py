@@ -5,8 +5,8 @@ the requests being answered.
 each batch and waits while a child process writes the batch in one transaction (server/db/intake.py,
 on its own connection to the same database) and answers with the results. Nothing is answered before
 the child said it committed: an accepted notification is durable, as with the writer in a thread.
-Measured on 2 cores (bench/intake.py), the thread's SQLAlchemy work was more of the GIL than the
-HTTP handling of the requests it wrote.
+Profiled on 2 cores (bench/intake.py, py-spy), the writer thread's SQLAlchemy work held about as much
+of the GIL as the HTTP handling of the requests it wrote.
 
 The child decides a resolution's notices with a copy of the delivery planner (the route tree and
 the sinks' names; no sink, client or secret of theirs goes to it). It is started with the
@@ -14,8 +14,9 @@ the sinks' names; no sink, client or secret of theirs goes to it). It is started
 one (after a death) starts in milliseconds.
 
 When the child dies (killed, out of memory), the batch in hand fails with `StoreBusy` (503 with
-Retry-After: the sender sends again; a batch that had committed is then deduplicated, never stored
-twice), and the next batch starts a new child. When the server dies, the child sees its pipe close and
+Retry-After: the sender sends again; if that batch had committed, the repeat is stored as one more
+notification whose alerts join the incidents it made: no second incident or investigation), and the
+next batch starts a new child. When the server dies, the child sees its pipe close and
 exits.
 """
 

@@ -17,7 +17,8 @@ import httpx
 import pytest
 
 from exporter import launch as procs
-from server.logs import JSONFormatter, TextFormatter
+from server.logs import JSONFormatter, Summarized, TextFormatter
+from server.payloads import may_hold_surrogates, unencodable
 from server.settings import Settings
 from tests.conftest import PromEnv, serve
 from tests.server.test_api import webhook
@@ -144,3 +145,39 @@ def test_serve_logs_shutting_down_and_stopped_on_sigterm_and_exits_0(tmp_path: P
     events = [json.loads(line)["event"] for line in err.splitlines() if line.startswith("{")]
     assert "alertsleuth ready" in events, err
     assert events[-2:] == ["shutting down", "stopped"], err
+
+
+def test_a_frequent_event_is_logged_one_by_one_up_to_its_lines_then_summarized(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = [0.0]
+    summarized = Summarized(
+        logging.getLogger("t.summary"), "accepted", lines=2, window=60.0, clock=lambda: now[0]
+    )
+    caplog.set_level(logging.INFO, logger="t.summary")
+    for i in range(5):
+        summarized.log({"n": i}, {"made": 1, "repeats": i % 2})
+    assert [r.getMessage() for r in caplog.records] == ["accepted", "accepted"]
+    now[0] = 30.0
+    summarized.flush()
+    summary = caplog.records[-1]
+    assert summary.getMessage() == "accepted: 5 in 30 s, 3 of them not logged one by one"
+    assert (summary.events, summary.not_logged, summary.made, summary.repeats) == (5, 3, 5, 2)  # type: ignore[attr-defined]
+    caplog.clear()
+    now[0] = 100.0  # a new window: one by one again, and nothing to summarize when all were logged
+    summarized.log({"n": 9}, {"made": 1})
+    summarized.flush()
+    assert [r.getMessage() for r in caplog.records] == ["accepted"]
+
+
+def test_only_a_body_that_can_hold_a_lone_surrogate_is_walked() -> None:
+    holding = [
+        b'{"a": "\\ud800"}',
+        b'{"a": "\\uDC00x"}',
+        '{"a": "\ud800"}'.encode("utf-8", "surrogatepass"),
+    ]
+    for body in holding:
+        assert may_hold_surrogates(body) and list(unencodable(json.loads(body))), body
+    assert may_hold_surrogates('{"a": "x"}'.encode("utf-16"))
+    for body in (b'{"a": "plain"}', '{"isp": "电信", "e": "\\u00e9"}'.encode()):
+        assert not may_hold_surrogates(body) and not list(unencodable(json.loads(body))), body

@@ -35,6 +35,15 @@ GROUP = "group:"
 MAX_ENTRY = 200  # characters of one entry
 
 
+def _known_keys(data: Any, known: tuple[str, ...], what: str) -> Any:
+    """`data` when each of its keys (a mapping's) is one of `known`; ValueError naming one that is not."""
+    if isinstance(data, dict):
+        for key in data:
+            if key not in known:
+                raise ValueError(f"unknown {what} {key!r}: expected one of {', '.join(known)}")
+    return data
+
+
 class PlatformAccess(BaseModel):
     """One platform's allow-lists, by command class (an unlisted class: nobody)."""
 
@@ -49,11 +58,7 @@ class PlatformAccess(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _known_classes(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            for key in data:
-                if key not in CLASSES:
-                    raise ValueError(f"unknown command class {key!r}: expected one of {', '.join(CLASSES)}")
-        return data
+        return _known_keys(data, CLASSES, "command class")
 
     @field_validator("read", "act", "silence", "run", "approve", mode="before")
     @classmethod
@@ -92,11 +97,7 @@ class AccessPolicy(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _known_platforms(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            for key in data:
-                if key not in PLATFORMS:
-                    raise ValueError(f"unknown chat platform {key!r}: expected one of {', '.join(PLATFORMS)}")
-        return data
+        return _known_keys(data, PLATFORMS, "chat platform")
 
     def allowed(self, platform: str, user: str, groups: Iterable[str], klass: CommandClass) -> bool:
         """Whether `user` (in `groups`: the channels and user groups the platform says they are in) may

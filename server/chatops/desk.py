@@ -1,6 +1,6 @@
 """The runbook desk: proposing a runbook for an incident, its dry run, the approval, the run.
 
-    propose(incident, runbook, requester)   the runbook must fit the incident (Catalog.fitting); its
+    propose(incident, runbook, requester)   the runbook must fit the incident (Catalog.best_fits); its
                                             variables are resolved from the fit's labels, the action
                                             recorded (dry_running) and its dry run started
     dry run finished                        proposed (waiting for approval) or dry_run_failed
@@ -33,26 +33,13 @@ from agent.models import RunbookSuggestion
 from server.db.actions import Actions
 from server.db.chatops import Actor
 from server.db.models import RunbookAction
-from server.runbooks import Catalog, Fit, ResolvedVars, Runbook, RunbookRunner, RunResult, resolve_vars
+from server.runbooks import Catalog, ResolvedVars, Runbook, RunbookRunner, RunResult, resolve_vars
 from tools.errors import RunbookError
 
 log = logging.getLogger("alertsleuth.runbooks")
 
 FLUSH_SECONDS = 1.0  # how often the output so far is written to the action
 STALE = timedelta(seconds=3600 + 300)  # longer than any runbook's timeout
-
-
-def best_fits(
-    catalog: Catalog, alertname: str, root_causes: Sequence[Mapping[str, str]], labels: Mapping[str, str]
-) -> list[Fit]:
-    """The runbooks that fit, one per runbook (its best fit), most specific first."""
-    seen: set[str] = set()
-    out = []
-    for fit in catalog.fitting(alertname, root_causes, labels):
-        if fit.runbook.name not in seen:
-            seen.add(fit.runbook.name)
-            out.append(fit)
-    return out
 
 
 class CatalogMenu:
@@ -67,7 +54,7 @@ class CatalogMenu:
     ) -> list[RunbookSuggestion]:
         return [
             RunbookSuggestion(name=f.runbook.name, description=f.runbook.description, why=f.reason)
-            for f in best_fits(self.catalog, alertname, root_causes, labels)
+            for f in self.catalog.best_fits(alertname, root_causes, labels)
         ]
 
 
@@ -103,14 +90,6 @@ class RunbookDesk:
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
-    # ------------------------------------------------------------------ what fits
-
-    def fitting(
-        self, alertname: str, root_causes: Sequence[Mapping[str, str]], labels: Mapping[str, str]
-    ) -> list[Fit]:
-        """The runbooks that fit, one per runbook (its best fit), most specific first."""
-        return best_fits(self.catalog, alertname, root_causes, labels)
-
     # ------------------------------------------------------------------ the steps
 
     def propose(
@@ -127,7 +106,8 @@ class RunbookDesk:
         """Record the action and start its dry run. `RunbookError` when the runbook is not in the
         catalog, does not fit this incident, or its variables cannot be resolved: nothing recorded."""
         runbook = self.catalog.get(name)
-        fit = next((f for f in self.fitting(alertname, root_causes, labels) if f.runbook.name == name), None)
+        fits = self.catalog.best_fits(alertname, root_causes, labels)
+        fit = next((f for f in fits if f.runbook.name == name), None)
         if fit is None:
             raise RunbookError(f"runbook {name!r} does not fit incident {incident_id} (see `runbooks`)")
         resolved = resolve_vars(runbook, fit.labels)

@@ -161,7 +161,7 @@ class ChatOps:
                 "chat command refused",
                 extra={"platform": inbound.platform, "user": inbound.user, "class": klass},
             )
-            known = incident_id if incident_id and self.store.chatops.incident(incident_id) else None
+            known = incident_id if incident_id and self.store.incidents.exists(incident_id) else None
             detail = {"command": cmd.kind, "class": klass, "incident": incident_id}
             self.store.chatops.audit(actor, "refused", detail, incident_id=known)
             return refusal(klass, self.language)
@@ -173,7 +173,7 @@ class ChatOps:
             return self._decide(cmd, actor)
         if incident_id is None:
             return "Which incident? Reply in the thread of its notice, or name it: `#42 status`."
-        inc = self.store.chatops.incident(incident_id)
+        inc = self.store.incidents.get(incident_id)
         if inc is None:
             return f"There is no incident #{incident_id}."
         return self._on_incident(cmd, inc, actor, inbound)
@@ -304,7 +304,7 @@ class ChatOps:
         causes = self._causes(inc)
         return [
             {"name": f.runbook.name, "description": f.runbook.description, "why": f.reason}
-            for f in self.desk.fitting(inc.alertname, causes, inc.labels)
+            for f in self.desk.catalog.best_fits(inc.alertname, causes, inc.labels)
         ]
 
     def propose(
@@ -331,7 +331,7 @@ class ChatOps:
         return self.desk
 
     def _incident(self, incident_id: int) -> Incident:
-        inc = self.store.chatops.incident(incident_id)
+        inc = self.store.incidents.get(incident_id)
         if inc is None:
             raise LookupError(f"no incident {incident_id}")
         return inc
@@ -357,7 +357,7 @@ class ChatOps:
         """A runbook step finished: say so where it was asked, and note a run on the tickets."""
         text = action_text(action)
         if action.state in ("succeeded", "failed"):
-            inc = self.store.chatops.incident(action.incident_id)
+            inc = self.store.incidents.get(action.incident_id)
             if inc is not None:
                 self._note(inc, action_text(action, OUTPUT_IN_TICKET))
         where = action.reply_to or {}

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from agent.models import utcnow
 from server.db.database import Database
-from server.db.models import AuditEvent, ChatThread, Incident, SilenceRow
+from server.db.models import AuditEvent, ChatThread, SilenceRow
 
 
 @dataclass(frozen=True)
@@ -88,13 +88,6 @@ class ChatOps:
                     ChatThread.thread == thread,
                 )
             )
-
-    def incident(self, incident_id: int) -> Incident | None:
-        with self.db.session() as s:
-            inc = s.get(Incident, incident_id)
-            if inc is not None:
-                s.expunge(inc)
-            return inc
 
     # ------------------------------------------------------------------ silences
 

@@ -1,5 +1,5 @@
-"""Reading incidents: a page of them, or one with its notifications, jobs, report files, deliveries and
-tickets.
+"""Reading incidents: a page of them, one alone, or one with its notifications, jobs, report files,
+deliveries and tickets.
 
 An incident's notifications are bounded: the first FIRST_NOTIFICATIONS and the last LAST_NOTIFICATIONS
 (a long incident in a busy group is notified every few minutes), with how many were left out between."""
@@ -89,6 +89,14 @@ class Incidents:
             total = s.scalar(select(func.count()).select_from(q.subquery())) or 0
             rows = list(s.scalars(q.order_by(Incident.id.desc()).limit(limit).offset(offset)))
             return rows, int(total)
+
+    def get(self, incident_id: int) -> Incident | None:
+        """The incident's row alone, detached from its session."""
+        with self.db.session() as s:
+            inc = s.get(Incident, incident_id)
+            if inc is not None:
+                s.expunge(inc)
+            return inc
 
     def exists(self, incident_id: int) -> bool:
         with self.db.session() as s:

@@ -6,6 +6,7 @@ A sink is a thin adapter: it turns a `Notice` into one platform's API calls and 
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -132,6 +133,13 @@ class SinkConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
     type: str
     timeout: float = 10.0
+
+
+def base_url(value: str, key: str) -> str:
+    """An API's base URL as the setting `key` takes it: http(s) with a host, without a trailing slash."""
+    if not re.match(r"https?://[^/\s]+", value):
+        raise ValueError(f"{key} must start with http:// or https://")
+    return value.rstrip("/")
 
 
 class Sink(ABC):

@@ -23,6 +23,7 @@ from server.db.models import AuditEvent, RunbookAction, SilenceRow
 from server.deps import ServicesDep
 from server.openapi import answers
 from server.payloads import MAX_ID
+from server.routes.lookup import found
 from server.security import GuardedRoute
 from server.silences import Matcher, parse_duration, parse_matchers
 
@@ -124,9 +125,8 @@ def _action(row: RunbookAction) -> ActionOut:
 
 
 async def _known(services: ServicesDep, incident_id: int) -> None:
-    """404 unless the incident exists (read in the thread pool: the event loop never waits on the store)."""
-    if not await run_in_threadpool(services.store.incidents.exists, incident_id):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no incident {incident_id}")
+    """404 unless the incident exists."""
+    await found(f"no incident {incident_id}", services.store.incidents.exists, incident_id)
 
 
 @router.get(
@@ -220,10 +220,7 @@ async def incident_actions(incident_id: IncidentId, services: ServicesDep) -> li
 @router.get("/api/v1/actions/{action_id}", response_model=ActionOut, responses=answers(404))
 async def get_action(action_id: ActionId, services: ServicesDep) -> ActionOut:
     _chatops(services)
-    row = await run_in_threadpool(services.store.actions.get, action_id)
-    if row is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no runbook action {action_id}")
-    return _action(row)
+    return _action(await found(f"no runbook action {action_id}", services.store.actions.get, action_id))
 
 
 @router.post(

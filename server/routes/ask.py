@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationInfo, field_validator
@@ -21,6 +21,7 @@ from server.deps import Services, ServicesDep
 from server.errors import http_error, invalid, status_of
 from server.openapi import answers, event_stream
 from server.payloads import MAX_ID, Time
+from server.routes.lookup import found, present
 from server.security import GuardedRoute
 from tools.errors import AlertsleuthError
 
@@ -97,14 +98,13 @@ def prepare(services: Services, body: AskIn) -> tuple[list[Turn], Report | None]
     """The session's history and the incident's report; 404 for an unknown session or incident."""
     history: list[Turn] = []
     if body.session_id is not None:
-        found = services.store.ask_sessions.get(body.session_id)
-        if found is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no ask session {body.session_id}")
-        history = [Turn(m.role, m.content) for m in found[1]]
+        _, messages = present(
+            services.store.ask_sessions.get(body.session_id), f"no ask session {body.session_id}"
+        )
+        history = [Turn(m.role, m.content) for m in messages]
     report = None
     if body.incident_id is not None:
-        if not services.store.incidents.exists(body.incident_id):
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no incident {body.incident_id}")
+        present(services.store.incidents.exists(body.incident_id), f"no incident {body.incident_id}")
         report = services.store.reports.latest(body.incident_id)
     if body.start and body.end and body.end <= body.start:
         raise invalid(("body", "end"), "end must be after start")
@@ -200,10 +200,7 @@ async def ask_stream(body: AskIn, services: ServicesDep) -> StreamingResponse:
 
 @router.get("/sessions/{session_id}", response_model=SessionOut, responses=answers(404))
 async def session(session_id: str, services: ServicesDep) -> SessionOut:
-    found = await run_in_threadpool(services.store.ask_sessions.get, session_id)
-    if found is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no ask session {session_id}")
-    sess, msgs = found
+    sess, msgs = await found(f"no ask session {session_id}", services.store.ask_sessions.get, session_id)
     return SessionOut(
         id=sess.id,
         incident_id=sess.incident_id,

@@ -18,6 +18,7 @@ from server.db.incidents import FIRST_NOTIFICATIONS, LAST_NOTIFICATIONS
 from server.deps import Services, ServicesDep
 from server.openapi import answers
 from server.payloads import MAX_ID
+from server.routes.lookup import found, present
 from server.security import GuardedRoute
 
 router = APIRouter(tags=["incidents"], route_class=GuardedRoute)
@@ -178,22 +179,20 @@ async def list_incidents(
 
 @router.get("/api/v1/incidents/{incident_id}", response_model=IncidentDetail, responses=answers(404))
 async def get_incident(incident_id: IncidentId, services: ServicesDep) -> IncidentDetail:
-    found = await run_in_threadpool(services.store.incidents.detail, incident_id)
-    if found is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no incident {incident_id}")
+    record = await found(f"no incident {incident_id}", services.store.incidents.detail, incident_id)
     return IncidentDetail(
-        **_out(found.incident),
-        jobs=[_job(j) for j in found.jobs],
-        report_files=found.report_files,
+        **_out(record.incident),
+        jobs=[_job(j) for j in record.jobs],
+        report_files=record.report_files,
         tickets=[
             TicketOut(
                 sink=t.sink, key=t.key, url=t.url, closed_at=t.closed_at, closing_comment=t.closing_comment
             )
-            for t in found.tickets
+            for t in record.tickets
         ],
-        deliveries=[_delivery(d) for d in found.deliveries],
-        received_notifications=[NotificationOut(**vars(n)) for n in found.notifications],
-        received_notifications_left_out=found.notifications_left_out,
+        deliveries=[_delivery(d) for d in record.deliveries],
+        received_notifications=[NotificationOut(**vars(n)) for n in record.notifications],
+        received_notifications_left_out=record.notifications_left_out,
     )
 
 
@@ -211,10 +210,7 @@ async def similar_incidents(
         like = services.store.history.likeness(incident_id)
         return services.store.history.similar(like, limit) if like is not None else None
 
-    found = await run_in_threadpool(find)
-    if found is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no incident {incident_id}")
-    return found
+    return await found(f"no incident {incident_id}", find)
 
 
 @router.post(
@@ -225,8 +221,7 @@ async def similar_incidents(
 )
 async def reinvestigate(incident_id: IncidentId, services: ServicesDep) -> IncidentDetail:
     """Queue a new investigation of an incident (after a failure, or to refresh the report)."""
-    if not await run_in_threadpool(services.store.jobs.requeue, incident_id):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no incident {incident_id}")
+    await found(f"no incident {incident_id}", services.store.jobs.requeue, incident_id)
     services.workers.wake()
     return await get_incident(incident_id, services)
 
@@ -247,11 +242,8 @@ async def retry_delivery(
 ) -> DeliveryOut:
     """Send a failed delivery again, with a fresh set of attempts. Ticket sinks comment on or close the
     ticket they already opened: a retry never opens a second one."""
-    d, requeued = await run_in_threadpool(services.store.deliveries.retry, incident_id, delivery_id)
-    if d is None:
-        raise HTTPException(
-            status.HTTP_404_NOT_FOUND, f"no delivery {delivery_id} for incident {incident_id}"
-        )
+    maybe, requeued = await run_in_threadpool(services.store.deliveries.retry, incident_id, delivery_id)
+    d = present(maybe, f"no delivery {delivery_id} for incident {incident_id}")
     if not requeued:
         raise HTTPException(status.HTTP_409_CONFLICT, f"delivery {delivery_id} is {d.state}, not failed")
     services.outbox.wake()
@@ -280,10 +272,8 @@ async def get_report(
 ) -> Response:
     """The report as JSON (the stable contract), Markdown (`?format=md`) or HTML (`?format=html`),
     showing the tickets opened for its incident."""
-    found = await run_in_threadpool(services.store.reports.get, report_id)
-    if found is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no report {report_id}")
-    shown = await run_in_threadpool(report_output, *found)
+    row, tickets = await found(f"no report {report_id}", services.store.reports.get, report_id)
+    shown = await run_in_threadpool(report_output, row, tickets)
     if format == "md":
         return Response(shown.markdown, media_type="text/markdown; charset=utf-8")
     if format == "html":
@@ -312,15 +302,11 @@ async def get_report_chart(report_id: str, key: ChartKey, services: ServicesDep)
 async def chart_png(services: Services, report_id: str, key: str) -> Response:
     """The PNG of chart `key` of report `report_id`; 404 naming what is missing. Shared with the signed
     chart links (server/routes/charts.py)."""
-    found = await run_in_threadpool(services.store.reports.get, report_id)
-    if found is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no report {report_id}")
+    row, _ = await found(f"no report {report_id}", services.store.reports.get, report_id)
 
     def draw() -> bytes | None:
-        charts = charts_of(Report.model_validate_json(found[0].body), "png")
+        charts = charts_of(Report.model_validate_json(row.body), "png")
         return next((c.data for c in charts if c.key == key and isinstance(c.data, bytes)), None)
 
-    png = await run_in_threadpool(draw)
-    if png is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"report {report_id} has no chart {key}")
+    png = await found(f"report {report_id} has no chart {key}", draw)
     return Response(png, media_type="image/png")

@@ -371,6 +371,15 @@ class Catalog(_Model):
         found.sort(key=lambda pair: pair[0])
         return [fit for _, fit in found]
 
+    def best_fits(
+        self, alertname: str, root_causes: Sequence[Mapping[str, str]], alert_labels: Mapping[str, str]
+    ) -> list[Fit]:
+        """The runbooks fitting an incident, one per runbook (its best fit), the most specific first."""
+        best: dict[str, Fit] = {}
+        for fit in self.fitting(alertname, root_causes, alert_labels):
+            best.setdefault(fit.runbook.name, fit)
+        return list(best.values())
+
 
 def _source_rank(fit: Fit) -> int:
     return fit.root_cause if fit.root_cause is not None else 1_000_000

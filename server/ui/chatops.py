@@ -22,16 +22,19 @@ that cannot be used), 400 (Alertmanager refused the silence) or 503 (no Alertman
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from server.chatops.service import ChatOps
+from server.db.chatops import Actor
 from server.deps import get_services
 from server.errors import status_of
 from server.logs import log_rejected
 from server.silences import Matcher, parse_duration, parse_matchers
-from server.ui.routes import _incident_id, _message, _post_guard, _redirect, ui_actor
+from server.ui.routes import _incident_id, _message, _not_found, _post_guard, _redirect, ui_actor
 from server.ui.session import UISession
 from tools.errors import RunbookError, SilenceError
 
@@ -43,136 +46,119 @@ MAX_COMMENT = 1000  # characters of a silence's comment, as the API takes
 MAX_REASON = 500  # characters of a denial's reason, as the API takes
 
 
-Guarded = tuple[UISession, dict[str, str], ChatOps]
+@dataclass(frozen=True)
+class _Form:
+    """A form let through: its session, its fields, the ChatOps service and who acts ("ui:<user>")."""
+
+    session: UISession
+    fields: dict[str, str]
+    chatops: ChatOps
+    actor: Actor
 
 
-async def _guard(request: Request) -> Guarded | Response:
+async def _guard(request: Request) -> _Form | Response:
     """`_post_guard` (signed in, CSRF), then the ChatOps service (404 without the `chatops:` section)."""
     guarded = await _post_guard(request)
     if isinstance(guarded, Response):
         return guarded
-    session, form = guarded
+    session, fields = guarded
     chatops = get_services(request).chatops
     if chatops is None:
-        return _message(
-            request, session, 404, "Not found", "ChatOps is not configured (the chatops: section)."
-        )
-    return session, form, chatops
+        return _not_found(request, session, "ChatOps is not configured (the chatops: section).")
+    return _Form(session, fields, chatops, ui_actor(request, session))
 
 
-def _refused(request: Request, session: UISession, title: str, exc: Exception) -> Response:
-    """The message page for a refused operation, with the API's status for `exc` (server/errors.py)."""
-    code, detail = status_of(exc)
-    log_rejected(request.url.path, code, detail[:300])
-    return _message(request, session, code, title, detail)
+async def _perform(request: Request, form: _Form, refused: str, operation: Callable[[], str]) -> Response:
+    """Run `operation` in a worker thread; it answers where to go next (303 there). What it does not
+    find (LookupError: the incident went away, no such active silence) is 404 in its words; a refusal
+    (a SilenceError or RunbookError, a ValueError for a field that cannot be used) is the message page
+    titled `refused`, with the API's status for it (server/errors.py)."""
+    try:
+        where = await run_in_threadpool(operation)
+    except LookupError as exc:
+        text = str(exc.args[0]) if exc.args else "Not found."
+        return _not_found(request, form.session, text[:300])
+    except (SilenceError, RunbookError, ValueError) as exc:
+        code, detail = status_of(exc)
+        log_rejected(request.url.path, code, detail[:300])
+        return _message(request, form.session, code, refused, detail)
+    return _redirect(where)
 
 
-def _no_incident(request: Request, session: UISession, incident_id: str) -> Response:
-    return _message(request, session, 404, "Not found", f"There is no incident {incident_id[:40]}.")
-
-
-def _not_found(request: Request, session: UISession, exc: LookupError) -> Response:
-    """What ChatOps did not find (the incident went away, no such active silence): 404, in its words."""
-    text = str(exc.args[0]) if exc.args else "Not found."
-    return _message(request, session, 404, "Not found", text[:300])
-
-
-async def _known_incident(request: Request, incident_id: str) -> int | None:
+async def _on_incident(
+    request: Request, incident_id: str, refused: str, operation: Callable[[_Form, int], str]
+) -> Response:
+    """A form about an incident: guarded, the incident known (404 otherwise), then `_perform`."""
+    form = await _guard(request)
+    if isinstance(form, Response):
+        return form
     number = _incident_id(incident_id)
     store = get_services(request).store
     if number is None or not await run_in_threadpool(store.incidents.exists, number):
-        return None
-    return number
+        return _not_found(request, form.session, f"There is no incident {incident_id[:40]}.")
+    known = number
+    return await _perform(request, form, refused, lambda: operation(form, known))
 
 
 @router.post("/ui/incidents/{incident_id}/silence")
 async def silence(request: Request, incident_id: str) -> Response:
-    guarded = await _guard(request)
-    if isinstance(guarded, Response):
-        return guarded
-    session, form, chatops = guarded
-    number = await _known_incident(request, incident_id)
-    if number is None:
-        return _no_incident(request, session, incident_id)
-    text, comment = form.get("matchers", "").strip(), form.get("comment", "").strip()
-    try:
+    def operation(form: _Form, number: int) -> str:
+        text, comment = form.fields.get("matchers", "").strip(), form.fields.get("comment", "").strip()
         if len(comment) > MAX_COMMENT:
             raise ValueError(f"the comment is too long ({len(comment)} characters; at most {MAX_COMMENT})")
-        duration = parse_duration(form.get("duration", ""), max_duration=chatops.config.max_silence_delta)
+        max_duration = form.chatops.config.max_silence_delta
+        duration = parse_duration(form.fields.get("duration", ""), max_duration=max_duration)
         matchers: list[Matcher] | None = parse_matchers(text) if text else None  # none: the labels
-        actor = ui_actor(request, session)
-        await run_in_threadpool(chatops.silence, number, actor, duration, matchers, comment)
-    except LookupError as exc:
-        return _not_found(request, session, exc)
-    except (SilenceError, ValueError) as exc:
-        return _refused(request, session, "Not silenced", exc)
-    return _redirect(f"/ui/incidents/{number}#chatops")
+        form.chatops.silence(number, form.actor, duration, matchers, comment)
+        return f"/ui/incidents/{number}#chatops"
+
+    return await _on_incident(request, incident_id, "Not silenced", operation)
 
 
 @router.post("/ui/incidents/{incident_id}/silences/{silence_id}/expire")
 async def expire_silence(request: Request, incident_id: str, silence_id: str) -> Response:
-    guarded = await _guard(request)
-    if isinstance(guarded, Response):
-        return guarded
-    session, _, chatops = guarded
-    number = await _known_incident(request, incident_id)
-    if number is None:
-        return _no_incident(request, session, incident_id)
-    if not SILENCE_ID.fullmatch(silence_id):
-        return _message(request, session, 404, "Not found", "There is no such silence.")
-    try:
-        await run_in_threadpool(chatops.unsilence, number, ui_actor(request, session), silence_id)
-    except LookupError as exc:
-        return _not_found(request, session, exc)
-    except SilenceError as exc:
-        return _refused(request, session, "Not expired", exc)
-    return _redirect(f"/ui/incidents/{number}#chatops")
+    def operation(form: _Form, number: int) -> str:
+        if not SILENCE_ID.fullmatch(silence_id):
+            raise LookupError("There is no such silence.")
+        form.chatops.unsilence(number, form.actor, silence_id)
+        return f"/ui/incidents/{number}#chatops"
+
+    return await _on_incident(request, incident_id, "Not expired", operation)
 
 
 @router.post("/ui/incidents/{incident_id}/runbooks/{name}")
 async def propose(request: Request, incident_id: str, name: str) -> Response:
-    guarded = await _guard(request)
-    if isinstance(guarded, Response):
-        return guarded
-    session, _, chatops = guarded
-    number = await _known_incident(request, incident_id)
-    if number is None:
-        return _no_incident(request, session, incident_id)
-    if not RUNBOOK_NAME.fullmatch(name):
-        return _message(request, session, 404, "Not found", "There is no such runbook.")
-    try:
-        action = await run_in_threadpool(chatops.propose, number, name, ui_actor(request, session))
-    except LookupError as exc:
-        return _not_found(request, session, exc)
-    except RunbookError as exc:
-        return _refused(request, session, "Not proposed", exc)
-    return _redirect(f"/ui/incidents/{number}#action-{action.id}")
+    def operation(form: _Form, number: int) -> str:
+        if not RUNBOOK_NAME.fullmatch(name):
+            raise LookupError("There is no such runbook.")
+        action = form.chatops.propose(number, name, form.actor)
+        return f"/ui/incidents/{number}#action-{action.id}"
+
+    return await _on_incident(request, incident_id, "Not proposed", operation)
 
 
 async def _decide(request: Request, action_id: str, approve: bool) -> Response:
-    guarded = await _guard(request)
-    if isinstance(guarded, Response):
-        return guarded
-    session, form, chatops = guarded
+    form = await _guard(request)
+    if isinstance(form, Response):
+        return form
     number = _incident_id(action_id)
     store = get_services(request).store
     action = await run_in_threadpool(store.actions.get, number) if number else None
     if action is None:
-        return _message(request, session, 404, "Not found", f"There is no runbook action {action_id[:40]}.")
-    actor = ui_actor(request, session)
-    reason = form.get("reason", "").strip()
-    try:
+        return _not_found(request, form.session, f"There is no runbook action {action_id[:40]}.")
+    found = action
+
+    def operation() -> str:
+        reason = form.fields.get("reason", "").strip()
         if approve:
-            await run_in_threadpool(chatops.approve, action.id, actor)
+            form.chatops.approve(found.id, form.actor)
         elif len(reason) > MAX_REASON:
             raise ValueError(f"the reason is too long ({len(reason)} characters; at most {MAX_REASON})")
         else:
-            await run_in_threadpool(chatops.deny, action.id, actor, reason)
-    except LookupError as exc:
-        return _not_found(request, session, exc)
-    except (RunbookError, ValueError) as exc:
-        return _refused(request, session, "Not approved" if approve else "Not denied", exc)
-    return _redirect(f"/ui/incidents/{action.incident_id}#action-{action.id}")
+            form.chatops.deny(found.id, form.actor, reason)
+        return f"/ui/incidents/{found.incident_id}#action-{found.id}"
+
+    return await _perform(request, form, "Not approved" if approve else "Not denied", operation)
 
 
 @router.post("/ui/actions/{action_id}/approve")

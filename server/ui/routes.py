@@ -125,6 +125,11 @@ def _message(request: Request, session: UISession | None, status: int, title: st
     return _page("message.html.j2", {"title": title, "text": text}, request, session, status=status)
 
 
+def _not_found(request: Request, session: UISession | None, text: str) -> Response:
+    """404: the message page saying what is not there ("There is no incident 7.")."""
+    return _message(request, session, 404, "Not found", text)
+
+
 def _safe_next(value: str | None) -> str:
     return value if value and SAFE_NEXT.fullmatch(value) and "//" not in value else "/ui/incidents"
 
@@ -371,7 +376,7 @@ async def incident_page(request: Request, incident_id: str) -> Response:
     detail = await run_in_threadpool(incident_detail, services.store, number, chatops) if number else None
     if detail is None:
         shown = incident_id[:40]
-        response = _message(request, session, 404, "Not found", f"There is no incident {shown}.")
+        response = _not_found(request, session, f"There is no incident {shown}.")
         if issue:
             set_session(response, request, session)
         return response
@@ -396,7 +401,7 @@ async def reinvestigate(request: Request, incident_id: str) -> Response:
     services = get_services(request)
     number = _incident_id(incident_id)
     if number is None or not await run_in_threadpool(services.store.jobs.requeue, number):
-        return _message(request, session, 404, "Not found", f"There is no incident {incident_id[:40]}.")
+        return _not_found(request, session, f"There is no incident {incident_id[:40]}.")
     services.workers.wake()
     return _redirect(f"/ui/incidents/{number}#timeline")
 
@@ -410,10 +415,10 @@ async def retry_delivery(request: Request, incident_id: str, delivery_id: str) -
     services = get_services(request)
     number, delivery = _incident_id(incident_id), _incident_id(delivery_id)
     if number is None or delivery is None:
-        return _message(request, session, 404, "Not found", "There is no such delivery.")
+        return _not_found(request, session, "There is no such delivery.")
     d, requeued = await run_in_threadpool(services.store.deliveries.retry, number, delivery)
     if d is None:
-        return _message(request, session, 404, "Not found", "There is no such delivery.")
+        return _not_found(request, session, "There is no such delivery.")
     if not requeued:
         return _message(
             request, session, 409, "Not retried", f"Delivery {delivery} is {d.state}, not failed."

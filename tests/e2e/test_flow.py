@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -197,10 +198,13 @@ def test_demo_runs_the_whole_flow(
     # succeeded and left the exporter without an anomaly; the demo did not clear the fault itself.
     asked = out.split("in the thread: why?\n", 1)[1].split(f"in the thread: run {RUNBOOK}\n", 1)[0]
     assert "alertsleuth answers in the thread:" in asked and 'user_type="admin"' in asked, asked
-    assert f"Action 1, {RUNBOOK}: dry run successful, exit status 0." in out, out
+    # The action's id is whatever the store gave it: read from the dry run's news, then followed.
+    dry_run = re.search(rf"Action (\d+), {re.escape(RUNBOOK)}: dry run successful, exit status 0\.", out)
+    assert dry_run is not None, out
+    action = dry_run.group(1)
     assert "the fault is still active after the dry run" in out
-    assert f"Slack, {LEAD} in the thread: approve 1\n" in out
-    assert f"Action 1, {RUNBOOK}, approved by slack:{LEAD}: successful, exit status 0." in out, out
+    assert f"Slack, {LEAD} in the thread: approve {action}\n" in out
+    assert f"Action {action}, {RUNBOOK}, approved by slack:{LEAD}: successful, exit status 0." in out, out
     assert "the exporter reports no active anomaly: the runbook cleared the fault" in out
     assert "the demo cleared the fault itself" not in out and "\nChatOps OK: " in out
 

@@ -33,8 +33,8 @@ from urllib.parse import parse_qs
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from server.delivery.http import RETRYABLE, excerpt, retry_after
-from tools.errors import ChatRequestRefused, DeliveryError
+from server.delivery.base import base_url
+from tools.errors import ChatRequestRefused
 
 Kind = Literal["message", "command", "action", "challenge", "ignored"]
 Buttons = Sequence[tuple[str, str]]  # (label, the command a click sends, e.g. "approve 7")
@@ -80,20 +80,13 @@ class PlatformConfig(BaseModel):
     timeout: float = Field(10.0, gt=0)  # seconds per reply request
 
 
-def http_url(value: str) -> str:
-    """An API base URL: http(s), without a trailing slash."""
-    if not value.startswith(("https://", "http://")):
-        raise ValueError("must start with https:// or http://")
-    return value.rstrip("/")
-
-
 class ApiConfig(PlatformConfig):
     api_url: str
 
     @field_validator("api_url")
     @classmethod
     def _api_url(cls, value: str) -> str:
-        return http_url(value)
+        return base_url(value, "api_url")
 
 
 class Platform(ABC):
@@ -262,40 +255,3 @@ def chunks(text: str, limit: int, *, measure: Callable[[str], int] = len) -> lis
             out.append(piece)
         rest = rest[cut + skip :].lstrip("\n")
     return out
-
-
-# ---------------------------------------------------------------------------------------- replies
-
-
-def send(http: httpx.Client, method: str, url: str, *, what: str, **kwargs: Any) -> httpx.Response:
-    """One request, whatever its status; a timeout or transport failure is a retryable DeliveryError.
-    `what` names the request in errors (never the URL: hosts and queries carry secrets)."""
-    try:
-        return http.request(method, url, **kwargs)
-    except httpx.TimeoutException:
-        raise DeliveryError(f"{what}: timed out") from None
-    except httpx.TransportError as exc:
-        raise DeliveryError(f"{what}: {type(exc).__name__}") from None
-
-
-def status_error(resp: httpx.Response, what: str) -> DeliveryError:
-    """The DeliveryError for a non-2xx answer: retryable for 408, 425, 429 and 5xx."""
-    retryable = resp.status_code in RETRYABLE
-    return DeliveryError(
-        f"{what}: HTTP {resp.status_code} {excerpt(resp, 200)}".rstrip(),
-        retryable=retryable,
-        retry_after=retry_after(resp) if retryable else None,
-    )
-
-
-def answer_json(resp: httpx.Response, what: str) -> dict[str, Any]:
-    """The answer's JSON object; a non-2xx answer without one, or a 2xx answer that is not one, fails."""
-    try:
-        payload = resp.json()
-    except ValueError:
-        payload = None
-    if isinstance(payload, dict):
-        return payload
-    if not resp.is_success:
-        raise status_error(resp, what)
-    raise DeliveryError(f"{what}: the answer is not a JSON object", retryable=False)

@@ -41,18 +41,16 @@ from server.chatops.platforms.base import (
     Platform,
     PlatformConfig,
     Raw,
-    answer_json,
     check_window,
     chunks,
     ignored,
     json_object,
     required,
     same,
-    send,
-    status_error,
     text_of,
 )
 from server.delivery.chat import JSON_HEADERS, encode_json
+from server.delivery.http import answer_json, send, status_error
 from server.delivery.secrets import Secret
 from tools.errors import ChatRequestRefused, DeliveryError
 

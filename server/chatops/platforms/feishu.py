@@ -38,8 +38,8 @@ Replies (https://open.feishu.cn/document/server-docs/im-v1/message/reply): POST
 {"msg_type": "text", "content": "{\\"text\\": ...}", "reply_in_thread": <the inbound is in a thread>,
 "uuid"}. The uuid (at most 50 characters) is derived from the message and the chunk, so a retried reply
 does not post a chunk twice (Feishu drops a repeated uuid for an hour). The token comes from POST
-{api_url}/auth/v3/tenant_access_token/internal {"app_id", "app_secret"} -> {"code": 0,
-"tenant_access_token", "expire"}, cached until 300 s before it expires. Success is {"code": 0};
+{api_url}/auth/v3/tenant_access_token/internal (server/delivery/tokens.py `feishu_tenant_token`, shared
+with the Feishu sink), cached until 300 s before it expires. Success is {"code": 0};
 99991661 / 99991663 / 99991668 (token missing, invalid, expired) drop the cached token and are retried,
 as are 99991400 and 230020 (rate limits) and 5xx; other codes are not. A text message's body may be 150
 KB; replies are cut to 4,000 characters to stay readable. `<at ...>` in the text would mention people:
@@ -64,7 +64,6 @@ from server.chatops.platforms.base import (
     Inbound,
     Platform,
     Raw,
-    answer_json,
     check_window,
     chunks,
     flat,
@@ -73,18 +72,17 @@ from server.chatops.platforms.base import (
     obj,
     required,
     same,
-    send,
     text_of,
 )
 from server.delivery.chat import JSON_HEADERS, encode_json, redact
+from server.delivery.http import answer_json, send
 from server.delivery.secrets import Secret
-from server.delivery.tokens import TokenCache
+from server.delivery.tokens import TokenCache, feishu_tenant_token
 from tools.errors import ChatRequestRefused, DeliveryError
 
 LIMIT = 4000  # characters of one reply's text
 TOKEN_INVALID = {99991661, 99991663, 99991668}
 RATE_LIMITED = {99991400, 230020}
-TOKEN_PATH = "/auth/v3/tenant_access_token/internal"
 MENTION_KEY = re.compile(r"@_user_\d+")
 AT_TAG = re.compile(r"<(at)\b", re.IGNORECASE)
 UNSIGNED = "missing X-Lark-Signature header (only a URL verification with the right token may come unsigned)"
@@ -312,29 +310,13 @@ class FeishuPlatform(Platform):
             self._tokens.forget(token)
         raise DeliveryError(f"{what}: code {code} {message}".rstrip(), retryable=retryable)
 
-    def _fetch_token(self, http: httpx.Client) -> tuple[str, float]:
-        what = f"POST {TOKEN_PATH}"
-        body = {"app_id": self.config.app_id, "app_secret": self.config.app_secret.get_secret_value()}
-        resp = send(
-            http,
-            "POST",
-            self.config.api_url + TOKEN_PATH,
-            what=what,
-            content=encode_json(body),
-            headers=JSON_HEADERS,
-            timeout=self.config.timeout,
-        )
-        payload = self._check(resp, what)
-        token = payload.get("tenant_access_token")
-        if not isinstance(token, str) or not token:
-            raise DeliveryError(f"{what}: the answer has no tenant_access_token")
-        try:
-            return token, float(payload.get("expire") or 7200)
-        except (TypeError, ValueError):
-            return token, 7200.0
+    def _token(self, http: httpx.Client) -> str:
+        c = self.config
+        secret = c.app_secret.get_secret_value()
+        return self._tokens.get(lambda: feishu_tenant_token(http, c.api_url, c.app_id, secret, c.timeout))
 
     def _send(self, http: httpx.Client, inbound: Inbound, text: str, uuid: str, where: str) -> None:
-        token = self._tokens.get(lambda: self._fetch_token(http))
+        token = self._token(http)
         content = json.dumps({"text": text}, ensure_ascii=False)
         body: dict[str, Any] = {"msg_type": "text", "content": content, "uuid": uuid}
         if inbound.message_id:

@@ -47,7 +47,6 @@ from server.chatops.platforms.base import (
     Inbound,
     Platform,
     Raw,
-    answer_json,
     check_window,
     chunks,
     form,
@@ -56,12 +55,10 @@ from server.chatops.platforms.base import (
     obj,
     required,
     same,
-    send,
-    status_error,
     text_of,
 )
 from server.delivery.chat import encode_json
-from server.delivery.http import retry_after
+from server.delivery.http import answer_json, retry_after, send, status_error
 from server.delivery.secrets import Secret
 from tools.errors import ChatRequestRefused, DeliveryError
 

@@ -19,13 +19,13 @@ libraries):
 XML is parsed with the standard library; a body that declares a DTD or an entity is refused before
 parsing (defusedxml is not installed), the decrypted message too.
 
-Replies (https://developer.work.weixin.qq.com/document/path/90236): GET {api_url}/gettoken?corpid&
-corpsecret -> {"errcode": 0, "access_token", "expires_in": 7200}, cached until 300 s before it expires;
-POST {api_url}/message/send?access_token with {"touser", "msgtype": "text", "agentid", "text":
-{"content"}} in real UTF-8 (WeCom refuses \\uXXXX escapes with 40033). A text's content is at most 2048
-bytes: replies are cut by UTF-8 bytes. errcode 0 is success, unless `invaliduser` names the user (not in
-the app's visible range: not retried); 40014 / 42001 / 41001 (token invalid, expired, missing) drop the
-cached token and are retried, as are -1 (busy) and 45009 (rate limit); others are not.
+Replies (https://developer.work.weixin.qq.com/document/path/90236): GET {api_url}/gettoken
+(server/delivery/tokens.py `wecom_access_token`, shared with the WeCom sink), cached until 300 s before
+it expires; POST {api_url}/message/send?access_token with {"touser", "msgtype": "text", "agentid",
+"text": {"content"}} in real UTF-8 (WeCom refuses \\uXXXX escapes with 40033). A text's content is at
+most 2048 bytes: replies are cut by UTF-8 bytes. errcode 0 is success, unless `invaliduser` names the
+user (not in the app's visible range: not retried); 40014 / 42001 / 41001 (token invalid, expired,
+missing) drop the cached token and are retried, as are -1 (busy) and 45009 (rate limit); others are not.
 """
 
 from __future__ import annotations
@@ -47,19 +47,18 @@ from server.chatops.platforms.base import (
     Inbound,
     Platform,
     Raw,
-    answer_json,
     check_window,
     chunks,
     ignored,
     required,
     same,
-    send,
     text_of,
     utf8_len,
 )
 from server.delivery.chat import JSON_HEADERS, encode_json, redact
+from server.delivery.http import answer_json, send
 from server.delivery.secrets import Secret
-from server.delivery.tokens import TokenCache
+from server.delivery.tokens import TokenCache, wecom_access_token
 from tools.errors import ChatRequestRefused, DeliveryError
 
 LIMIT = 2048  # bytes of a text message's content
@@ -219,28 +218,13 @@ class WeComPlatform(Platform):
         retryable = code in TOKEN_INVALID or code in RETRYABLE_CODES or resp.status_code >= 500
         raise DeliveryError(f"{what}: errcode {code} {message}".rstrip(), retryable=retryable)
 
-    def _fetch_token(self, http: httpx.Client) -> tuple[str, float]:
-        what = "GET /gettoken"
-        params = {"corpid": self.config.corp_id, "corpsecret": self.config.corp_secret.get_secret_value()}
-        resp = send(
-            http,
-            "GET",
-            f"{self.config.api_url}/gettoken",
-            what=what,
-            params=params,
-            timeout=self.config.timeout,
-        )
-        payload = self._check(resp, what)
-        token = payload.get("access_token")
-        if not isinstance(token, str) or not token:
-            raise DeliveryError(f"{what}: the answer has no access_token")
-        try:
-            return token, float(payload.get("expires_in") or 7200)
-        except (TypeError, ValueError):
-            return token, 7200.0
+    def _token(self, http: httpx.Client) -> str:
+        c = self.config
+        secret = c.corp_secret.get_secret_value()
+        return self._tokens.get(lambda: wecom_access_token(http, c.api_url, c.corp_id, secret, c.timeout))
 
     def _send(self, http: httpx.Client, user: str, text: str, where: str) -> None:
-        token = self._tokens.get(lambda: self._fetch_token(http))
+        token = self._token(http)
         what = "POST /message/send"
         body = {"touser": user, "msgtype": "text", "agentid": self.config.agent_id, "text": {"content": text}}
         resp = send(

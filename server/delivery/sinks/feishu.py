@@ -22,10 +22,9 @@ first chart drawn) in an `img` element, {"tag": "img", "img_key": ..., "alt": {"
 "content": ...}} (card JSON 1.0 image component), after the markdown. The key comes from the Open
 Platform (`api_url`, https://open.feishu.cn or https://open.larksuite.com):
 
-- POST /open-apis/auth/v3/tenant_access_token/internal with {"app_id", "app_secret"} answers
-  {"code": 0, "msg": "ok", "tenant_access_token": "t-...", "expire": <seconds left>}; the token lives at
-  most two hours and is cached until TOKEN_MARGIN before it expires (asking again within its last 30
-  minutes returns a new one, the old staying valid).
+- the tenant_access_token (server/delivery/tokens.py `feishu_tenant_token`, shared with ChatOps' replies)
+  lives at most two hours and is cached until TOKEN_MARGIN before it expires (asking again within its
+  last 30 minutes returns a new one, the old staying valid).
 - POST /open-apis/im/v1/images with "Authorization: Bearer <tenant_access_token>", multipart/form-data
   image_type=message and image=<the PNG> (at most 10 MB) answers {"code": 0, "data": {"image_key":
   "img_v3_..."}}; errors such as 234001 (invalid param) come with HTTP 400.
@@ -57,12 +56,21 @@ from typing import Any, Literal
 import httpx
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from server.delivery.base import ChatThreadRef, DeliveryError, Notice, Outcome, Sink, SinkConfig, TicketSlot
+from server.delivery.base import (
+    ChatThreadRef,
+    DeliveryError,
+    Notice,
+    Outcome,
+    Sink,
+    SinkConfig,
+    TicketSlot,
+    base_url,
+)
 from server.delivery.chat import JSON_HEADERS, chart_image, encode_json, fit_json_body, redact
-from server.delivery.http import call, excerpt
+from server.delivery.http import call, excerpt, send
 from server.delivery.message import bold, brief
 from server.delivery.secrets import Secret
-from server.delivery.tokens import TokenCache
+from server.delivery.tokens import TokenCache, feishu_tenant_token
 
 BODY_LIMIT = 20_000  # bytes of the whole request body ("不能超过 20 KB")
 RATE_LIMITED = {11232, 99991400}
@@ -70,7 +78,6 @@ TEMPLATES = {"firing": "red", "update": "orange", "resolved": "green", "test": "
 IMAGE_EVENTS = ("firing", "update")
 IMAGE_LIMIT = 10 * 1024 * 1024  # bytes of an uploaded image ("不能超过 10 MB")
 TOKEN_MARGIN = 300.0  # refresh this long before the token's `expire`
-TOKEN_PATH = "/open-apis/auth/v3/tenant_access_token/internal"
 IMAGES_PATH = "/open-apis/im/v1/images"
 MESSAGES_PATH = "/open-apis/im/v1/messages"
 
@@ -131,9 +138,7 @@ class FeishuConfig(SinkConfig):
     @field_validator("api_url")
     @classmethod
     def _api_url(cls, value: str) -> str:
-        if not value.startswith(("https://", "http://")):
-            raise ValueError("api_url must start with https:// or http://")
-        return value.rstrip("/")
+        return base_url(value, "api_url")
 
     @model_validator(mode="after")
     def _app(self) -> FeishuConfig:
@@ -176,18 +181,10 @@ class FeishuSink(Sink):
         return self.config.app_secret.get_secret_value() if self.config.app_secret else ""
 
     def _tenant_token(self) -> str:
-        return self._tokens.get(self._fetch_token)
-
-    def _fetch_token(self) -> tuple[str, float]:
-        body = {"app_id": self.config.app_id, "app_secret": self._app_secret()}
-        payload = self._open_api(TOKEN_PATH, content=encode_json(body), headers=JSON_HEADERS)
-        token = payload.get("tenant_access_token")
-        if not isinstance(token, str) or not token:
-            raise DeliveryError(f"POST {TOKEN_PATH}: the answer has no tenant_access_token")
-        try:
-            return token, float(payload.get("expire") or 7200)
-        except (TypeError, ValueError):
-            return token, 7200.0
+        app_id, open_apis = self.config.app_id or "", f"{self.config.api_url}/open-apis"
+        return self._tokens.get(
+            lambda: feishu_tenant_token(self.http, open_apis, app_id, self._app_secret(), self.config.timeout)
+        )
 
     def _forget(self, token: str) -> None:
         self._tokens.forget(token)
@@ -197,14 +194,8 @@ class FeishuSink(Sink):
         status (errors come with 400 and the code says more than the status), else a non-2xx status."""
         what = f"POST {path}"
         secrets = (*secrets, self._app_secret())
-        try:
-            resp = self.http.request(
-                "POST", f"{self.config.api_url}{path}", timeout=self.config.timeout, **request
-            )
-        except httpx.TimeoutException:
-            raise DeliveryError(f"{what}: timed out") from None
-        except httpx.TransportError as exc:
-            raise DeliveryError(f"{what}: {type(exc).__name__}") from None
+        url = f"{self.config.api_url}{path}"
+        resp = send(self.http, "POST", url, what=what, timeout=self.config.timeout, **request)
         try:
             payload = resp.json()
         except ValueError:

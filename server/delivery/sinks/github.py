@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Literal, cast
 import httpx
 from pydantic import ConfigDict, Field, field_validator
 
-from server.delivery.base import DeliveryError, Notice, Outcome, SinkConfig, TicketRef
+from server.delivery.base import DeliveryError, Notice, Outcome, SinkConfig, TicketRef, base_url
 from server.delivery.http import call, read_json, retry_after
 from server.delivery.message import NO_LINK, analysis_comment, brief, fenced, fit, one_line, resolved_line
 from server.delivery.secrets import Secret
@@ -52,9 +52,7 @@ class GitHubConfig(SinkConfig):
     @field_validator("api_url")
     @classmethod
     def _api_url(cls, value: str) -> str:
-        if not re.match(r"https?://[^/\s]+", value):
-            raise ValueError("api_url must start with http:// or https://")
-        return value.rstrip("/")
+        return base_url(value, "api_url")
 
 
 class _Recorder:

@@ -13,14 +13,13 @@ The lifecycle (find, create, comment, close) is `TicketSink`'s; this module supp
 
 from __future__ import annotations
 
-import re
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote
 
 import httpx
 from pydantic import ConfigDict, Field, field_validator
 
-from server.delivery.base import DeliveryError, Notice, Outcome, SinkConfig, TicketRef
+from server.delivery.base import DeliveryError, Notice, Outcome, SinkConfig, TicketRef, base_url
 from server.delivery.http import call, read_json
 from server.delivery.message import NO_LINK, analysis_comment, brief, fenced, fit, one_line, resolved_line
 from server.delivery.secrets import Secret
@@ -52,9 +51,7 @@ class GitLabConfig(SinkConfig):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        if not re.match(r"https?://[^/\s]+", value):
-            raise ValueError("url must start with http:// or https://")
-        return value.rstrip("/")
+        return base_url(value, "url")
 
     @field_validator("labels")
     @classmethod

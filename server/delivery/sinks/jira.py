@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Literal
 import httpx
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from server.delivery.base import DeliveryError, Notice, Outcome, SinkConfig, TicketRef
+from server.delivery.base import DeliveryError, Notice, Outcome, SinkConfig, TicketRef, base_url
 from server.delivery.http import call, read_json
 from server.delivery.message import NO_LINK, analysis_comment, brief, fit, one_line, resolved_line
 from server.delivery.secrets import Secret
@@ -53,9 +53,7 @@ class JiraConfig(SinkConfig):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        if not re.match(r"https?://[^/\s]+", value):
-            raise ValueError("url must start with http:// or https://")
-        return value.rstrip("/")
+        return base_url(value, "url")
 
     @field_validator("project")
     @classmethod

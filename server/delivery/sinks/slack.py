@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
@@ -44,6 +45,8 @@ from server.delivery.base import (
 from server.delivery.http import call, read_json
 from server.delivery.message import brief, fit
 from server.delivery.secrets import Secret
+
+T = TypeVar("T")
 
 HEADER_LIMIT = 150  # characters, header block plain_text
 IMAGE_URL_LIMIT = 3000  # characters, image block image_url
@@ -107,6 +110,19 @@ class SlackConfig(SinkConfig):
         return self
 
 
+def _bare_if_refused(post: Callable[..., T | None], payload: dict[str, Any]) -> tuple[T, str]:
+    """`post(payload)`'s answer, and what the delivery's detail says of the chart: when `post` answers
+    None (Slack could not fetch the chart: EXTERNAL_URL not public), the payload goes again without its
+    image block."""
+    answer = post(payload)
+    if answer is not None:
+        return answer, ""
+    payload["blocks"] = [b for b in payload["blocks"] if b.get("type") != "image"]
+    answer = post(payload, fallback=False)
+    assert answer is not None
+    return answer, ", without the chart (Slack could not fetch its link: invalid_blocks)"
+
+
 class SlackSink(Sink):
     kind = "slack"
     config_model = SlackConfig
@@ -140,13 +156,7 @@ class SlackSink(Sink):
         payload, shortened = self._payload(notice)
         if self.config.bot_token is not None:
             return self._send_as_bot(notice, payload, shortened)
-        data = self._post(payload)
-        without_image = ""
-        if data is None:  # Slack could not fetch the chart (EXTERNAL_URL not public): send it bare
-            payload["blocks"] = [b for b in payload["blocks"] if b.get("type") != "image"]
-            data = self._post(payload, fallback=False)
-            without_image = ", without the chart (Slack could not fetch its link: invalid_blocks)"
-        assert data is not None
+        data, without_image = _bare_if_refused(self._post, payload)
         if notice.event == "test":
             return Outcome(detail="sent test message")
         detail = f"sent blocks, {len(data) / 1000:.1f} kB" + without_image
@@ -159,13 +169,7 @@ class SlackSink(Sink):
         thread = notice.thread if notice.thread and notice.thread.channel == self.config.channel else None
         if thread is not None:
             payload["thread_ts"] = thread.thread
-        answer = self._api(payload)
-        without_image = ""
-        if answer is None:
-            payload["blocks"] = [b for b in payload["blocks"] if b.get("type") != "image"]
-            answer = self._api(payload, fallback=False)
-            without_image = ", without the chart (Slack could not fetch its link: invalid_blocks)"
-        assert answer is not None
+        answer, without_image = _bare_if_refused(self._api, payload)
         if notice.event == "test":
             return Outcome(detail="sent test message")
         ts = str(answer.get("ts") or "")

@@ -2,11 +2,10 @@
 
 What the platform documents, and this module relies on:
 
-- Access token: GET /cgi-bin/gettoken?corpid=ID&corpsecret=SECRET answers
-  {"errcode": 0, "access_token": ..., "expires_in": 7200}. It must be cached (gettoken is rate limited)
-  and may be invalidated before it expires, so a send that answers 40014 (invalid token), 42001
-  (expired) or 40001 drops the cache and retries once with a fresh one.
-  https://developer.work.weixin.qq.com/document/path/91039
+- Access token: GET /cgi-bin/gettoken (server/delivery/tokens.py `wecom_access_token`, shared with
+  ChatOps' replies). It must be cached (gettoken is rate limited) and may be invalidated before it
+  expires, so a send that answers 40014 (invalid token), 42001 (expired) or 40001 drops the cache and
+  retries once with a fresh one.
 - Application message: POST /cgi-bin/message/send?access_token=..., msgtype "markdown",
   markdown.content at most 2048 bytes of UTF-8. https://developer.work.weixin.qq.com/document/path/90236
 - Group robot: POST to the robot's webhook URL (its `key` is the credential), markdown.content at most
@@ -39,12 +38,12 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 from pydantic import ConfigDict, field_validator, model_validator
 
-from server.delivery.base import DeliveryError, Notice, Outcome, Sink, SinkConfig, TicketSlot
+from server.delivery.base import DeliveryError, Notice, Outcome, Sink, SinkConfig, TicketSlot, base_url
 from server.delivery.chat import JSON_HEADERS, chart_image, encode_json, redact
 from server.delivery.http import call, excerpt
 from server.delivery.message import brief, fit, size
 from server.delivery.secrets import Secret
-from server.delivery.tokens import TokenCache
+from server.delivery.tokens import TokenCache, wecom_access_token
 
 APP_LIMIT = 2048  # markdown.content bytes, application messages
 ROBOT_LIMIT = 4096  # markdown.content bytes, group robots
@@ -116,12 +115,6 @@ def _with_image(sink: Sink, on: bool, notice: Notice, detail: str, send: Callabl
     return f"{detail}; sent chart image, {_kb(len(data))}"
 
 
-def _http_url(value: str, key: str) -> str:
-    if not value.startswith(("https://", "http://")):
-        raise ValueError(f"{key} must start with https:// or http://")
-    return value
-
-
 class WeComAppConfig(SinkConfig):
     model_config = ConfigDict(hide_input_in_errors=True)  # errors name the key, never echo a secret
 
@@ -138,7 +131,7 @@ class WeComAppConfig(SinkConfig):
     @field_validator("api_url")
     @classmethod
     def _api_url(cls, value: str) -> str:
-        return _http_url(value, "api_url").rstrip("/")
+        return base_url(value, "api_url")
 
     @model_validator(mode="after")
     def _recipients(self) -> WeComAppConfig:
@@ -163,26 +156,10 @@ class WeComAppSink(Sink):
         return self.config.corp_secret.get_secret_value()
 
     def _access_token(self) -> str:
-        return self._tokens.get(self._fetch_token)
-
-    def _fetch_token(self) -> tuple[str, float]:
-        what = "GET /cgi-bin/gettoken"
-        resp = call(
-            self.http,
-            "GET",
-            f"{self.config.api_url}/cgi-bin/gettoken",
-            what=what,
-            params={"corpid": self.config.corp_id, "corpsecret": self._secret()},
-            timeout=self.config.timeout,
+        corp_id, cgi_bin = self.config.corp_id, f"{self.config.api_url}/cgi-bin"
+        return self._tokens.get(
+            lambda: wecom_access_token(self.http, cgi_bin, corp_id, self._secret(), self.config.timeout)
         )
-        payload = _payload(resp, what)
-        token = payload.get("access_token")
-        failure = _failure(payload, what, self._secret(), token if isinstance(token, str) else None)
-        if failure is not None:  # 40001 / 40013 / 40091 here mean a wrong corp id or secret
-            raise failure
-        if not isinstance(token, str) or not token:
-            raise DeliveryError(f"{what}: the answer has no access_token")
-        return token, float(payload.get("expires_in") or 7200)
 
     def _forget(self, token: str) -> None:
         self._tokens.forget(token)

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from agent.models import AlertInfo, utcnow
-from server.chatops.desk import RunbookDesk
+from server.chatops.desk import CatalogMenu, RunbookDesk
 from server.db import Store
 from server.db.chatops import Actor
 from server.db.models import RunbookAction
@@ -187,6 +187,17 @@ def desk(tmp_path: Path, ansible_playbook: str) -> Iterator[Desk]:
 
 
 # ------------------------------------------------------------------------------------------ proposing
+
+
+def test_the_menu_lists_each_fitting_runbook_once_with_its_best_fit(tmp_path: Path) -> None:
+    """Two root causes in Shanghai fit each runbook twice; the investigation's menu (and the desk, through
+    `Catalog.best_fits`) lists a runbook once, with the fit of the first cause."""
+    catalog = load_catalog(_catalog(tmp_path))
+    causes = [{"ip_region": "shanghai", "user_type": "admin"}, {"ip_region": "shanghai", "user_type": "vip"}]
+    assert len(catalog.fitting(ALERT, causes, LABELS)) == 2 * len(catalog.best_fits(ALERT, causes, LABELS))
+    menu = CatalogMenu(catalog).fitting(ALERT, causes, LABELS)
+    assert [m.name for m in menu] == [r.name for r in catalog.runbooks if r.name != "mark-beijing"]
+    assert all("root cause #1" in m.why for m in menu), [m.why for m in menu]
 
 
 def test_a_runbook_that_does_not_fit_or_is_not_in_the_catalog_records_nothing(desk: Desk) -> None:

@@ -31,7 +31,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -41,21 +41,13 @@ from agent.findings import Findings
 from tools import promql, search
 from tools.analysis import Candidate, Labels, Localization, label_key, localize, narrow, with_needles
 from tools.breakdown import QueryResult, leaves_from, segment_stats
-from tools.cuboids import (
-    best_labels,
-    choose_labels,
-    combinations,
-    pack,
-    ranked_labels,
-    ratio_series,
-    rolled_up,
-)
-from tools.errors import AlertsleuthError, PrometheusUnavailable, QueryError
+from tools.cuboids import best_labels, combinations, pack, ratio_series, rolled_up
+from tools.drill import refine
+from tools.errors import PrometheusUnavailable, QueryError
 from tools.extremes import extreme_leaves, localize_extreme
 from tools.format import fmt_labels
 from tools.prom import Series
 
-MAX_DEPTH = 2  # drill-down levels below the coarse cube
 SCREENED = 50  # leaves the screen fetches: those that changed most the alert's way
 MAX_NEEDLES = 10  # needles named (one small range query each); more are counted in a note
 MAX_SHARED = 5  # elements the needles share tested (one query each)
@@ -179,7 +171,6 @@ class Localizer:
         self.budget = int(c.config.max_leaf_series)
         self.cubes: list[Cube] = []  # the group queries of a large metric (see `groups`)
         self.scores: dict[str, float] = {}  # each label's concentration (`tools.cuboids.concentration`)
-        self.drilled = 0  # elements examined inside the causes
         self.screen: _Screen | None = None  # the needle screen under way (see `groups`)
 
     def groups(self, labels: list[str], cardinality: dict[str, int]) -> list[Cube] | None:
@@ -246,10 +237,8 @@ class Localizer:
         loc = self._analyse(cube)
         self._timing(t)
         if loc.localized:
-            refined: list[Candidate] = []
-            for cause in loc.causes:
-                refined.extend(self._drill(cause, labels, set(coarse), 1))
-            loc = replace(loc, causes=_distinct(refined), examined=loc.examined + self.drilled)
+            loc, notes = refine(loc, labels, coarse, scores, self.budget, _Inside(self, labels))
+            f.notes.extend(notes)
         if screen is None and self._screenable():
             screen = self._screen_start(labels, _moved(loc))
         if screen is not None:
@@ -507,52 +496,30 @@ class Localizer:
             left = [n for n in left if not set(cause) <= set(n)]
         return out
 
-    # ---------------------------------------------------------------- drill-down
 
-    def _drill(self, cause: Candidate, labels: list[str], seen: set[str], depth: int) -> list[Candidate]:
-        """`cause` refined inside itself by the labels not looked at yet: the cause's own leaves by those
-        labels (and the coarse ones it does not pin), localized; a concentrated change there narrows it.
-        A ratio's cause is narrowed against what the world outside it did (`tools.analysis.narrow`): a
-        part stands for it only when its other parts do not share the anomaly."""
-        f = self.f
-        pinned = {n for n, _ in cause.labels}
-        unseen = [n for n in labels if n not in seen and n not in pinned]
-        if not unseen or depth > MAX_DEPTH:
-            return [cause]
-        matchers = [promql.Matcher(n, "=", v) for n, v in cause.labels]
-        num, _ = self.grouped(labels)
+class _Inside:
+    """`Inside` over Prometheus for a `Localizer`: the label APIs inside a cause, and its cube queried
+    and filed as evidence."""
+
+    def __init__(self, localizer: Localizer, labels: Sequence[str]) -> None:
+        self.lz, self.labels = localizer, list(labels)
+
+    def cardinality(self, within: Labels) -> dict[str, int]:
+        lz = self.lz
+        matchers = [promql.Matcher(n, "=", v) for n, v in within]
+        num, _ = lz.grouped(self.labels)
         selectors = [s.promql() for s in promql.selectors(promql.with_matchers(num, matchers))]
-        try:
-            inside = self.c._cardinality(f, selectors)
-        except AlertsleuthError as exc:
-            f.notes.append(f"{fmt_labels(dict(cause.labels))} not broken down further: {exc}")
-            return [cause]
-        order = ranked_labels(self.scores, unseen) + ranked_labels(
-            self.scores, [n for n in labels if n in seen and n not in pinned]
-        )
-        sub = choose_labels([n for n in order if inside.get(n, 0) > 1], inside, self.budget)
-        if not any(n in unseen for n in sub):
-            return [cause]
-        left = [n for n in unseen if n not in sub]
-        if left:
-            f.notes.append(
-                f"{fmt_labels(dict(cause.labels))} broken down by {', '.join(sub)}; "
-                f"{', '.join(left)} left out at this depth"
-            )
-        cube = self._cube(sub, cause.labels, f"{self.measure} within {fmt_labels(dict(cause.labels))}")
+        return lz.c._cardinality(lz.f, selectors)
+
+    def localized(self, labels: Sequence[str], within: Candidate) -> Localization | None:
+        lz = self.lz
+        cube = lz._cube(labels, within.labels, f"{lz.measure} within {fmt_labels(dict(within.labels))}")
         if cube is None:
-            return [cause]
+            return None
         t = time.perf_counter()
-        loc = self._analyse(cube, within=cause)
-        self._timing(t)
-        self.drilled += loc.examined
-        if not loc.localized:
-            return [cause]
-        out: list[Candidate] = []
-        for c in loc.causes:
-            child = _narrowed(cause, c)
-            out.extend(self._drill(child, labels, seen | set(sub), depth + 1))
-        return out
+        loc = lz._analyse(cube, within=within)
+        lz._timing(t)
+        return loc
 
 
 def _raise_unavailable(results: Sequence[QueryResult]) -> None:
@@ -572,25 +539,3 @@ def _log(ratio: float) -> float:
     if ratio <= 0:
         return -math.inf if ratio == 0 else math.nan
     return math.log(ratio) if math.isfinite(ratio) else (math.inf if ratio > 0 else math.nan)
-
-
-def _distinct(causes: Sequence[Candidate]) -> list[Candidate]:
-    """Causes in order without repeats and without one inside another already named (two coarse causes
-    can narrow to the same element, or one to a part of the other)."""
-    out: list[Candidate] = []
-    for cause in causes:
-        if not any(set(kept.labels) <= set(cause.labels) for kept in out):
-            out.append(cause)
-    return out
-
-
-def _narrowed(parent: Candidate, inner: Candidate) -> Candidate:
-    """A cause found inside `parent`'s own leaves, as a cause of the whole: its labels added to the
-    parent's, its share of the parent's change taken of the parent's share."""
-    labels: Labels = tuple(sorted((dict(parent.labels) | dict(inner.labels)).items()))
-    return replace(
-        inner,
-        labels=labels,
-        explained_share=parent.explained_share * max(0.0, min(1.0, inner.explained_share)),
-        volume_share=parent.volume_share * inner.volume_share,
-    )

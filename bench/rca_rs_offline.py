@@ -8,7 +8,8 @@ lookback), and the localization step of `agent/localizing.py` is followed with t
 functions: the baseline (the file's minutes before the anomaly) and incident (the anomalous minute)
 means of `tools.breakdown.leaves_from`, `tools.analysis.localize` on every candidate label when the
 finest breakdown fits `max_leaf_series`, else the coarse cube of `tools.cuboids` (labels by
-concentration, `best_labels`) with each cause broken down inside itself (`_drill`, at most two levels).
+concentration, `best_labels`) with each cause broken down inside itself by `tools.drill.refine`, the
+Localizer's own drill-down, here over the CSV (`Offline` is its `Inside`).
 The census is every combination in the file, as the label APIs see a backfilled block. Scoring is
 bench/rca_rs.py's. The figures are close to that benchmark's, not equal: it is the one of record.
 """
@@ -20,27 +21,24 @@ import math
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agent.evidence import InvestigationConfig  # noqa: E402
-from agent.localizing import MAX_DEPTH, _distinct, _narrowed  # noqa: E402
 from bench.rca_rs import DEFAULT_DATA, score  # noqa: E402
 from exporter.scenarios.rs import Case, load  # noqa: E402
 from tools.analysis import Candidate, Labels, Localization, localize, narrow  # noqa: E402
 from tools.breakdown import candidate_labels, leaves_from, segment_stats  # noqa: E402
 from tools.cuboids import (  # noqa: E402
     best_labels,
-    choose_labels,
     combinations,
     concentration,
     pack,
-    ranked_labels,
     ratio_series,
     rolled_up,
 )
+from tools.drill import refine  # noqa: E402
 from tools.prom import Series  # noqa: E402
 
 Bounds = tuple[tuple[float, float], tuple[float, float]]
@@ -69,7 +67,7 @@ class Offline:
             self.census, max_cardinality=config.max_label_values, max_labels=config.max_labels
         )
         self.labels = cands.labels
-        self.cardinality = {n: len(self.census[n]) for n in self.labels}
+        self.values = {n: len(self.census[n]) for n in self.labels}  # each label's values
 
     def within(self, element: Labels) -> tuple[list[Series], list[Series]]:
         keep = set(element)
@@ -86,7 +84,7 @@ class Offline:
         return localize(leaves, ratio=True)
 
     def run(self) -> Localization | None:
-        labels, cardinality = self.labels, self.cardinality
+        labels, cardinality = self.labels, self.values
         if not labels:
             return None
         count = combinations(cardinality, labels)
@@ -95,7 +93,7 @@ class Offline:
             count = math.prod(max(1, len(rolled_up(self.num, None, g)[0])) for g in groups)
         if count <= self.budget:
             return self.analyse(labels)
-        self.scores = {}
+        self.scores: dict[str, float] = {}
         for label in labels:
             num, den = rolled_up(self.num, self.den, [label])
             assert den is not None
@@ -104,37 +102,17 @@ class Offline:
         coarse = best_labels({n: self.scores.get(n, 0.0) for n in labels}, cardinality, self.budget)
         loc = self.analyse(coarse)
         if loc.localized:
-            refined: list[Candidate] = []
-            for cause in loc.causes:
-                refined.extend(self.drill(cause, set(coarse), 1))
-            loc = replace(loc, causes=_distinct(refined))
+            loc, _ = refine(loc, labels, coarse, self.scores, self.budget, self)
         return loc
 
-    def drill(self, cause: Candidate, seen: set[str], depth: int) -> list[Candidate]:
-        """`agent.localizing.Localizer._drill` on the CSV's series."""
-        labels = self.labels
-        pinned = {n for n, _ in cause.labels}
-        unseen = [n for n in labels if n not in seen and n not in pinned]
-        if not unseen or depth > MAX_DEPTH:
-            return [cause]
-        keep = set(cause.labels)
-        inside = {
-            a: len({r[a] for r in self.case.rows if keep <= {(b, r[b]) for b in self.case.attributes}})
-            for a in self.case.attributes
-        }
-        order = ranked_labels(self.scores, unseen) + ranked_labels(
-            self.scores, [n for n in labels if n in seen and n not in pinned]
-        )
-        sub = choose_labels([n for n in order if inside.get(n, 0) > 1], inside, self.budget)
-        if not any(n in unseen for n in sub):
-            return [cause]
-        loc = self.analyse(sub, cause)
-        if not loc.localized:
-            return [cause]
-        out: list[Candidate] = []
-        for c in loc.causes:
-            out.extend(self.drill(_narrowed(cause, c), seen | set(sub), depth + 1))
-        return out
+    # `tools.drill.Inside` over the CSV
+    def cardinality(self, within: Labels) -> dict[str, int]:
+        keep = set(within)
+        rows = [r for r in self.case.rows if keep <= {(a, r[a]) for a in self.case.attributes}]
+        return {a: len({r[a] for r in rows}) for a in self.case.attributes}
+
+    def localized(self, labels: Sequence[str], within: Candidate) -> Localization:
+        return self.analyse(labels, within)
 
 
 def _series(key: Labels, points: dict[float, float]) -> Series:

@@ -361,7 +361,8 @@ def _explained(
     at a time (`_specialise`: a child stands for its parent only when the parent's other children do not
     share the anomaly). Further causes are searched in the residual, after the found ones are replaced by
     their counterfactual, while what no cause covers still looks anomalous; a further cause must explain
-    `min_share` of what remains."""
+    `min_share` of what remains. When that finds nothing, several values of one label may have broken
+    together (`_values_together`)."""
     ratio = cube.ratio
     total = cube.total
     base = result.baseline
@@ -398,7 +399,7 @@ def _explained(
         result.causes.append(replace(best, explained_share=absolute))
         remaining -= absolute
         # The residual is searched while the rest does not look normal next to the first cause, or departs
-        # from the trend beyond the noise (a second, smaller cause).
+        # from what normal was for it beyond the noise (a second, smaller cause).
         if _rest_normal(cube, result.causes) and not _departs(cube, (), noise, result.causes):
             break
         current_cube, current_total = neutralised(current_cube, best.labels, ratio)
@@ -421,7 +422,102 @@ def _explained(
         result.localized = share >= min_share
         if not result.localized:
             _conclude(result, "part", f"the best elements explain only {share:.0%} of the change")
+    if not result.localized:
+        together = _values_together(cube, result, useful, noise, max_causes, min_share)
+        if together:
+            result.notes = [n for n in result.notes if n != result.verdict_note]
+            result.verdict, result.verdict_note = "", None
+            result.causes, result.localized = together, True
+            name = together[0].labels[0][0]
+            result.notes.append(
+                f"{len(together)} values of {name} broke together, holding "
+                f"{sum(c.volume_share for c in together):.0%} of the volume: each is judged against what "
+                f"the other values of {name} did"
+            )
     return result
+
+
+def _values_together(
+    cube: Cube,
+    result: Localization,
+    names: list[str],
+    noise: _Significance,
+    max_causes: int,
+    min_share: float,
+) -> list[Candidate]:
+    """Several values of one label that broke together, holding most of its volume: no single value
+    explains the change, since the normal each is compared with (the label's other values, weighted
+    by volume) is mostly another broken value. Judged together, normal is what the label's remaining
+    values did. The values that moved most the signal's way are taken, fewest first (at least two, at
+    most `max_causes`, some left to say what normal is), until together they explain `min_share` of
+    the change, each departing from that normal beyond the noise, and what they leave out looks normal
+    next to them. Each value is a cause, its share its own counterfactual's; the label whose values
+    explain most wins. Empty when no label's values do."""
+    ratio = cube.ratio
+    base, inc = result.baseline, result.incident
+    if base is None or inc is None or abs(inc - base) <= EPS:
+        return []
+    best: tuple[float, list[Candidate]] | None = None
+    for name in names:
+        moved = []
+        for v in cube.values(name):
+            element: Labels = ((name, v),)
+            a = cube.aggregate(element)
+            before, after = value(a.base_num, a.base_den, ratio), value(a.inc_num, a.inc_den, ratio)
+            if before is not None and after is not None and before > EPS and after > EPS:
+                moved.append((noise.direction * math.log(after / before), element))
+        moved.sort(key=lambda m: -m[0])
+        for k in range(2, min(max_causes, len(moved) - 1) + 1):
+            taken = [el for _, el in moved[:k]]
+            trend = _trend_of(cube, [el for _, el in moved[k:]])
+            if trend is None:
+                break
+            if not all(_departs(cube, el, noise, factor=trend[1]) for el in taken):
+                break  # a value that does not depart from the others' normal: more values will not do
+            members = [_put_back(cube, result, el, trend) for el in taken]
+            share = _put_back(cube, result, (), trend, taken).explained_share
+            if share >= min_share and _rest_normal(cube, members):
+                if best is None or share > best[0]:
+                    best = (share, sorted(members, key=lambda c: -c.explained_share))
+                break
+    return best[1] if best is not None else []
+
+
+def _put_back(
+    cube: Cube,
+    result: Localization,
+    element: Labels,
+    trend: tuple[float, float],
+    elements: Sequence[Labels] = (),
+) -> Candidate:
+    """`element` (or all of `elements`, disjoint) as a cause whose normal is `trend`: its explained share
+    is that of its counterfactual, the element put back to the trend."""
+    ratio, total = cube.ratio, cube.total
+    parts = [cube.aggregate(el) for el in (elements or [element])]
+    cf = total
+    for a in parts:
+        exp = expected(a, trend, ratio)
+        cf = cf - a + Aggregate(a.base_num, exp.inc_num, a.base_den, exp.inc_den)
+    base, inc = result.baseline or 0.0, result.incident or 0.0
+    cf_value = value(cf.inc_num, cf.inc_den, ratio)
+    share = (inc - cf_value) / (inc - base) if cf_value is not None and abs(inc - base) > EPS else 0.0
+    a = parts[0]
+    e_base, e_inc = value(a.base_num, a.base_den, ratio), value(a.inc_num, a.inc_den, ratio)
+    volume = (
+        (a.inc_den / total.inc_den if total.inc_den > EPS else 0.0)
+        if ratio
+        else (a.inc_num / total.inc_num if abs(total.inc_num) > EPS else 0.0)
+    )
+    return Candidate(element, share, e_base, e_inc, _rel_change(e_base, e_inc), 0.0, volume, trend)
+
+
+def _trend_of(cube: Cube, elements: Sequence[Labels]) -> tuple[float, float] | None:
+    """What `elements` did, (volume factor, measure factor) (`Cube.medians`); None when none shows a
+    measure factor."""
+    volume, factor = cube.medians(elements)
+    if factor is None:
+        return None
+    return (volume if volume is not None else cube.trend[0], factor)
 
 
 def _empty(a: Aggregate) -> bool:
@@ -472,10 +568,24 @@ def _shares(cube: Cube, noise: _Significance, parent: Labels, child: Candidate) 
     return noise.direction * z > noise.z
 
 
-def _departs(cube: Cube, element: Labels, noise: _Significance, without: Sequence[Candidate] = ()) -> bool:
-    """Did the element's numerator (leaving out the causes' leaves `without`) depart from its trend, the
-    anomaly's way, beyond the count noise?"""
-    factor = cube.trend_for(element)[1] if element else cube.trend[1]
+def _departs(
+    cube: Cube,
+    element: Labels,
+    noise: _Significance,
+    without: Sequence[Candidate] = (),
+    factor: float | None = None,
+) -> bool:
+    """Did the element's numerator (leaving out the causes' leaves `without`) depart from the measure
+    factor `factor`, the anomaly's way, beyond the count noise? By default the element's trend; for the
+    rest of the cube once causes are named (`element` empty), what normal was for the first cause: the
+    common trend, every leaf's median, is the causes' own change when they hold most of the volume."""
+    if factor is None:
+        if element:
+            factor = cube.trend_for(element)[1]
+        elif without and without[0].trend is not None:
+            factor = without[0].trend[1]
+        else:
+            factor = cube.trend[1]
     inside = {i for c in without for i in cube.members(c.labels)}
     members = [i for i in cube.members(element) if i not in inside]
     if not members:
@@ -500,9 +610,10 @@ def _specialise(
     result: Localization,
 ) -> Candidate:
     """`cand` narrowed one label at a time to its best child while the child keeps (1 - tolerance) of its
-    explanation, the child's siblings look closer to normal than to the child, and they do not share the
-    child's anomaly beyond the noise (`_shares`): {shanghai, admin} wins over {shanghai} only when
-    shanghai's other users did not change."""
+    explanation (of all of the change when `cand` explains more: a counterfactual that overshoots), the
+    child's siblings look closer to normal than to the child, and they do not share the child's anomaly
+    beyond the noise (`_shares`): {shanghai, admin} wins over {shanghai} only when shanghai's other users
+    did not change."""
     while len(cand.labels) < max_labels:
         used = {n for n, _ in cand.labels}
         parent = cube.aggregate(cand.labels)
@@ -521,7 +632,8 @@ def _specialise(
                 result.examined += 1
                 if child is not None:
                     children.append(child)
-        keep = [c for c in children if c.explained_share >= (1 - tolerance) * cand.explained_share]
+        floor = (1 - tolerance) * min(1.0, cand.explained_share)
+        keep = [c for c in children if c.explained_share >= floor]
         if not keep:
             return cand
         best = max(keep, key=lambda c: (c.explained_share, c.surprise))

@@ -108,33 +108,47 @@ class Cube:
         factor) as volume-weighted medians over the one-label elements disjoint from it (for
         {bitrate="2000", p2p="1"}: the other bitrates and p2p="0"). Unlike one common trend this holds
         when the cause is most of the volume; as medians, a second cause elsewhere does not move it; a
-        global change moves everything alike and explains nothing. Falls back to the common trend."""
+        global change moves everything alike and explains nothing.
+
+        A ratio's measure factor is read only where both windows saw events: a value whose few failures
+        went to none (3 to 0) has no factor to show, it is a count too small to tell; were it the only
+        other value, the element's normal would be "no failures at all". Without any value that shows
+        one, the factor is the leaves' outside the element (those that show one), else 1 (no change):
+        the common trend, all leaves' median, is the element's own when it holds most of the volume or
+        is the only segment with events. The volume factor falls back to the common trend."""
         if self.fixed:
             return self.trend
         if element in self._trends:
             return self._trends[element]
-        volumes: list[tuple[float, float]] = []
-        factors: list[tuple[float, float]] = []
-        for name, value in element:
-            for other in self.values(name):
-                if other == value:
-                    continue
-                a = self.aggregate(((name, other),))
-                if self.ratio:
-                    if a.base_den > EPS and a.inc_den > EPS:
-                        volumes.append((a.inc_den / a.base_den, a.base_den))
-                        if a.base_num > EPS:
-                            factors.append(((a.inc_num / a.inc_den) / (a.base_num / a.base_den), a.base_den))
-                elif abs(a.base_num) > EPS:
-                    factors.append((a.inc_num / a.base_num, abs(a.base_num)))
-        volume = weighted_median(volumes)
-        factor = weighted_median(factors)
+        volume, factor = self.medians(
+            ((name, other),) for name, value in element for other in self.values(name) if other != value
+        )
+        if factor is None:
+            inside = set(self.members(element))
+            outside = [lf for i, lf in enumerate(self.leaves) if i not in inside]
+            factor = drift(outside, self.ratio)
         trend = (
             volume if volume is not None else self.trend[0],
-            factor if factor is not None else self.trend[1],
+            factor if factor is not None else 1.0,
         )
         self._trends[element] = trend
         return trend
+
+    def medians(self, elements: Iterable[Labels]) -> tuple[float | None, float | None]:
+        """What `elements` did, (volume factor, measure factor) as volume-weighted medians (None when
+        none shows one). A ratio's measure factor is read only where both windows saw events."""
+        volumes: list[tuple[float, float]] = []
+        factors: list[tuple[float, float]] = []
+        for element in elements:
+            a = self.aggregate(element)
+            if self.ratio:
+                if a.base_den > EPS and a.inc_den > EPS:
+                    volumes.append((a.inc_den / a.base_den, a.base_den))
+                    if a.base_num > EPS and a.inc_num > EPS:
+                        factors.append(((a.inc_num / a.inc_den) / (a.base_num / a.base_den), a.base_den))
+            elif abs(a.base_num) > EPS:
+                factors.append((a.inc_num / a.base_num, abs(a.base_num)))
+        return weighted_median(volumes), weighted_median(factors)
 
     def aggregate(self, element: Labels) -> Aggregate:
         if element in self._cache:
@@ -178,6 +192,22 @@ def weighted_median(pairs: list[tuple[float, float]]) -> float | None:
         if acc >= total / 2:
             return value
     return pairs[-1][0]
+
+
+def drift(leaves: Sequence[Leaf], ratio: bool) -> float | None:
+    """The measure factor of `leaves`: the volume-weighted median over those that show one (a ratio's:
+    events in both windows, as `Cube.trend_for` reads them); None when none does."""
+    if ratio:
+        return weighted_median(
+            [
+                ((lf.inc_num / lf.inc_den) / (lf.base_num / lf.base_den), lf.base_den)
+                for lf in leaves
+                if lf.base_num > EPS and lf.inc_num > EPS and lf.inc_den > EPS and lf.base_den > EPS
+            ]
+        )
+    return weighted_median(
+        [(lf.inc_num / lf.base_num, abs(lf.base_num)) for lf in leaves if abs(lf.base_num) > EPS]
+    )
 
 
 def common_trend(leaves: Sequence[Leaf], ratio: bool) -> tuple[float, float]:

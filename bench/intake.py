@@ -30,7 +30,10 @@ do, under the ones the bench sets.
 
 Prints the command line, the set-up, then per number of connections: accepted notifications (2xx) per
 second, p50 and p99 latency (wrk's latency histogram, the one `--latency` prints, read in the Lua
-`done()`), non-2xx answers and socket errors for both servers, the ratio alertsleuth/bare, accepted and
+`done()`), non-2xx answers and socket errors for both servers, the CPU milliseconds each server's
+processes used per 2xx answer ("cpu ms": from /proc, the server's process and every process below it,
+and alertsleuth's worker processes; on a shared machine a steadier figure than the rate, which other
+load changes more), the ratio alertsleuth/bare, accepted and
 stored notifications, and the investigations the workers finished meanwhile (warm-up included, from
 the server's metrics); then issue 14's goal at 32 connections (ratio >= 50 %, p99 <= 50 ms). With
 `--rounds` > 1 the figures are medians of rounds.
@@ -206,6 +209,7 @@ class Run:
     stored: int = 0
     lost: list[int] = field(default_factory=list)
     investigated: int = 0  # alertsleuth only: investigations its workers finished (from its start)
+    cpu_seconds: float = float("nan")  # used meanwhile by the server's processes (NaN: no /proc)
 
     @property
     def ok(self) -> int:
@@ -218,6 +222,13 @@ class Run:
     @property
     def non2xx(self) -> int:
         return self.requests - self.ok
+
+    @property
+    def cpu_ms(self) -> float:
+        """CPU milliseconds per 2xx answer: what the server's processes spent on each (its children and
+        worker processes included), a figure the other load of a shared machine changes less than
+        the rate."""
+        return self.cpu_seconds * 1000 / self.ok if self.ok else float("nan")
 
     def refused(self) -> str:
         codes = {code: n for code, n in sorted(self.statuses.items()) if not 200 <= code < 300}
@@ -304,6 +315,11 @@ class Server:
             tail = self.log_path.read_text(errors="replace")[-2000:]
             raise RuntimeError(f"{name} did not start: {exc}\n{tail}") from exc
 
+    def cpu_seconds(self) -> float:
+        """User and system CPU seconds of the server's process and every process below it (Linux' /proc;
+        NaN elsewhere), of those alive now."""
+        return tree_cpu_seconds(self.proc.pid)
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -312,6 +328,32 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """CPU seconds (user + system) of `root` and its descendants alive now, from /proc."""
+    stats: dict[int, tuple[int, float]] = {}  # pid -> (ppid, seconds)
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return float("nan")
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        stats[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    if root not in stats:
+        return float("nan")
+    total, frontier = 0.0, [root]
+    while frontier:
+        pid = frontier.pop()
+        total += stats[pid][1]
+        frontier.extend(child for child, (ppid, _) in stats.items() if ppid == pid)
+    return total
 
 
 @dataclass
@@ -355,8 +397,16 @@ class Bench:
             helpers.append(Server(f"{name}-worker{i + 1}", wport, worker_argv, self.work, wenv))
         return server, url, helpers
 
-    def measure(self, server: Server, connections: int, args: argparse.Namespace, log: IO[str]) -> Run:
-        """A warm-up, then the measurement, each with ids of its own."""
+    def measure(
+        self,
+        server: Server,
+        connections: int,
+        args: argparse.Namespace,
+        log: IO[str],
+        helpers: list[Server] | None = None,
+    ) -> Run:
+        """A warm-up, then the measurement, each with ids of its own; the CPU the server (and its
+        `helpers`, worker processes) used during the measurement."""
         run = next(self.runs)
         scripts = []
         for phase in "01":
@@ -366,7 +416,10 @@ class Bench:
             scripts.append(script)
         if args.warmup > 0:
             wrk(server.url, scripts[0], connections, args.warmup, args.threads, log)
+        everyone = [server, *(helpers or [])]
+        before = sum(s.cpu_seconds() for s in everyone)
         result = wrk(server.url, scripts[1], connections, args.duration, args.threads, log)
+        result.cpu_seconds = sum(s.cpu_seconds() for s in everyone) - before
         result.prefix = prefix
         return result
 
@@ -410,7 +463,7 @@ def intake(bench: Bench, args: argparse.Namespace, connections: list[int]) -> in
             name = f"alertsleuth-r{rnd + 1}-c{c}"
             server, db_url, helpers = bench.alertsleuth(name, None, args.no_workers, args.worker_processes)
             try:
-                a = bench.measure(server, c, args, log)
+                a = bench.measure(server, c, args, log, helpers)
                 a.investigated = sum(finished_investigations(s.url) for s in [server, *helpers])
             finally:
                 for process in [*helpers, server]:
@@ -420,7 +473,8 @@ def intake(bench: Bench, args: argparse.Namespace, connections: list[int]) -> in
             flag = f"LOST {len(a.lost)}: {a.lost[:10]}" if a.lost else "none lost"
             print(
                 f"  round {rnd + 1}, {c} connections: bare {b.rate:.0f}/s, alertsleuth {a.rate:.0f}/s "
-                f"(p99 {a.p99_ms:.0f} ms); accepted {a.accepted}, stored {a.stored}, {flag}",
+                f"(p99 {a.p99_ms:.0f} ms); CPU per answer: bare {b.cpu_ms:.3f} ms, alertsleuth "
+                f"{a.cpu_ms:.3f} ms; accepted {a.accepted}, stored {a.stored}, {flag}",
                 flush=True,
             )
     finally:
@@ -429,8 +483,9 @@ def intake(bench: Bench, args: argparse.Namespace, connections: list[int]) -> in
 
     print()
     head = (
-        f"{'conns':>5}  {'bare 2xx/s':>10} {'p50 ms':>7} {'p99 ms':>7} {'non-2xx':>7}  |  "
-        f"{'alertsleuth 2xx/s':>17} {'p50 ms':>7} {'p99 ms':>7} {'non-2xx':>9} {'sock err':>8}  |  "
+        f"{'conns':>5}  {'bare 2xx/s':>10} {'p50 ms':>7} {'p99 ms':>7} {'non-2xx':>7} {'cpu ms':>6}  |  "
+        f"{'alertsleuth 2xx/s':>17} {'p50 ms':>7} {'p99 ms':>7} {'non-2xx':>9} {'sock err':>8} "
+        f"{'cpu ms':>6}  |  "
         f"{'ratio':>6}  |  {'accepted':>8} {'stored':>7} {'lost':>4} {'investigated':>12}"
     )
     print(head)
@@ -445,9 +500,11 @@ def intake(bench: Bench, args: argparse.Namespace, connections: list[int]) -> in
         refused = "/".join(a.refused() for a in als)
         print(
             f"{c:>5}  {median([r.rate for r in bs]):>10.0f} {median([r.p50_ms for r in bs]):>7.1f} "
-            f"{median([r.p99_ms for r in bs]):>7.1f} {sum(r.non2xx for r in bs):>7}  |  "
+            f"{median([r.p99_ms for r in bs]):>7.1f} {sum(r.non2xx for r in bs):>7} "
+            f"{median([r.cpu_ms for r in bs]):>6.3f}  |  "
             f"{median([r.rate for r in als]):>17.0f} {median([r.p50_ms for r in als]):>7.1f} "
-            f"{median([r.p99_ms for r in als]):>7.1f} {refused:>9} {errs:>8}  |  "
+            f"{median([r.p99_ms for r in als]):>7.1f} {refused:>9} {errs:>8} "
+            f"{median([r.cpu_ms for r in als]):>6.3f}  |  "
             f"{ratio * 100:>5.1f}%  |  {sum(a.accepted for a in als):>8} {sum(a.stored for a in als):>7} "
             f"{sum(len(a.lost) for a in als):>4} {sum(a.investigated for a in als):>12}"
         )

@@ -1,10 +1,12 @@
 """The intake's transactions in a process of their own, so the store's work cannot take the GIL from
 the requests being answered.
 
-`IntakeProcess` has `Intake.ingest_many`'s signature: server/intake_writer.py's one thread hands it
-each batch and waits while a child process writes the batch in one transaction (server/db/intake.py,
-on its own connection to the same database) and answers with the results. Nothing is answered before
-the child said it committed: an accepted notification is durable, as with the writer in a thread.
+`IntakeProcess` is server/intake_writer.py's `Pipeline`: the writer's sending thread hands it each
+batch (`send`), a child process writes the batch in one transaction (server/db/intake.py, on its own
+connection to the same database) and answers with the results, which the writer's answering thread
+waits for (`receive`), in the order sent; the child writes the next batch, already in its pipe, while
+the last one's requests are answered. Nothing is answered before the child said it committed: an
+accepted notification is durable, as with the writer in a thread.
 Profiled on 2 cores (bench/intake.py, py-spy), the writer thread's SQLAlchemy work held about as much
 of the GIL as the HTTP handling of the requests it wrote.
 
@@ -13,11 +15,11 @@ the sinks' names; no sink, client or secret of theirs goes to it). It is started
 `forkserver` method: a clean process (no threads or locks inherited from the server), and the second
 one (after a death) starts in milliseconds.
 
-When the child dies (killed, out of memory), the batch in hand fails with `StoreBusy` (503 with
-Retry-After: the sender sends again; if that batch had committed, the repeat is stored as one more
-notification whose alerts join the incidents it made: no second incident or investigation), and the
-next batch starts a new child. When the server dies, the child sees its pipe close and
-exits.
+When the child dies (killed, out of memory), the batches it holds fail with `StoreBusy` (503 with
+Retry-After: the sender sends again; if such a batch had committed, the repeat is stored as one more
+notification whose alerts join the incidents it made: no second incident or investigation; the
+answers it wrote before it died are read and given), and the next batch starts a new child. When
+the server dies, the child sees its pipe close and exits.
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ import contextlib
 import logging
 import multiprocessing
 import signal
+import threading
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
@@ -45,8 +48,22 @@ RESTART_RETRY_SECONDS = 1.0  # the Retry-After of a batch whose child died under
 _READY = "ready"
 
 
+@dataclass(eq=False)
+class _Child:
+    """One child and its pipe. `out`: batches sent and not yet answered; `retired`: a newer child
+    writes, this one is buried once its answers are read (a batch it committed before it died is
+    answered, not failed); `lost`: its pipe closed under a batch."""
+
+    process: BaseProcess
+    conn: Connection
+    out: int = 0
+    retired: bool = False
+    lost: bool = False
+
+
 class IntakeProcess:
-    """`ingest_many` in a child process. Called from one thread (the intake writer's) at a time."""
+    """The intake writer's `Pipeline` (server/intake_writer.py): `send` from one thread, `receive` from
+    another, in order; `ingest_many` does both."""
 
     def __init__(
         self, database_url: str, planner: Planner | None, *, log_level: str = "INFO", log_format: str = "text"
@@ -59,11 +76,16 @@ class IntakeProcess:
         )
         self.log_level = log_level
         self.log_format = log_format
-        self._process: BaseProcess | None = None
-        self._conn: Connection | None = None
+        self._child: _Child | None = None
+        self._lock = threading.Lock()
 
     def start(self) -> None:
         """A child, ready to write (raises when it did not start within START_SECONDS)."""
+        child = self._spawn()
+        with self._lock:
+            self._child = child
+
+    def _spawn(self) -> _Child:
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload([__name__])
         parent, child = ctx.Pipe()
@@ -83,69 +105,113 @@ class IntakeProcess:
             process.join(5)
             parent.close()
             raise
-        self._process, self._conn = process, parent
         log.debug("intake writer process started", extra={"pid": process.pid})
+        return _Child(process, parent)
 
     def stop(self, timeout: float = 10.0) -> None:
-        """The child finishes the batch in hand (none: the writer thread stopped first) and exits."""
-        process, conn = self._process, self._conn
-        self._process = self._conn = None
-        if conn is not None:
-            with contextlib.suppress(OSError):
-                conn.send(None)
-            conn.close()
-        if process is not None:
-            process.join(timeout)
-            if process.is_alive():
-                process.kill()
-                process.join(5)
+        """The child finishes the batch in hand (none: the writer stopped first) and exits."""
+        with self._lock:
+            child, self._child = self._child, None
+        if child is None:
+            return
+        with contextlib.suppress(OSError):
+            child.conn.send(None)
+        child.conn.close()
+        child.process.join(timeout)
+        if child.process.is_alive():
+            child.process.kill()
+            child.process.join(5)
 
     @property
     def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
+        child = self._child
+        return child.process.pid if child is not None else None
 
     def ingest_many(
         self, requests: Sequence[IngestRequest], rules: IntakeRules
     ) -> list[IngestResult | Exception]:
         """As `Intake.ingest_many`; `StoreBusy` when the child died before it answered."""
-        if self._conn is None or self._process is None or not self._process.is_alive():
-            self._reap()
-            self.start()
-        assert self._conn is not None
+        return self.receive(self.send(requests, rules))
+
+    def send(self, requests: Sequence[IngestRequest], rules: IntakeRules) -> _Child:
+        """Hand the batch to the child (a new one when it died); the ticket for `receive`."""
+        with self._lock:
+            child = self._child
+            if child is not None and (child.lost or not child.process.is_alive()):
+                self._child = None
+                self._retire(child)
+                child = None
+        if child is None:
+            child = self._spawn()
+            with self._lock:
+                self._child = child
         # The callbacks stay here: the child plans a resolution's notices with its own planner.
         batch = [replace(r, on_resolved=None) for r in requests]
         resolving = [r.on_resolved is not None for r in requests]
+        with self._lock:
+            child.out += 1
         try:
-            self._conn.send((batch, resolving, rules))
-            reply = self._conn.recv()
+            child.conn.send((batch, resolving, rules))
+        except OSError as exc:
+            self._lose(child, len(requests))
+            raise _died() from exc
+        return child
+
+    def receive(self, ticket: object) -> list[IngestResult | Exception]:
+        """The results of the batch `ticket` was sent with; `StoreBusy` when its child died first."""
+        assert isinstance(ticket, _Child)
+        child = ticket
+        try:
+            if child.lost:
+                raise EOFError
+            reply = child.conn.recv()
         except (EOFError, OSError) as exc:
-            code = self._reap()
-            log.error(
-                "the intake's writer process died under a batch", extra={"size": len(requests), "exit": code}
-            )
-            raise StoreBusy(
-                "alertsleuth's intake writer stopped before it answered; nothing was acknowledged, send it "
-                "again",
-                retry_after=RESTART_RETRY_SECONDS,
-            ) from exc
+            self._lose(child, 1)
+            raise _died() from exc
+        with self._lock:
+            child.out -= 1
+            if child.retired and not child.out:
+                self._bury(child)
         if isinstance(reply, BaseException):
             raise reply
         results: list[IngestResult | Exception] = reply
         return results
 
-    def _reap(self) -> int | None:
-        """Forget a dead (or never started) child; its exit code."""
-        process, conn = self._process, self._conn
-        self._process = self._conn = None
-        if conn is not None:
-            conn.close()
-        if process is None:
-            return None
-        process.join(1)
-        if process.is_alive():
-            process.kill()
-            process.join(5)
-        return process.exitcode
+    def _lose(self, child: _Child, size: int) -> None:
+        """The child's pipe closed under a batch: that batch failed, and every other it holds."""
+        with self._lock:
+            child.out -= 1
+            first = not child.lost
+            child.lost = True
+            if self._child is child:
+                self._child = None
+            self._retire(child)
+        if first:
+            log.error(
+                "the intake's writer process died under a batch",
+                extra={"size": size, "exit": child.process.exitcode},
+            )
+
+    def _retire(self, child: _Child) -> None:
+        """(Under the lock.) Buried now, or once the answers it owes are read."""
+        child.retired = True
+        if not child.out:
+            self._bury(child)
+
+    @staticmethod
+    def _bury(child: _Child) -> None:
+        child.conn.close()
+        child.process.join(1)
+        if child.process.is_alive():
+            child.process.kill()
+            child.process.join(5)
+
+
+def _died() -> StoreBusy:
+    return StoreBusy(
+        "alertsleuth's intake writer stopped before it answered; nothing was acknowledged, send it again",
+        retry_after=RESTART_RETRY_SECONDS,
+    )
 
 
 def _serve(

@@ -98,6 +98,12 @@ class Settings(BaseSettings):
         description="`serve` runs investigations and deliveries in this many `alertsleuth worker` processes "
         "(child i on ALERTSLEUTH_PORT + i), not in its own threads; 0: threads of the server",
     )
+    worker_priority: Literal["normal", "low", "idle"] = Field(
+        "low",
+        description="CPU priority of `alertsleuth worker` processes beside `serve` on one machine: low "
+        "(nice 10), idle (Linux SCHED_IDLE: only CPU no one else wants; a saturated machine then starves "
+        "investigations) or normal",
+    )
     max_attempts: int = Field(3, ge=1, description="tries per investigation before giving up")
     retry_backoff_seconds: float = Field(10.0, ge=0, description="first retry delay; doubles per attempt")
     lease_seconds: float = Field(

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, status
-from pydantic import BaseModel
+from fastapi.responses import Response
+from pydantic import BaseModel, TypeAdapter
 
 from agent.models import AlertInfo, utcnow
 from server.db.intake import IngestRequest
-from server.deps import Services, ServicesDep
+from server.deps import Services, get_services
 from server.openapi import RETRY_AFTER, answers
 from server.payloads import AlertmanagerWebhook, PostableAlert
 from server.security import GuardedRoute
@@ -33,6 +34,9 @@ class Accepted(BaseModel):
     reinvestigating: list[int] = []  # repeats whose report was older than ALERTSLEUTH_REFRESH_SECONDS
 
 
+_ACCEPTED = TypeAdapter(Accepted)
+
+
 async def _accept(
     services: Services,
     source: str,
@@ -40,7 +44,10 @@ async def _accept(
     group_key: str,
     alerts: list[AlertInfo],
     receiver: str = "",
-) -> Accepted:
+) -> Response:
+    """The notification written (with the others waiting) and the 202 answer. Answered as a Response
+    serialized here: the routes declare `Accepted` for the API's schema, and FastAPI would validate
+    the model it is given once more before serializing it."""
     for a in alerts:
         services.metrics.alerts_received.labels(source, a.status).inc()
     # Persisted (with its queue job) before we answer: an accepted alert is never lost. The writer
@@ -75,13 +82,14 @@ async def _accept(
             "refreshed": len(result.refreshed),
         },
     )
-    return Accepted(
+    accepted = Accepted(
         notification_id=result.notification_id,
         incidents_created=result.created,
         deduplicated=result.deduplicated,
         resolved=result.resolved,
         reinvestigating=result.refreshed,
     )
+    return Response(_ACCEPTED.dump_json(accepted), status.HTTP_202_ACCEPTED, media_type="application/json")
 
 
 @router.post(
@@ -91,9 +99,7 @@ async def _accept(
     responses=BUSY,
     summary="Alertmanager webhook (version 4)",
 )
-async def alertmanager_webhook(
-    payload: AlertmanagerWebhook, request: Request, services: ServicesDep
-) -> Accepted:
+async def alertmanager_webhook(payload: AlertmanagerWebhook, request: Request) -> Response:
     """Point an Alertmanager `webhook_configs` receiver here (`send_resolved: true`).
 
     One incident per alert fingerprint and startsAt; repeats are deduplicated; resolved notifications
@@ -101,6 +107,7 @@ async def alertmanager_webhook(
     """
     alerts = [a.to_alert() for a in payload.alerts]
     body = await request.body()
+    services = get_services(request)  # not a dependency: FastAPI solves each one per request
     return await _accept(services, "alertmanager", body, payload.groupKey, alerts, payload.receiver)
 
 
@@ -111,13 +118,12 @@ async def alertmanager_webhook(
     responses=BUSY,
     summary="Prometheus alert list (Alertmanager API v2 shape)",
 )
-async def prometheus_alerts(
-    payload: list[PostableAlert], request: Request, services: ServicesDep
-) -> Accepted:
+async def prometheus_alerts(payload: list[PostableAlert], request: Request) -> Response:
     """Prometheus can send here directly (`alerting.alertmanagers` with `path_prefix` pointing at
     alertsleuth). An alert whose endsAt is in the past is resolved. The labels in
     ALERTSLEUTH_DEDUP_IGNORE_LABELS (HA replicas' external labels) are dropped, so both replicas of a
     pair make one incident."""
     now = utcnow()
+    services = get_services(request)
     alerts = [a.to_alert(now, services.settings.dedup_ignore_labels) for a in payload]
     return await _accept(services, "prometheus", await request.body(), "", alerts)

@@ -76,6 +76,17 @@ def test_a_batch_written_by_the_child_is_stored_and_answered_in_order(
         assert stored is not None and stored.source == "alertmanager"
 
 
+def test_batches_sent_before_the_first_is_answered_are_answered_in_order(
+    child: IntakeProcess, store: Store
+) -> None:
+    """Pipelined: the writer's sending thread may hand over the next batch while the last is written."""
+    tickets = [child.send([_req(_alert(f"p{i}"))], RULES) for i in range(3)]
+    results = [child.receive(t) for t in tickets]
+    ids = [r.notification_id for (r,) in results if isinstance(r, IngestResult)]
+    assert len(ids) == 3 and ids == sorted(ids)
+    assert _count(store, Incident) == 3
+
+
 def test_a_refusal_crosses_the_pipe_as_itself(child: IntakeProcess, store: Store) -> None:
     full = IntakeRules(window=300.0, lock_timeout=10.0, max_backlog=1)
     results = child.ingest_many([_req(_alert("a")), _req(_alert("b"))], full)

@@ -103,6 +103,24 @@ def _children(pid: int) -> list[int]:
     )
 
 
+def _nice(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
+@pytest.mark.parametrize(
+    ("priority", "expected"),
+    [("normal", "0 False"), ("low", "10 False"), ("idle", "0 True")],
+)
+def test_a_worker_lowers_its_cpu_priority_as_told(priority: str, expected: str) -> None:
+    code = (
+        "import os; from server.cli import lower_priority; "
+        f"lower_priority({priority!r}); "
+        "print(os.getpriority(os.PRIO_PROCESS, 0), os.sched_getscheduler(0) == os.SCHED_IDLE)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == expected.split()
+
+
 def _wait_http(url: str, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -135,6 +153,7 @@ def test_serve_runs_investigations_in_worker_processes_and_restarts_one_that_die
         _wait_http(f"http://127.0.0.1:{port}/readyz")
         _wait_http(f"http://127.0.0.1:{port + 1}/readyz")  # the worker process, on the next port
         [child] = _children(server.pid)
+        assert _nice(child) == 10 and _nice(server.pid) == 0  # ALERTSLEUTH_WORKER_PRIORITY=low
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as c:
             first = c.post("/api/v1/webhook/alertmanager", json=webhook(prom, fingerprint="one")).json()
             assert wait_report(c, first["incidents_created"][0], timeout=60)["investigation"] == "done"

@@ -677,7 +677,16 @@ def main() -> int:
     )
     if mode == "intake":
         threads = os.environ.get("ALERTSLEUTH_WORKERS", "2")
-        workers = "off (intake alone)" if args.no_workers else f"on ({threads} threads, ALERTSLEUTH_WORKERS)"
+        priority = os.environ.get("ALERTSLEUTH_WORKER_PRIORITY", "low")
+        if args.no_workers:
+            workers = "off (intake alone)"
+        elif args.worker_processes:
+            workers = (
+                f"on ({args.worker_processes} `alertsleuth worker` process(es) of {threads} threads, "
+                f"ALERTSLEUTH_WORKER_PRIORITY={priority})"
+            )
+        else:
+            workers = f"on ({threads} threads of the server, ALERTSLEUTH_WORKERS)"
         print(
             f"intake: {args.duration}s per measurement after {args.warmup}s of warm-up, "
             f"{args.threads} wrk thread(s), {args.rounds} round(s); alertsleuth workers {workers}, "

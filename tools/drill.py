@@ -7,7 +7,7 @@ Localizer's queries Prometheus (`agent.localizing`), the offline benchmark reads
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from tools.analysis import Candidate, Labels, Localization
@@ -40,77 +40,62 @@ def refine(
     inside: Inside,
 ) -> tuple[Localization, list[str]]:
     """`loc` (localized on the `coarse` labels of `labels`) with each cause broken down inside itself by
-    the labels left out (`drill`), the causes found without repeats (`_distinct`), and the notes that say
-    what each step left out. The one drill-down of the house: the Localizer's over Prometheus and the
-    offline benchmark's over a CSV both run it."""
-    notes: list[str] = []
-    examined = [0]
-    refined: list[Candidate] = []
-    for cause in loc.causes:
-        refined.extend(drill(cause, labels, set(coarse), 1, scores, budget, inside, notes, examined))
-    return replace(loc, causes=_distinct(refined), examined=loc.examined + examined[0]), notes
+    the labels left out (`_Drill.down`), the causes found without repeats (`_distinct`), and the notes
+    that say what each step left out. The one drill-down of the house: the Localizer's over Prometheus
+    and the offline benchmark's over a CSV both run it."""
+    d = _Drill(list(labels), scores, budget, inside)
+    refined = [c for cause in loc.causes for c in d.down(cause, set(coarse), 1)]
+    return replace(loc, causes=_distinct(refined), examined=loc.examined + d.examined), d.notes
 
 
-def drill(
-    cause: Candidate,
-    labels: Sequence[str],
-    seen: set[str],
-    depth: int,
-    scores: dict[str, float],
-    budget: int,
-    inside: Inside,
-    notes: list[str],
-    examined: list[int],
-) -> list[Candidate]:
-    """`cause` refined inside itself by the labels not looked at yet (`seen` were): the cause's own leaves
-    by those labels (and the coarse ones it does not pin, as many as fit `budget`, by `scores`),
-    localized; a concentrated change there narrows it, at most `MAX_DEPTH` levels down. A ratio's cause
-    is narrowed against what the world outside it did (`tools.analysis.narrow`): a part stands for it
-    only when its other parts do not share the anomaly. Notes and the elements examined are added to
-    `notes` and `examined[0]`."""
-    pinned = {n for n, _ in cause.labels}
-    unseen = [n for n in labels if n not in seen and n not in pinned]
-    if not unseen or depth > MAX_DEPTH:
-        return [cause]
-    try:
-        values = inside.cardinality(cause.labels)
-    except AlertsleuthError as exc:
-        notes.append(f"{fmt_labels(dict(cause.labels))} not broken down further: {exc}")
-        return [cause]
-    order = ranked_labels(scores, unseen) + ranked_labels(
-        scores, [n for n in labels if n in seen and n not in pinned]
-    )
-    sub = choose_labels([n for n in order if values.get(n, 0) > 1], values, budget)
-    if not any(n in unseen for n in sub):
-        return [cause]
-    left = [n for n in unseen if n not in sub]
-    if left:
-        notes.append(
-            f"{fmt_labels(dict(cause.labels))} broken down by {', '.join(sub)}; "
-            f"{', '.join(left)} left out at this depth"
+@dataclass
+class _Drill:
+    """One `refine`: what every level shares, and what the levels add up (notes, elements examined)."""
+
+    labels: list[str]
+    scores: dict[str, float]
+    budget: int
+    inside: Inside
+    notes: list[str] = field(default_factory=list)
+    examined: int = 0
+
+    def down(self, cause: Candidate, seen: set[str], depth: int) -> list[Candidate]:
+        """`cause` refined inside itself by the labels not looked at yet (`seen` were): the cause's own
+        leaves by those labels (and the coarse ones it does not pin, as many as fit `budget`, by
+        `scores`), localized; a concentrated change there narrows it, at most `MAX_DEPTH` levels down.
+        A ratio's cause is narrowed against what the world outside it did (`tools.analysis.narrow`): a
+        part stands for it only when its other parts do not share the anomaly."""
+        labels = self.labels
+        pinned = {n for n, _ in cause.labels}
+        unseen = [n for n in labels if n not in seen and n not in pinned]
+        if not unseen or depth > MAX_DEPTH:
+            return [cause]
+        try:
+            values = self.inside.cardinality(cause.labels)
+        except AlertsleuthError as exc:
+            self.notes.append(f"{fmt_labels(dict(cause.labels))} not broken down further: {exc}")
+            return [cause]
+        order = ranked_labels(self.scores, unseen) + ranked_labels(
+            self.scores, [n for n in labels if n in seen and n not in pinned]
         )
-    loc = inside.localized(sub, cause)
-    if loc is None:
-        return [cause]
-    examined[0] += loc.examined
-    if not loc.localized:
-        return [cause]
-    out: list[Candidate] = []
-    for c in loc.causes:
-        out.extend(
-            drill(
-                _narrowed(cause, c),
-                labels,
-                seen | set(sub),
-                depth + 1,
-                scores,
-                budget,
-                inside,
-                notes,
-                examined,
+        sub = choose_labels([n for n in order if values.get(n, 0) > 1], values, self.budget)
+        if not any(n in unseen for n in sub):
+            return [cause]
+        left = [n for n in unseen if n not in sub]
+        if left:
+            self.notes.append(
+                f"{fmt_labels(dict(cause.labels))} broken down by {', '.join(sub)}; "
+                f"{', '.join(left)} left out at this depth"
             )
-        )
-    return out
+        loc = self.inside.localized(sub, cause)
+        if loc is None:
+            return [cause]
+        self.examined += loc.examined
+        if not loc.localized:
+            return [cause]
+        return [
+            c for inner in loc.causes for c in self.down(_narrowed(cause, inner), seen | set(sub), depth + 1)
+        ]
 
 
 def _distinct(causes: Sequence[Candidate]) -> list[Candidate]:

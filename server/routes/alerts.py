@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, status
 from fastapi.responses import Response
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel
 
 from agent.models import AlertInfo, utcnow
 from server.db.intake import IngestRequest
@@ -32,9 +32,6 @@ class Accepted(BaseModel):
     deduplicated: list[int]
     resolved: list[int]
     reinvestigating: list[int] = []  # repeats whose report was older than ALERTSLEUTH_REFRESH_SECONDS
-
-
-_ACCEPTED = TypeAdapter(Accepted)
 
 
 async def _accept(
@@ -89,7 +86,7 @@ async def _accept(
         resolved=result.resolved,
         reinvestigating=result.refreshed,
     )
-    return Response(_ACCEPTED.dump_json(accepted), status.HTTP_202_ACCEPTED, media_type="application/json")
+    return Response(accepted.model_dump_json(), status.HTTP_202_ACCEPTED, media_type="application/json")
 
 
 @router.post(

@@ -111,7 +111,9 @@ def test_both_webhooks_take_the_straight_path() -> None:
         assert straight[:2] == ("payload", "request")
 
 
-def test_a_body_the_straight_path_refuses_is_left_to_the_full_checks() -> None:
+def test_bodies_the_full_checks_must_answer_are_not_valid_straight() -> None:
+    """Malformed, the wrong shape, NaN: the straight path must refuse them (the full checks' answers to
+    them are tested in tests/server/test_hostile.py)."""
     adapter = TypeAdapter(AlertmanagerWebhook)
     for body in (
         b'{"version": "4"',

@@ -14,8 +14,6 @@ finish later: the desk calls `_action_news`, which answers in the thread the act
 from __future__ import annotations
 
 import logging
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -42,7 +40,6 @@ from tools.format import fmt_duration, fmt_labels, fmt_time
 
 log = logging.getLogger("alertsleuth.chatops")
 
-SEEN_EVENTS = 2048  # event ids remembered, to drop a platform's retries of one event
 # The acknowledgement of a verified request (the answer comes later, in the thread). Slack shows a slash
 # command's response body as a message, WeCom wants an empty body; Feishu's card actions want JSON.
 ACK: dict[str, tuple[str, bytes]] = {"feishu": ("application/json", b"{}")}
@@ -92,8 +89,6 @@ class ChatOps:
             )
         self.http = httpx.Client(follow_redirects=False, headers={"User-Agent": "alertsleuth/0.1"})
         self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="chatops")
-        self._seen: OrderedDict[str, None] = OrderedDict()
-        self._seen_lock = threading.Lock()
 
     def start(self) -> None:
         if self.desk is not None:
@@ -124,16 +119,10 @@ class ChatOps:
         return ACK.get(platform, ("text/plain", b""))
 
     def _repeated(self, inbound: Inbound) -> bool:
+        """A platform's retry of an event taken already, by this replica or another (in the store)."""
         if not inbound.event_id:
             return False
-        key = f"{inbound.platform}:{inbound.event_id}"
-        with self._seen_lock:
-            if key in self._seen:
-                return True
-            self._seen[key] = None
-            while len(self._seen) > SEEN_EVENTS:
-                self._seen.popitem(last=False)
-        return False
+        return not self.store.chatops.first_sight(inbound.platform, inbound.event_id)
 
     def _handle(self, chat: Platform, inbound: Inbound) -> None:
         ctx = {"platform": inbound.platform, "user": inbound.user, "channel": inbound.channel}

@@ -1,20 +1,23 @@
-"""What ChatOps keeps: the chat threads an incident's notice was posted in (`chat_threads`), the silences
-alertsleuth made (`silences`), and the audit trail (`audit_events`, append-only). Runbook actions, which
+"""What ChatOps keeps: the chat threads an incident's notice was posted in (`chat_threads`), the inbound
+events already taken (`chat_events`), the silences alertsleuth made (`silences`), and the audit trail
+(`audit_events`, append-only). Runbook actions, which
 have states of their own, are in `actions.py`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from agent.models import utcnow
 from server.db.database import Database
-from server.db.models import AuditEvent, ChatThread, SilenceRow
+from server.db.models import AuditEvent, ChatEvent, ChatThread, SilenceRow
+
+EVENTS_KEPT = timedelta(days=1)  # how long an inbound event id is remembered (platforms retry for minutes)
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,20 @@ class ChatOps:
                     ChatThread.thread == thread,
                 )
             )
+
+    # ------------------------------------------------------------------ inbound events
+
+    def first_sight(self, platform: str, event_id: str, *, now: datetime | None = None) -> bool:
+        """True the first time the platform's event id is seen by any replica on this database; False for
+        a retry of it. Ids older than EVENTS_KEPT are forgotten (in the same transaction)."""
+        now = now or utcnow()
+        try:
+            with self.db.session() as s:
+                s.execute(delete(ChatEvent).where(ChatEvent.received_at < now - EVENTS_KEPT))
+                s.add(ChatEvent(platform=platform[:16], event_id=event_id[:255], received_at=now))
+        except IntegrityError:
+            return False  # taken already, here or by another replica
+        return True
 
     # ------------------------------------------------------------------ silences
 

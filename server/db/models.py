@@ -273,6 +273,16 @@ class ChatThread(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class ChatEvent(Base):
+    """An inbound chat event already taken (server/chatops/service.py): a platform's retry of it (Slack
+    sends again when it got no answer within 3 s), to this replica or another, is dropped. Kept a day."""
+
+    __tablename__ = "chat_events"
+    platform: Mapped[str] = mapped_column(Str(16), primary_key=True)
+    event_id: Mapped[str] = mapped_column(Str(255), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
 class SilenceRow(Base):
     """A silence alertsleuth created in Alertmanager for an incident, who asked for it and who ended it."""
 

@@ -33,20 +33,26 @@ def test_a_retry_reaching_another_replica_is_dropped(replicas: list[Store]) -> N
     assert b.chatops.first_sight("slack", "Ev02")
 
 
+def _race(stores: list[Store], event: str) -> list[bool]:
+    """Each store takes the event from two threads at once: what each was told."""
+    start = threading.Barrier(len(stores) * 2)
+    taken: list[bool] = []
+
+    def take(store: Store) -> None:
+        start.wait()
+        taken.append(store.chatops.first_sight("slack", event))
+
+    threads = [threading.Thread(target=take, args=(s,)) for s in stores for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    return taken
+
+
 def test_of_replicas_racing_on_one_event_exactly_one_takes_it(replicas: list[Store]) -> None:
     for n in range(5):
-        start = threading.Barrier(len(replicas) * 2)
-        taken: list[bool] = []
-
-        def take(store: Store, event: str = f"EvRace{n}") -> None:
-            start.wait()
-            taken.append(store.chatops.first_sight("slack", event))
-
-        threads = [threading.Thread(target=take, args=(s,)) for s in replicas for _ in range(2)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(30)
+        taken = _race(replicas, f"EvRace{n}")
         assert sorted(taken) == [False] * 5 + [True], taken
 
 

@@ -94,13 +94,20 @@ def _adjacent_ports() -> int:
 
 def _children(pid: int) -> list[int]:
     """The `alertsleuth worker` child processes of `pid`, whichever of its threads started them (not
-    the intake's writer process and its fork server)."""
-    return sorted(
-        int(c)
-        for task in Path(f"/proc/{pid}/task").iterdir()
-        for c in (task / "children").read_text().split()
-        if b"worker" in Path(f"/proc/{c}/cmdline").read_bytes()
-    )
+    the intake's writer process and its fork server). A thread or child gone while we look is skipped."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in _read(task / "children").split():
+            if b"worker" in _read(Path(f"/proc/{child.decode()}/cmdline")):
+                found.add(int(child))
+    return sorted(found)
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except (FileNotFoundError, ProcessLookupError):
+        return b""
 
 
 def _nice(pid: int) -> int:

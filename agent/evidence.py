@@ -525,13 +525,17 @@ class EvidenceCollector:
             if element and mostly:
                 f.cause_detail[element] = (mostly, min(shares), first)
 
-    def _cardinality(self, f: Findings, selectors: Sequence[str]) -> dict[str, int]:
-        """Each label's number of values on the series of `selectors`, over the investigation's range."""
+    def _cardinality(
+        self, f: Findings, selectors: Sequence[str], names: Sequence[str] | None = None
+    ) -> dict[str, int]:
+        """Each label's number of values on the series of `selectors`, over the investigation's range
+        (only those of `names` when given)."""
         assert f.windows is not None
         w = f.windows
+        concurrency = self.config.query_concurrency
         census: Census = merged(
             [
-                label_census(self.prom, s, w.baseline.start, w.incident.end, self.config.query_concurrency)
+                label_census(self.prom, s, w.baseline.start, w.incident.end, concurrency, names)
                 for s in selectors
             ]
         )

@@ -16,9 +16,13 @@ them. Needles and causes that share labels are tested as that shared element (it
 siblings judged with the same noise: one cause split into its children becomes the whole again); each
 needle left is queried on its own; all are added to the causes (`tools.analysis.with_needles`).
 
-The screen is most of what a large metric costs Prometheus, and it needs only the way the sum moved: it
-starts as soon as the group queries are in and runs while the coarse cube is queried, localized and
-drilled into. When no label but the candidates varies (the census says), each leaf is one series: the
+The screen is most of what a large metric costs Prometheus: its histogram (the same whichever way the
+sum moved) starts beside the group queries, its top list as soon as they say the way the sum moved, and
+both run while the coarse cube is queried, localized and drilled into. The drill-down asks for every
+cause of one level together (`tools.drill`): the label values it needs inside each cause (the labels it
+may break the cause down by, nothing else), then the causes' cubes, queried side by side.
+
+When no label but the candidates varies (the census says), each leaf is one series: the
 screen then compares each series with itself, matched on the labels, instead of summing every series
 by them twice (should two series share a leaf after all, Prometheus refuses the match, and the screen
 is asked again by sum). Queries run several at a time; their evidence is filed in one order.
@@ -43,7 +47,7 @@ from tools.analysis import Candidate, Labels, Localization, label_key, localize,
 from tools.breakdown import QueryResult, leaves_from, segment_stats
 from tools.cuboids import best_labels, combinations, pack, ratio_series, rolled_up
 from tools.drill import refine
-from tools.errors import PrometheusUnavailable, QueryError
+from tools.errors import AlertsleuthError, PrometheusUnavailable, QueryError
 from tools.extremes import extreme_leaves, localize_extreme
 from tools.format import fmt_labels
 from tools.prom import Series
@@ -74,7 +78,10 @@ class Collector(Protocol):
         rows: Any = (),
         series: Any = None,
     ) -> str: ...
-    def _cardinality(self, f: Findings, selectors: Sequence[str]) -> dict[str, int]: ...
+    def _cardinality(
+        self, f: Findings, selectors: Sequence[str], names: Sequence[str] | None = None
+    ) -> dict[str, int]: ...
+    def _ahead_of_time(self, f: Findings, exprs: Sequence[str]) -> None: ...
 
 
 @dataclass
@@ -172,12 +179,16 @@ class Localizer:
         self.cubes: list[Cube] = []  # the group queries of a large metric (see `groups`)
         self.scores: dict[str, float] = {}  # each label's concentration (`tools.cuboids.concentration`)
         self.screen: _Screen | None = None  # the needle screen under way (see `groups`)
+        self._hist: tuple[str, Future[QueryResult]] | None = None  # its histogram, started early
 
     def groups(self, labels: list[str], cardinality: dict[str, int]) -> list[Cube] | None:
         """The measure by groups of labels that each fit the budget (`tools.cuboids.pack`), one query
         (two for a ratio) per group: every label's breakdown is summed from them, and the coarse cube
         when a group holds its labels. None when a query failed."""
         groups = pack(cardinality, labels, self.budget)
+        if self._screenable() and combinations(cardinality, labels) > self.budget:
+            # the screen's histogram needs no direction: started while the group queries are answered
+            self._hist = self._screen_hist(labels)
         with ThreadPoolExecutor(max_workers=max(1, self.c.config.query_concurrency)) as pool:
             fetched = list(pool.map(lambda g: self._fetch(g, ()), groups))
         cubes = [
@@ -361,9 +372,27 @@ class Localizer:
             exprs, fallback = fallback, None
         assert exprs is not None
         pool = ThreadPoolExecutor(max_workers=2)
-        futures = [pool.submit(self.c._instant, self.f, e) for e in exprs]
+        top = pool.submit(self.c._instant, self.f, exprs[0])
+        early, self._hist = self._hist, None
+        hist = (
+            early[1]
+            if early is not None and early[0] == exprs[1]
+            else pool.submit(self.c._instant, self.f, exprs[1])
+        )
         pool.shutdown(wait=False)  # the two run on; nothing else is submitted
-        return _Screen(direction, futures, fallback)
+        return _Screen(direction, [top, hist], fallback)
+
+    def _screen_hist(self, labels: Sequence[str]) -> tuple[str, Future[QueryResult]] | None:
+        """The screen's histogram query (the same either way the sum moved), started."""
+        exprs = (self._screen_exprs(labels, 1.0, series=True) if self.series else None) or self._screen_exprs(
+            labels, 1.0, series=False
+        )
+        if exprs is None:
+            return None
+        pool = ThreadPoolExecutor(max_workers=1)
+        future = pool.submit(self.c._instant, self.f, exprs[1])
+        pool.shutdown(wait=False)
+        return exprs[1], future
 
     def _screen_finish(
         self, labels: Sequence[str], cardinality: dict[str, int], screen: _Screen
@@ -498,20 +527,39 @@ class Localizer:
 
 
 class _Inside:
-    """`Inside` over Prometheus for a `Localizer`: the label APIs inside a cause, and its cube queried
-    and filed as evidence."""
+    """`Inside` over Prometheus for a `Localizer`: the label values inside causes (the labels asked for
+    only), and their cubes queried side by side, localized and filed as evidence in the order asked."""
 
     def __init__(self, localizer: Localizer, labels: Sequence[str]) -> None:
         self.lz, self.labels = localizer, list(labels)
 
-    def cardinality(self, within: Labels) -> dict[str, int]:
+    def cardinality(
+        self, asked: Sequence[tuple[Labels, Sequence[str]]]
+    ) -> list[dict[str, int] | AlertsleuthError]:
         lz = self.lz
-        matchers = [promql.Matcher(n, "=", v) for n, v in within]
         num, _ = lz.grouped(self.labels)
-        selectors = [s.promql() for s in promql.selectors(promql.with_matchers(num, matchers))]
-        return lz.c._cardinality(lz.f, selectors)
 
-    def localized(self, labels: Sequence[str], within: Candidate) -> Localization | None:
+        def values(ask: tuple[Labels, Sequence[str]]) -> dict[str, int] | AlertsleuthError:
+            within, names = ask
+            matchers = [promql.Matcher(n, "=", v) for n, v in within]
+            selectors = [s.promql() for s in promql.selectors(promql.with_matchers(num, matchers))]
+            try:
+                return lz.c._cardinality(lz.f, selectors, names)
+            except AlertsleuthError as exc:
+                return exc
+
+        with ThreadPoolExecutor(max_workers=max(1, lz.c.config.query_concurrency)) as pool:
+            return list(pool.map(values, asked))
+
+    def localized(self, asked: Sequence[tuple[Sequence[str], Candidate]]) -> list[Localization | None]:
+        lz = self.lz
+        # every cube's queries started (`_range` answers each once), then taken in order
+        lz.c._ahead_of_time(
+            lz.f, [e for labels, within in asked for e in cube_queries(lz.grouped, labels, within.labels)]
+        )
+        return [self._one(labels, within) for labels, within in asked]
+
+    def _one(self, labels: Sequence[str], within: Candidate) -> Localization | None:
         lz = self.lz
         cube = lz._cube(labels, within.labels, f"{lz.measure} within {fmt_labels(dict(within.labels))}")
         if cube is None:

@@ -39,6 +39,7 @@ from tools.cuboids import (  # noqa: E402
     rolled_up,
 )
 from tools.drill import refine  # noqa: E402
+from tools.errors import AlertsleuthError  # noqa: E402
 from tools.prom import Series  # noqa: E402
 
 Bounds = tuple[tuple[float, float], tuple[float, float]]
@@ -106,13 +107,18 @@ class Offline:
         return loc
 
     # `tools.drill.Inside` over the CSV
-    def cardinality(self, within: Labels) -> dict[str, int]:
-        keep = set(within)
-        rows = [r for r in self.case.rows if keep <= {(a, r[a]) for a in self.case.attributes}]
-        return {a: len({r[a] for r in rows}) for a in self.case.attributes}
+    def cardinality(
+        self, asked: Sequence[tuple[Labels, Sequence[str]]]
+    ) -> list[dict[str, int] | AlertsleuthError]:
+        out: list[dict[str, int] | AlertsleuthError] = []
+        for within, names in asked:
+            keep = set(within)
+            rows = [r for r in self.case.rows if keep <= {(a, r[a]) for a in self.case.attributes}]
+            out.append({a: len({r[a] for r in rows}) for a in names})
+        return out
 
-    def localized(self, labels: Sequence[str], within: Candidate) -> Localization:
-        return self.analyse(labels, within)
+    def localized(self, asked: Sequence[tuple[Sequence[str], Candidate]]) -> list[Localization | None]:
+        return [self.analyse(labels, within) for labels, within in asked]
 
 
 def _series(key: Labels, points: dict[float, float]) -> Series:

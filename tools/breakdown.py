@@ -70,12 +70,19 @@ Census = dict[str, set[str]]  # label name -> its values on the series of one se
 
 
 def label_census(
-    prom: Prometheus, selector: str, start: datetime, end: datetime, concurrency: int = 4
+    prom: Prometheus,
+    selector: str,
+    start: datetime,
+    end: datetime,
+    concurrency: int = 4,
+    names: Sequence[str] | None = None,
 ) -> Census:
     """The labels of a selector's series over [start, end] and their values, from the label APIs. They
     read the index only, no samples, so this stays cheap on a metric of 100,000 series (the series API
-    would send every label set). The labels' values are asked for `concurrency` at a time."""
-    names = [n for n in prom.label_names([selector], start, end) if n != "__name__"]
+    would send every label set). The labels' values are asked for `concurrency` at a time; only those of
+    `names` when given (no label-names call; a name the series lack has no values)."""
+    if names is None:
+        names = [n for n in prom.label_names([selector], start, end) if n != "__name__"]
     with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(names)))) as pool:
         values = list(pool.map(lambda name: prom.label_values(name, [selector], start, end), names))
     return {name: set(found) for name, found in zip(names, values, strict=True)}

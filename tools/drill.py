@@ -19,15 +19,20 @@ MAX_DEPTH = 2  # drill-down levels below the coarse cube
 
 
 class Inside(Protocol):
-    """Where a cause is broken down inside itself (`refine`): its labels' values and its own leaves."""
+    """Where causes are broken down inside themselves (`refine`): their labels' values and their own
+    leaves. Each call asks for every cause of one level at once, so an `Inside` over a server may ask
+    for them side by side; the answers come back in the order asked."""
 
-    def cardinality(self, within: Labels) -> dict[str, int]:
-        """How many values each label has on the series inside `within` (raises AlertsleuthError)."""
+    def cardinality(
+        self, asked: Sequence[tuple[Labels, Sequence[str]]]
+    ) -> list[dict[str, int] | AlertsleuthError]:
+        """For each (within, labels): how many values each of `labels` has on the series inside
+        `within`, or the error that kept them from being read."""
         ...
 
-    def localized(self, labels: Sequence[str], within: Candidate) -> Localization | None:
-        """The measure by `labels` inside `within`, localized there (a ratio's cause narrowed,
-        `tools.analysis.narrow`); None when it could not be had."""
+    def localized(self, asked: Sequence[tuple[Sequence[str], Candidate]]) -> list[Localization | None]:
+        """For each (labels, within): the measure by `labels` inside `within`, localized there (a ratio's
+        cause narrowed, `tools.analysis.narrow`); None when it could not be had."""
         ...
 
 
@@ -44,8 +49,9 @@ def refine(
     that say what each step left out. The one drill-down of the house: the Localizer's over Prometheus
     and the offline benchmark's over a CSV both run it."""
     d = _Drill(list(labels), scores, budget, inside)
-    refined = [c for cause in loc.causes for c in d.down(cause, set(coarse), 1)]
-    return replace(loc, causes=_distinct(refined), examined=loc.examined + d.examined), d.notes
+    refined = d.down([(cause, set(coarse)) for cause in loc.causes], 1)
+    causes = _distinct([c for narrowed in refined for c in narrowed])
+    return replace(loc, causes=causes, examined=loc.examined + d.examined), d.notes
 
 
 @dataclass
@@ -59,43 +65,62 @@ class _Drill:
     notes: list[str] = field(default_factory=list)
     examined: int = 0
 
-    def down(self, cause: Candidate, seen: set[str], depth: int) -> list[Candidate]:
-        """`cause` refined inside itself by the labels not looked at yet (`seen` were): the cause's own
-        leaves by those labels (and the coarse ones it does not pin, as many as fit `budget`, by
+    def down(self, causes: Sequence[tuple[Candidate, set[str]]], depth: int) -> list[list[Candidate]]:
+        """Each cause refined inside itself by the labels not looked at yet (its `seen` were): the cause's
+        own leaves by those labels (and the coarse ones it does not pin, as many as fit `budget`, by
         `scores`), localized; a concentrated change there narrows it, at most `MAX_DEPTH` levels down.
         A ratio's cause is narrowed against what the world outside it did (`tools.analysis.narrow`): a
-        part stands for it only when its other parts do not share the anomaly."""
+        part stands for it only when its other parts do not share the anomaly. The causes of one level
+        are asked for together; each comes back as the list of causes it narrowed to, in order."""
         labels = self.labels
-        pinned = {n for n, _ in cause.labels}
-        unseen = [n for n in labels if n not in seen and n not in pinned]
-        if not unseen or depth > MAX_DEPTH:
-            return [cause]
-        try:
-            values = self.inside.cardinality(cause.labels)
-        except AlertsleuthError as exc:
-            self.notes.append(f"{fmt_labels(dict(cause.labels))} not broken down further: {exc}")
-            return [cause]
-        order = ranked_labels(self.scores, unseen) + ranked_labels(
-            self.scores, [n for n in labels if n in seen and n not in pinned]
-        )
-        sub = choose_labels([n for n in order if values.get(n, 0) > 1], values, self.budget)
-        if not any(n in unseen for n in sub):
-            return [cause]
-        left = [n for n in unseen if n not in sub]
-        if left:
-            self.notes.append(
-                f"{fmt_labels(dict(cause.labels))} broken down by {', '.join(sub)}; "
-                f"{', '.join(left)} left out at this depth"
+        out = [[cause] for cause, _ in causes]
+        todo: list[tuple[int, list[str], list[str]]] = []  # (cause, its unseen labels, the order)
+        for i, (cause, seen) in enumerate(causes):
+            pinned = {n for n, _ in cause.labels}
+            unseen = [n for n in labels if n not in seen and n not in pinned]
+            if not unseen or depth > MAX_DEPTH:
+                continue
+            order = ranked_labels(self.scores, unseen) + ranked_labels(
+                self.scores, [n for n in labels if n in seen and n not in pinned]
             )
-        loc = self.inside.localized(sub, cause)
-        if loc is None:
-            return [cause]
-        self.examined += loc.examined
-        if not loc.localized:
-            return [cause]
-        return [
-            c for inner in loc.causes for c in self.down(_narrowed(cause, inner), seen | set(sub), depth + 1)
-        ]
+            todo.append((i, unseen, order))
+        if not todo:
+            return out
+        census = self.inside.cardinality([(causes[i][0].labels, order) for i, _, order in todo])
+        asks: list[tuple[int, list[str]]] = []
+        for (i, unseen, order), values in zip(todo, census, strict=True):
+            cause = causes[i][0]
+            if isinstance(values, AlertsleuthError):
+                self.notes.append(f"{fmt_labels(dict(cause.labels))} not broken down further: {values}")
+                continue
+            sub = choose_labels([n for n in order if values.get(n, 0) > 1], values, self.budget)
+            if not any(n in unseen for n in sub):
+                continue
+            left = [n for n in unseen if n not in sub]
+            if left:
+                self.notes.append(
+                    f"{fmt_labels(dict(cause.labels))} broken down by {', '.join(sub)}; "
+                    f"{', '.join(left)} left out at this depth"
+                )
+            asks.append((i, sub))
+        if not asks:
+            return out
+        found = self.inside.localized([(sub, causes[i][0]) for i, sub in asks])
+        children: list[tuple[int, tuple[Candidate, set[str]]]] = []  # (parent, child)
+        for (i, sub), loc in zip(asks, found, strict=True):
+            if loc is None:
+                continue
+            self.examined += loc.examined
+            if not loc.localized:
+                continue
+            parent, seen = causes[i]
+            children.extend((i, (_narrowed(parent, inner), seen | set(sub))) for inner in loc.causes)
+            out[i] = []
+        for (i, _), refined in zip(
+            children, self.down([child for _, child in children], depth + 1), strict=True
+        ):
+            out[i].extend(refined)
+        return out
 
 
 def _distinct(causes: Sequence[Candidate]) -> list[Candidate]:

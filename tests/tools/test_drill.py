@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from tools.analysis import Candidate, Labels, Localization
 from tools.drill import MAX_DEPTH, refine
-from tools.errors import QueryError
+from tools.errors import AlertsleuthError, QueryError
 
 
 def cand(labels: Labels, share: float = 1.0) -> Candidate:
@@ -20,13 +20,21 @@ class Fake:
     def __init__(self, fail: Labels | None = None) -> None:
         self.fail = fail
         self.asked: list[tuple[list[str], Labels]] = []
+        self.batches: list[int] = []  # how many causes each call of `cardinality` asked about
 
-    def cardinality(self, within: Labels) -> dict[str, int]:
-        if within == self.fail:
-            raise QueryError("too many series")
-        return {n: 3 for n in "abcde"}
+    def cardinality(
+        self, asked: Sequence[tuple[Labels, Sequence[str]]]
+    ) -> list[dict[str, int] | AlertsleuthError]:
+        self.batches.append(len(asked))
+        return [
+            QueryError("too many series") if within == self.fail else {n: 3 for n in names}
+            for within, names in asked
+        ]
 
-    def localized(self, labels: Sequence[str], within: Candidate) -> Localization | None:
+    def localized(self, asked: Sequence[tuple[Sequence[str], Candidate]]) -> list[Localization | None]:
+        return [self._one(labels, within) for labels, within in asked]
+
+    def _one(self, labels: Sequence[str], within: Candidate) -> Localization | None:
         self.asked.append((list(labels), within.labels))
         name = next(n for n in labels if n not in dict(within.labels))
         return Localization(True, 0.0, 1.0, localized=True, causes=[cand(((name, "1"),), 0.5)], examined=4)
@@ -49,3 +57,16 @@ def test_a_cause_whose_labels_cannot_be_read_is_kept_and_said_so() -> None:
     out, notes = refine(loc, list("ab"), ["a"], {}, 9, Fake(fail=(("a", "1"),)))
     assert [dict(c.labels) for c in out.causes] == [{"a": "1"}]
     assert notes == ['{a="1"} not broken down further: too many series']
+
+
+def test_the_causes_of_one_level_are_asked_for_together_and_come_back_in_their_order() -> None:
+    causes = [cand((("a", "1"),)), cand((("a", "2"),))]
+    loc = Localization(True, 0.0, 1.0, localized=True, causes=causes, examined=10)
+    fake = Fake()
+    out, _ = refine(loc, list("abcde"), ["a"], {n: 1.0 for n in "abcde"}, 9, fake)
+    assert fake.batches == [2] * MAX_DEPTH  # one call a level, both causes in it
+    assert [dict(c.labels) for c in out.causes] == [
+        {"a": "1", "b": "1", "d": "1"},
+        {"a": "2", "b": "1", "d": "1"},
+    ]
+    assert out.examined == 10 + 2 * 4 * MAX_DEPTH

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy.exc import SQLAlchemyError
 
 from agent.ask import Asker
 from agent.headline import headline
@@ -35,11 +36,12 @@ from server.db.models import Incident, RunbookAction, SilenceRow
 from server.delivery.plan import Planner
 from server.runbooks import RunbookRunner
 from server.silences import Alertmanagers, Matcher, SilenceRequest, auth_headers, incident_matchers
-from tools.errors import AlertsleuthError, DeliveryError, RunbookError, SilenceError
+from tools.errors import AlertsleuthError, DeliveryError, RunbookError, SilenceError, StoreBusy
 from tools.format import fmt_duration, fmt_labels, fmt_time
 
 log = logging.getLogger("alertsleuth.chatops")
 
+CHAT_RETRY_AFTER = 5.0  # seconds, when an event could not be recorded (platforms retry on their own)
 # The acknowledgement of a verified request (the answer comes later, in the thread). Slack shows a slash
 # command's response body as a message, WeCom wants an empty body; Feishu's card actions want JSON.
 ACK: dict[str, tuple[str, bytes]] = {"feishu": ("application/json", b"{}")}
@@ -119,10 +121,21 @@ class ChatOps:
         return ACK.get(platform, ("text/plain", b""))
 
     def _repeated(self, inbound: Inbound) -> bool:
-        """A platform's retry of an event taken already, by this replica or another (in the store)."""
+        """A platform's retry of an event taken already, by this replica or another (in the store). When
+        the store cannot say, nothing is done and the request is answered 503 (`StoreBusy`): the
+        platform sends it again, and it is taken then."""
         if not inbound.event_id:
             return False
-        return not self.store.chatops.first_sight(inbound.platform, inbound.event_id)
+        try:
+            return not self.store.chatops.first_sight(inbound.platform, inbound.event_id)
+        except SQLAlchemyError as exc:
+            log.warning(
+                "chat event not recorded: %s", type(exc).__name__, extra={"platform": inbound.platform}
+            )
+            raise StoreBusy(
+                "the store could not record the chat event; nothing was done, send it again",
+                retry_after=CHAT_RETRY_AFTER,
+            ) from exc
 
     def _handle(self, chat: Platform, inbound: Inbound) -> None:
         ctx = {"platform": inbound.platform, "user": inbound.user, "channel": inbound.channel}

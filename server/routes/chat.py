@@ -22,7 +22,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from server.chatops.platforms import Raw
 from server.deps import ServicesDep
-from server.openapi import answers
+from server.openapi import RETRY_AFTER, answers
 
 router = APIRouter(tags=["chat"])
 
@@ -48,7 +48,18 @@ async def _receive(platform: str, request: Request, services: ServicesDep) -> Re
     response_class=Response,
     responses={
         200: {"description": "verified: acknowledged, or the URL verification's answer"},
-        **answers(401, 404, 413, 422),
+        **answers(
+            401,
+            404,
+            413,
+            422,
+            503,
+            s503={
+                "description": "the store could not record the event; nothing was done, send it again "
+                "after Retry-After (platforms retry unanswered events on their own)",
+                "headers": RETRY_AFTER,
+            },
+        ),
     },
 )
 async def chat_in(platform: PlatformName, request: Request, services: ServicesDep) -> Response:

@@ -16,14 +16,19 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import create_engine, text
 
 from exporter import launch as procs
+from server.chatops.commands import help_text
 from server.settings import Settings
-from tests.conftest import ServerEnv, serve
+from tests.conftest import ServerEnv, serve, wait_for
+from tests.fakes.chat_platforms import SLACK_BOT, FakeSlackAPI, slack_message, slack_request
+from tests.fakes.chat_platforms import serve as serve_fake
 
 PASSWORD = "correct-horse-battery"
 LABELS = {"alertname": "HighLoginFailureRate", "severity": "critical", "instance": "web-1"}
 AM_CONFIG = 'route:\n  receiver: "null"\nreceivers:\n  - name: "null"\n'
+SLACK_SECRET, SLACK_TOKEN = "8f742231b10e8888abcd99yyyzzz85a5", "xoxb-1111-2222-abcdefabcdef"
 SILENCE_ID = "4f1c1bde-9a5e-4b59-9d6f-0d7a8d0c2e11"  # well-formed, unknown to everyone
 
 
@@ -367,3 +372,51 @@ def test_the_chatops_reads_answer_404_without_the_section(start: Callable[..., A
         ("GET", "/api/v1/audit", None),
     ]
     assert _answers(api, routes) == {(m, p): 404 for m, p, _ in routes}
+
+
+# ------------------------------------------------------------------------------------------ chat events
+
+
+def test_a_chat_event_the_store_cannot_record_is_answered_503_and_taken_on_the_platforms_retry(
+    start: Callable[..., Api], database_url: str
+) -> None:
+    """Whether an event was taken already is in the store (replicas share it); when the store cannot say,
+    nothing is done and the platform is told to send it again, not acknowledged and lost (nor a 500)."""
+    with serve_fake(FakeSlackAPI(bot_token=SLACK_TOKEN)) as slack:
+        api = start(
+            chatops={
+                "platforms": {
+                    "slack": {
+                        "signing_secret": SLACK_SECRET,
+                        "bot_token": SLACK_TOKEN,
+                        "api_url": slack.api_url,
+                    }
+                },
+                "access": {"slack": {"read": ["*"]}},
+            }
+        )
+        body = slack_message(f"<@{SLACK_BOT}> help", kind="app_mention", event_id="EvStoreDown")
+
+        def send() -> httpx.Response:
+            raw = slack_request(SLACK_SECRET, body, now=time.time())
+            return api.c.post("/api/v1/chat/slack", content=raw.body, headers=dict(raw.headers))
+
+        engine = create_engine(database_url)
+        try:
+            with engine.begin() as conn:  # the table the event ids are kept in, gone
+                conn.execute(text("ALTER TABLE chat_events RENAME TO chat_events_away"))
+            refused = send()
+            assert refused.status_code == 503, refused.text
+            assert refused.headers["retry-after"] == "5"
+            assert "send it again" in refused.json()["detail"]
+            with engine.begin() as conn:
+                conn.execute(text("ALTER TABLE chat_events_away RENAME TO chat_events"))
+            assert send().status_code == 200  # the platform's retry: taken
+            assert send().status_code == 200  # and its retry of that: acknowledged, dropped
+        finally:
+            engine.dispose()
+        wait_for("the answer in Slack", slack.posted, timeout=15)
+        time.sleep(0.5)  # a second answer, were there one, would be posted by now
+        answers = slack.posted()
+        assert len(answers) == 1, answers
+        assert help_text().splitlines()[-1] in answers[0]["text"]  # the usage, once

@@ -526,13 +526,17 @@ class EvidenceCollector:
                 f.cause_detail[element] = (mostly, min(shares), first)
 
     def _cardinality(
-        self, f: Findings, selectors: Sequence[str], names: Sequence[str] | None = None
+        self,
+        f: Findings,
+        selectors: Sequence[str],
+        names: Sequence[str] | None = None,
+        concurrency: int | None = None,
     ) -> dict[str, int]:
         """Each label's number of values on the series of `selectors`, over the investigation's range
-        (only those of `names` when given)."""
+        (only those of `names` when given), asked for `concurrency` (else `query_concurrency`) at a time."""
         assert f.windows is not None
         w = f.windows
-        concurrency = self.config.query_concurrency
+        concurrency = concurrency or self.config.query_concurrency
         census: Census = merged(
             [
                 label_census(self.prom, s, w.baseline.start, w.incident.end, concurrency, names)

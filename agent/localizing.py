@@ -79,7 +79,11 @@ class Collector(Protocol):
         series: Any = None,
     ) -> str: ...
     def _cardinality(
-        self, f: Findings, selectors: Sequence[str], names: Sequence[str] | None = None
+        self,
+        f: Findings,
+        selectors: Sequence[str],
+        names: Sequence[str] | None = None,
+        concurrency: int | None = None,
     ) -> dict[str, int]: ...
     def _ahead_of_time(self, f: Findings, exprs: Sequence[str]) -> None: ...
 
@@ -538,17 +542,20 @@ class _Inside:
     ) -> list[dict[str, int] | AlertsleuthError]:
         lz = self.lz
         num, _ = lz.grouped(self.labels)
+        # the causes side by side, each one's labels shared out of the same `query_concurrency`
+        concurrency = max(1, lz.c.config.query_concurrency)
+        each = max(1, concurrency // max(1, len(asked)))
 
         def values(ask: tuple[Labels, Sequence[str]]) -> dict[str, int] | AlertsleuthError:
             within, names = ask
             matchers = [promql.Matcher(n, "=", v) for n, v in within]
             selectors = [s.promql() for s in promql.selectors(promql.with_matchers(num, matchers))]
             try:
-                return lz.c._cardinality(lz.f, selectors, names)
+                return lz.c._cardinality(lz.f, selectors, names, each)
             except AlertsleuthError as exc:
                 return exc
 
-        with ThreadPoolExecutor(max_workers=max(1, lz.c.config.query_concurrency)) as pool:
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:
             return list(pool.map(values, asked))
 
     def localized(self, asked: Sequence[tuple[Sequence[str], Candidate]]) -> list[Localization | None]:

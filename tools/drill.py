@@ -72,37 +72,8 @@ class _Drill:
         A ratio's cause is narrowed against what the world outside it did (`tools.analysis.narrow`): a
         part stands for it only when its other parts do not share the anomaly. The causes of one level
         are asked for together; each comes back as the list of causes it narrowed to, in order."""
-        labels = self.labels
         out = [[cause] for cause, _ in causes]
-        todo: list[tuple[int, list[str], list[str]]] = []  # (cause, its unseen labels, the order)
-        for i, (cause, seen) in enumerate(causes):
-            pinned = {n for n, _ in cause.labels}
-            unseen = [n for n in labels if n not in seen and n not in pinned]
-            if not unseen or depth > MAX_DEPTH:
-                continue
-            order = ranked_labels(self.scores, unseen) + ranked_labels(
-                self.scores, [n for n in labels if n in seen and n not in pinned]
-            )
-            todo.append((i, unseen, order))
-        if not todo:
-            return out
-        census = self.inside.cardinality([(causes[i][0].labels, order) for i, _, order in todo])
-        asks: list[tuple[int, list[str]]] = []
-        for (i, unseen, order), values in zip(todo, census, strict=True):
-            cause = causes[i][0]
-            if isinstance(values, AlertsleuthError):
-                self.notes.append(f"{fmt_labels(dict(cause.labels))} not broken down further: {values}")
-                continue
-            sub = choose_labels([n for n in order if values.get(n, 0) > 1], values, self.budget)
-            if not any(n in unseen for n in sub):
-                continue
-            left = [n for n in unseen if n not in sub]
-            if left:
-                self.notes.append(
-                    f"{fmt_labels(dict(cause.labels))} broken down by {', '.join(sub)}; "
-                    f"{', '.join(left)} left out at this depth"
-                )
-            asks.append((i, sub))
+        asks = self._breakdowns(causes, depth)
         if not asks:
             return out
         found = self.inside.localized([(sub, causes[i][0]) for i, sub in asks])
@@ -121,6 +92,45 @@ class _Drill:
         ):
             out[i].extend(refined)
         return out
+
+    def _breakdowns(
+        self, causes: Sequence[tuple[Candidate, set[str]]], depth: int
+    ) -> list[tuple[int, list[str]]]:
+        """The labels each cause is broken down by at this depth, as (the cause's index, labels): those not
+        looked at yet first, then the coarse ones it does not pin, by `scores`, as many as fit `budget`
+        by their values inside it (asked for every cause at once). A cause with nothing new to look at,
+        or whose values could not be read (noted), is left out."""
+        labels = self.labels
+        todo: list[tuple[int, list[str], list[str]]] = []  # (cause, its unseen labels, the order)
+        for i, (cause, seen) in enumerate(causes):
+            pinned = {n for n, _ in cause.labels}
+            unseen = [n for n in labels if n not in seen and n not in pinned]
+            if not unseen or depth > MAX_DEPTH:
+                continue
+            order = ranked_labels(self.scores, unseen) + ranked_labels(
+                self.scores, [n for n in labels if n in seen and n not in pinned]
+            )
+            todo.append((i, unseen, order))
+        if not todo:
+            return []
+        census = self.inside.cardinality([(causes[i][0].labels, order) for i, _, order in todo])
+        asks: list[tuple[int, list[str]]] = []
+        for (i, unseen, order), values in zip(todo, census, strict=True):
+            cause = causes[i][0]
+            if isinstance(values, AlertsleuthError):
+                self.notes.append(f"{fmt_labels(dict(cause.labels))} not broken down further: {values}")
+                continue
+            sub = choose_labels([n for n in order if values.get(n, 0) > 1], values, self.budget)
+            if not any(n in unseen for n in sub):
+                continue
+            left = [n for n in unseen if n not in sub]
+            if left:
+                self.notes.append(
+                    f"{fmt_labels(dict(cause.labels))} broken down by {', '.join(sub)}; "
+                    f"{', '.join(left)} left out at this depth"
+                )
+            asks.append((i, sub))
+        return asks
 
 
 def _distinct(causes: Sequence[Candidate]) -> list[Candidate]:

@@ -167,7 +167,7 @@ def create_app(
         await run_in_threadpool(_backfill_history, store)
         if role == "server":
             if transactions is not None:
-                await run_in_threadpool(transactions.start)
+                await transactions.start()
             writer.start()
         if chatops is not None:
             await run_in_threadpool(chatops.start)
@@ -193,9 +193,9 @@ def create_app(
             yield
         finally:
             log.info("shutting down", extra={"workers": settings.workers})
-            writer.stop()  # what is waiting is written: those requests get their answers
+            await writer.stop()  # what is waiting is written: those requests get their answers
             if transactions is not None:
-                transactions.stop()
+                await transactions.stop()
             services.accepted_log.flush()
             if chatops is not None:
                 chatops.close()

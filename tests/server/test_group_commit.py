@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import threading
-import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -157,22 +155,26 @@ def test_a_late_firing_of_a_resolved_incident_is_not_reinvestigated(store: Store
 def test_the_writer_batches_concurrent_requests_and_answers_each_after_its_commit(store: Store) -> None:
     sizes: list[int] = []
     writer = IntakeWriter(store.intake, RULES, max_pending=1000, on_batch=sizes.append)
-    writer.start()
 
     async def post_all() -> list[IngestResult]:
-        return await asyncio.gather(*(writer.write(_req(_alert(f"fp{i}"))) for i in range(200)))
+        writer.start()
+        try:
+            return await asyncio.gather(*(writer.write(_req(_alert(f"fp{i}"))) for i in range(200)))
+        finally:
+            await writer.stop()
 
-    try:
-        results = asyncio.run(post_all())
-    finally:
-        writer.stop()
+    results = asyncio.run(post_all())
     assert sum(sizes) == 200 and max(sizes) > 1  # all in fewer transactions than requests
     ids = {r.created[0] for r in results}
     assert len(ids) == 200
     with store.session() as s:  # each answered one is stored
         assert set(s.scalars(select(Incident.id))) == ids
+
+    async def late() -> IngestResult:
+        return await writer.write(_req(_alert("late")))
+
     with pytest.raises(IntakeFull):  # stopped: refuses
-        writer.submit(_req(_alert("late")), lambda _: None)
+        asyncio.run(late())
 
 
 def test_the_writer_refuses_past_its_pending_bound_and_loses_nothing(tmp_path: Path) -> None:
@@ -180,30 +182,31 @@ def test_the_writer_refuses_past_its_pending_bound_and_loses_nothing(tmp_path: P
     store = Store(f"sqlite:///{db}")
     holder = sqlite3.connect(db, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")  # another writer holds the store's write lock
-    outcomes: list[object] = []
-    settled = threading.Event()
-
-    def done(outcome: object) -> None:
-        outcomes.append(outcome)
-        if len(outcomes) == 3:
-            settled.set()
-
     writer = IntakeWriter(store.intake, RULES, max_pending=2)
-    writer.start()
+
+    async def scenario() -> list[IngestResult]:
+        writer.start()
+        try:
+            first = asyncio.ensure_future(writer.write(_req(_alert("a"))))  # taken, waits for the lock
+            for _ in range(500):
+                await asyncio.sleep(0.01)
+                if not writer.pending:
+                    break
+            assert writer.pending == 0
+            waiting = [asyncio.ensure_future(writer.write(_req(_alert(fp)))) for fp in ("b", "c")]
+            await asyncio.sleep(0)  # both wait behind the batch in hand
+            assert writer.pending == 2
+            with pytest.raises(IntakeFull) as full:
+                await writer.write(_req(_alert("d")))
+            assert full.value.reason == "pending" and "2 notifications wait" in str(full.value)
+            holder.execute("ROLLBACK")
+            return await asyncio.wait_for(asyncio.gather(first, *waiting), 20)
+        finally:
+            await writer.stop()
+
     try:
-        writer.submit(_req(_alert("a")), done)  # taken by the writer, waiting for the lock
-        deadline = utcnow() + timedelta(seconds=5)
-        while writer.pending and utcnow() < deadline:
-            time.sleep(0.01)
-        writer.submit(_req(_alert("b")), done)
-        writer.submit(_req(_alert("c")), done)
-        with pytest.raises(IntakeFull) as full:
-            writer.submit(_req(_alert("d")), done)
-        assert full.value.reason == "pending" and "2 notifications wait" in str(full.value)
-        holder.execute("ROLLBACK")
-        assert settled.wait(20)
+        outcomes = asyncio.run(scenario())
     finally:
-        writer.stop()
         holder.close()
     assert all(isinstance(o, IngestResult) for o in outcomes)
     with store.session() as s:

@@ -3,6 +3,8 @@
 - a batch written by the child is stored as `Intake` itself stores it, results in order, a refusal
   (IntakeFull, with its retry_after and reason) crossing the pipe as itself;
 - a resolution's notices are planned in the child from the routes it was given;
+- batches handed over before the first is answered are written and answered in order (a firing, then
+  its resolution);
 - the child killed under the server: the batch in hand fails with StoreBusy (nothing acknowledged),
   the next batch starts a new child, and the writer in front of it answers again;
 - our errors pickle with their keyword-only attributes.
@@ -14,8 +16,9 @@ import asyncio
 import os
 import pickle
 import signal
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from datetime import timedelta
+from typing import Any, TypeVar
 
 import pytest
 from sqlalchemy import func, select
@@ -31,6 +34,7 @@ from tools.errors import IntakeFull, StoreBusy
 
 T0 = utcnow().replace(microsecond=0) - timedelta(minutes=10)
 RULES = IntakeRules(window=300.0, lock_timeout=10.0)
+T = TypeVar("T")
 
 
 def _alert(fp: str, status: str = "firing") -> AlertInfo:
@@ -48,13 +52,30 @@ def _req(*alerts: AlertInfo) -> IngestRequest:
     return IngestRequest("alertmanager", "{}", "g", list(alerts), "team", on_resolved=lambda a: [])
 
 
+class Child:
+    """An `IntakeProcess` in an event loop of the test's own, as the server's runs it."""
+
+    def __init__(self, process: IntakeProcess) -> None:
+        self.process = process
+        self.loop = asyncio.new_event_loop()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return self.loop.run_until_complete(coro)
+
+    def ingest_many(
+        self, requests: list[IngestRequest], rules: IntakeRules
+    ) -> list[IngestResult | Exception]:
+        return self.run(self.process.write(requests, rules))
+
+
 @pytest.fixture
-def child(store: Store, database_url: str) -> Iterator[IntakeProcess]:
+def child(store: Store, database_url: str) -> Iterator[Child]:
     planner = Planner(Route(sinks=["chat"]), ["chat"])
-    process = IntakeProcess(database_url, planner)
-    process.start()
-    yield process
-    process.stop()
+    c = Child(IntakeProcess(database_url, planner))
+    c.run(c.process.start())
+    yield c
+    c.run(c.process.stop())
+    c.loop.close()
 
 
 def _count(store: Store, model: type) -> int:
@@ -62,9 +83,7 @@ def _count(store: Store, model: type) -> int:
         return int(s.scalar(select(func.count()).select_from(model)) or 0)
 
 
-def test_a_batch_written_by_the_child_is_stored_and_answered_in_order(
-    child: IntakeProcess, store: Store
-) -> None:
+def test_a_batch_written_by_the_child_is_stored_and_answered_in_order(child: Child, store: Store) -> None:
     results = child.ingest_many([_req(_alert("a")), _req(_alert("a")), _req(_alert("b"))], RULES)
     assert all(isinstance(r, IngestResult) for r in results)
     first, repeat, other = (r for r in results if isinstance(r, IngestResult))
@@ -76,18 +95,25 @@ def test_a_batch_written_by_the_child_is_stored_and_answered_in_order(
         assert stored is not None and stored.source == "alertmanager"
 
 
-def test_batches_sent_before_the_first_is_answered_are_answered_in_order(
-    child: IntakeProcess, store: Store
-) -> None:
-    """Pipelined: the writer's sending thread may hand over the next batch while the last is written."""
-    tickets = [child.send([_req(_alert(f"p{i}"))], RULES) for i in range(3)]
-    results = [child.receive(t) for t in tickets]
+def test_batches_sent_before_the_first_is_answered_are_answered_in_order(child: Child, store: Store) -> None:
+    """Pipelined: the next batch is in the child's socket while the last is written. A firing and its
+    resolution in batches one after the other are written in that order."""
+
+    async def three() -> list[list[IngestResult | Exception]]:
+        writes = [child.process.write([_req(_alert(f"p{i}"))], RULES) for i in range(3)]
+        writes.append(child.process.write([_req(_alert("p0", "resolved"))], RULES))
+        return await asyncio.gather(*writes)
+
+    results = child.run(three())
     ids = [r.notification_id for (r,) in results if isinstance(r, IngestResult)]
-    assert len(ids) == 3 and ids == sorted(ids)
+    assert len(ids) == 4 and ids == sorted(ids)
     assert _count(store, Incident) == 3
+    (made,), (resolved,) = results[0], results[3]
+    assert isinstance(made, IngestResult) and isinstance(resolved, IngestResult)
+    assert resolved.resolved == made.created
 
 
-def test_a_refusal_crosses_the_pipe_as_itself(child: IntakeProcess, store: Store) -> None:
+def test_a_refusal_crosses_the_pipe_as_itself(child: Child, store: Store) -> None:
     full = IntakeRules(window=300.0, lock_timeout=10.0, max_backlog=1)
     results = child.ingest_many([_req(_alert("a")), _req(_alert("b"))], full)
     assert isinstance(results[0], IngestResult)
@@ -99,7 +125,7 @@ def test_a_refusal_crosses_the_pipe_as_itself(child: IntakeProcess, store: Store
     assert _count(store, Notification) == 1
 
 
-def test_a_resolution_is_planned_in_the_child(child: IntakeProcess, store: Store) -> None:
+def test_a_resolution_is_planned_in_the_child(child: Child, store: Store) -> None:
     (made,) = child.ingest_many([_req(_alert("r"))], RULES)
     (resolved,) = child.ingest_many([_req(_alert("r", "resolved"))], RULES)
     assert isinstance(made, IngestResult) and isinstance(resolved, IngestResult)
@@ -109,37 +135,59 @@ def test_a_resolution_is_planned_in_the_child(child: IntakeProcess, store: Store
     assert [(r.sink, r.event, r.incident_id) for r in rows] == [("chat", "resolved", made.created[0])]
 
 
-def test_a_killed_child_fails_its_batch_and_the_next_batch_gets_a_new_one(
-    child: IntakeProcess, store: Store
-) -> None:
-    writer = IntakeWriter(child, RULES, max_pending=100)
+def test_a_killed_child_fails_its_batch_and_the_next_batch_gets_a_new_one(child: Child, store: Store) -> None:
+    writer = IntakeWriter(child.process, RULES, max_pending=100)
     writer.start()
-    try:
 
-        async def post(fp: str) -> IngestResult:
+    async def post(fp: str) -> IngestResult | StoreBusy:
+        try:
             return await writer.write(_req(_alert(fp)))
+        except StoreBusy as exc:
+            return exc
 
-        assert asyncio.run(post("before")).created
-        pid = child.pid
+    try:
+        before = child.run(post("before"))
+        assert isinstance(before, IngestResult) and before.created
+        pid = child.process.pid
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
-        outcomes = []
-        for fp in ("during", "after"):
-            try:
-                outcomes.append(asyncio.run(post(fp)))
-            except StoreBusy as exc:
-                outcomes.append(exc)
-        # The first batch after the kill may find the child dead at once (a new one is started before
-        # it is sent) or die with it (StoreBusy, Retry-After); the one after is written either way.
+        outcomes = [child.run(post(fp)) for fp in ("during", "after")]
+        # The first batch after the kill may find the child's socket closed already (a new child is
+        # started before it is sent) or die with it (StoreBusy, Retry-After); the one after is written
+        # either way.
         assert isinstance(outcomes[-1], IngestResult) and outcomes[-1].created
         if isinstance(outcomes[0], StoreBusy):
             assert not isinstance(outcomes[0], IntakeFull) and outcomes[0].retry_after > 0
-        assert child.pid not in (None, pid)
+        assert child.process.pid not in (None, pid)
     finally:
-        writer.stop()
+        child.run(writer.stop())
     with store.session() as s:
         fingerprints = set(s.scalars(select(Incident.fingerprint)))
     assert {"before", "after"} <= fingerprints
+
+
+def test_a_batch_in_the_childs_hands_when_it_dies_fails_with_store_busy(child: Child, store: Store) -> None:
+    """Killed while it writes: the batch it held fails (503 for its senders), nothing hangs."""
+    pid = child.process.pid
+    assert pid is not None
+
+    async def killed_under_a_batch() -> list[IngestResult | Exception] | StoreBusy:
+        write = asyncio.ensure_future(child.process.write([_req(_alert(f"k{i}")) for i in range(200)], RULES))
+        await asyncio.sleep(0)  # handed to the child
+        os.kill(pid, signal.SIGKILL)
+        try:
+            return await asyncio.wait_for(write, 20)
+        except StoreBusy as exc:
+            return exc
+
+    outcome = child.run(killed_under_a_batch())
+    # The child may have written and answered the batch before the signal landed; if not, StoreBusy.
+    if isinstance(outcome, StoreBusy):
+        assert outcome.retry_after > 0
+    else:
+        assert all(isinstance(r, IngestResult) for r in outcome)
+    (after,) = child.ingest_many([_req(_alert("next"))], RULES)
+    assert isinstance(after, IngestResult) and after.created
 
 
 def test_our_errors_pickle_with_their_attributes() -> None:

@@ -33,7 +33,9 @@ second, p50 and p99 latency (wrk's latency histogram, the one `--latency` prints
 `done()`), non-2xx answers and socket errors for both servers, the CPU milliseconds each server's
 processes used per 2xx answer ("cpu ms": from /proc, the server's process and every process below it,
 and alertsleuth's worker processes; on a shared machine a steadier figure than the rate, which other
-load changes more), the ratio alertsleuth/bare, accepted and
+load changes more; each round's line splits alertsleuth's into the server's own process, the processes
+below it (the intake's child), the worker processes, and Prometheus' CPU beside them, which the
+figure leaves out), the ratio alertsleuth/bare, accepted and
 stored notifications, and the investigations the workers finished meanwhile (warm-up included, from
 the server's metrics); then issue 14's goal at 32 connections (ratio >= 50 %, p99 <= 50 ms). With
 `--rounds` > 1 the figures are medians of rounds.
@@ -210,6 +212,10 @@ class Run:
     lost: list[int] = field(default_factory=list)
     investigated: int = 0  # alertsleuth only: investigations its workers finished (from its start)
     cpu_seconds: float = float("nan")  # used meanwhile by the server's processes (NaN: no /proc)
+    # The same split (alertsleuth only): the server's own process, the processes below it (the intake's
+    # child; worker children), the `alertsleuth worker` helpers, and Prometheus beside them (not in
+    # cpu_seconds: in production it runs elsewhere).
+    cpu_parts: dict[str, float] = field(default_factory=dict)
 
     @property
     def ok(self) -> int:
@@ -229,6 +235,12 @@ class Run:
         worker processes included), a figure the other load of a shared machine changes less than
         the rate."""
         return self.cpu_seconds * 1000 / self.ok if self.ok else float("nan")
+
+    def parts_ms(self) -> str:
+        """The CPU split per 2xx answer, as text ("" for the bare app)."""
+        if not self.ok or not self.cpu_parts:
+            return ""
+        return ", ".join(f"{name} {secs * 1000 / self.ok:.3f}" for name, secs in self.cpu_parts.items())
 
     def refused(self) -> str:
         codes = {code: n for code, n in sorted(self.statuses.items()) if not 200 <= code < 300}
@@ -320,6 +332,10 @@ class Server:
         NaN elsewhere), of those alive now."""
         return tree_cpu_seconds(self.proc.pid)
 
+    def own_cpu_seconds(self) -> float:
+        """The server's own process only (its threads, not its children)."""
+        return process_cpu_seconds(self.proc.pid)
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -328,6 +344,16 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) of one process, from /proc (NaN when it cannot be read)."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / tick
 
 
 def tree_cpu_seconds(root: int) -> float:
@@ -363,6 +389,7 @@ class Bench:
     database_url: str | None  # None: a fresh SQLite file per server
     template: str  # a notification's JSON with MARK where its id goes
     session: str  # hex, unique to this invocation: fingerprints never collide with a reused database
+    prometheus_pid: int | None = None  # its CPU is reported beside alertsleuth's
     runs: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def alertsleuth(
@@ -417,9 +444,21 @@ class Bench:
         if args.warmup > 0:
             wrk(server.url, scripts[0], connections, args.warmup, args.threads, log)
         everyone = [server, *(helpers or [])]
+
+        def parts() -> dict[str, float]:
+            own, tree = server.own_cpu_seconds(), server.cpu_seconds()
+            out = {"server process": own, "its children": tree - own}
+            if helpers:
+                out["worker processes"] = sum(h.cpu_seconds() for h in helpers)
+            if helpers is not None and self.prometheus_pid is not None:
+                out["Prometheus"] = process_cpu_seconds(self.prometheus_pid)
+            return out
+
         before = sum(s.cpu_seconds() for s in everyone)
+        split = parts()
         result = wrk(server.url, scripts[1], connections, args.duration, args.threads, log)
         result.cpu_seconds = sum(s.cpu_seconds() for s in everyone) - before
+        result.cpu_parts = {name: secs - split[name] for name, secs in parts().items()}
         result.prefix = prefix
         return result
 
@@ -474,7 +513,7 @@ def intake(bench: Bench, args: argparse.Namespace, connections: list[int]) -> in
             print(
                 f"  round {rnd + 1}, {c} connections: bare {b.rate:.0f}/s, alertsleuth {a.rate:.0f}/s "
                 f"(p99 {a.p99_ms:.0f} ms); CPU per answer: bare {b.cpu_ms:.3f} ms, alertsleuth "
-                f"{a.cpu_ms:.3f} ms; accepted {a.accepted}, stored {a.stored}, {flag}",
+                f"{a.cpu_ms:.3f} ms ({a.parts_ms()}); accepted {a.accepted}, stored {a.stored}, {flag}",
                 flush=True,
             )
     finally:
@@ -692,7 +731,7 @@ def main() -> int:
             f"{args.threads} wrk thread(s), {args.rounds} round(s); alertsleuth workers {workers}, "
             "offline writer, Prometheus with the login burst"
         )
-    bench = Bench(work, prom.url, args.database_url, template, os.urandom(4).hex())
+    bench = Bench(work, prom.url, args.database_url, template, os.urandom(4).hex(), prom.proc.pid)
     try:
         if mode == "intake":
             return intake(bench, args, args.connections)

@@ -346,32 +346,29 @@ class Server:
                 self.proc.wait()
 
 
-def process_cpu_seconds(pid: int) -> float:
-    """CPU seconds (user + system) of one process, from /proc (NaN when it cannot be read)."""
+def _stat(pid: int | str) -> tuple[int, float] | None:
+    """A process's parent and CPU seconds (user + system), from /proc; None when it cannot be read."""
     tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / tick
+        return None
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / tick
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """CPU seconds of one process (NaN when it cannot be read)."""
+    stat = _stat(pid)
+    return stat[1] if stat is not None else float("nan")
 
 
 def tree_cpu_seconds(root: int) -> float:
     """CPU seconds (user + system) of `root` and its descendants alive now, from /proc."""
-    stats: dict[int, tuple[int, float]] = {}  # pid -> (ppid, seconds)
-    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
     try:
         entries = os.listdir("/proc")
     except OSError:
         return float("nan")
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        stats[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    stats = {int(e): stat for e in entries if e.isdigit() and (stat := _stat(e)) is not None}
     if root not in stats:
         return float("nan")
     total, frontier = 0.0, [root]
@@ -450,15 +447,16 @@ class Bench:
             out = {"server process": own, "its children": tree - own}
             if helpers:
                 out["worker processes"] = sum(h.cpu_seconds() for h in helpers)
-            if helpers is not None and self.prometheus_pid is not None:
+            if self.prometheus_pid is not None:
                 out["Prometheus"] = process_cpu_seconds(self.prometheus_pid)
             return out
 
         before = sum(s.cpu_seconds() for s in everyone)
-        split = parts()
+        split = parts() if helpers is not None else {}
         result = wrk(server.url, scripts[1], connections, args.duration, args.threads, log)
         result.cpu_seconds = sum(s.cpu_seconds() for s in everyone) - before
-        result.cpu_parts = {name: secs - split[name] for name, secs in parts().items()}
+        if helpers is not None:  # alertsleuth's
+            result.cpu_parts = {name: secs - split[name] for name, secs in parts().items()}
         result.prefix = prefix
         return result
 

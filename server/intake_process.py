@@ -86,8 +86,9 @@ class _Child:
             if not answer.done():
                 answer.set_exception(_died())
             return
+        frame = _frame(batch)  # before it is owed: a batch that does not pickle fails alone
         self.owed.append(answer)
-        self.transport.write(_frame(batch))
+        self.transport.write(frame)
 
 
 class _Answers(asyncio.Protocol):
@@ -265,7 +266,11 @@ class IntakeProcess:
                 if not answer.done():
                     answer.set_exception(_died())
                 continue
-            self._child.send(batch, answer)
+            try:
+                self._child.send(batch, answer)
+            except Exception as exc:  # not sent (it does not pickle): this batch fails, the sender goes on
+                if not answer.done():
+                    answer.set_exception(exc)
 
     def _lost(self, child: _Child) -> None:
         """A child's socket closed: the next batch starts a new one; this one is reaped meanwhile."""

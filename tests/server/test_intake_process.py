@@ -29,7 +29,7 @@ from server.db.intake import IngestRequest, IngestResult, IntakeRules
 from server.delivery.config import Route
 from server.delivery.plan import Planner
 from server.intake_process import IntakeProcess
-from server.intake_writer import IntakeWriter
+from server.intake_writer import IntakeWriter, Outcome
 from tools.errors import IntakeFull, StoreBusy
 
 T0 = utcnow().replace(microsecond=0) - timedelta(minutes=10)
@@ -188,6 +188,24 @@ def test_a_batch_in_the_childs_hands_when_it_dies_fails_with_store_busy(child: C
         assert all(isinstance(r, IngestResult) for r in outcome)
     (after,) = child.ingest_many([_req(_alert("next"))], RULES)
     assert isinstance(after, IngestResult) and after.created
+
+
+def test_a_batch_that_cannot_cross_the_pipe_fails_alone(child: Child, store: Store) -> None:
+    """A batch that does not pickle is refused with its error; the batches around it are written, in
+    order, and the child's answers stay matched to them."""
+    odd = _alert("odd").model_copy(update={"annotations": {"x": lambda: 1}})  # a lambda does not pickle
+
+    async def three() -> list[list[Outcome] | BaseException]:
+        writes = [child.process.write([_req(a)], RULES) for a in (_alert("x1"), odd, _alert("x2"))]
+        return await asyncio.gather(*writes, return_exceptions=True)
+
+    first, refused, last = child.run(three())
+    assert isinstance(refused, Exception) and not isinstance(refused, StoreBusy)
+    assert isinstance(first, list) and isinstance(last, list)
+    (a,), (b,) = first, last
+    assert isinstance(a, IngestResult) and isinstance(b, IngestResult) and a.created != b.created
+    with store.session() as s:
+        assert set(s.scalars(select(Incident.fingerprint))) == {"x1", "x2"}
 
 
 def test_our_errors_pickle_with_their_attributes() -> None:

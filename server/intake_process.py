@@ -174,6 +174,7 @@ class IntakeProcess:
         self._queue = asyncio.Queue()
         self._child = await self._start_child()
         self._sender = asyncio.get_running_loop().create_task(self._send_all(), name="intake-sender")
+        self._sender.add_done_callback(_sender_ended)
 
     async def _start_child(self) -> _Child:
         process, conn = await asyncio.to_thread(self._spawn)
@@ -241,6 +242,8 @@ class IntakeProcess:
         """As `Intake.ingest_many`; `StoreBusy` when the child died before it answered."""
         if self._queue is None:
             raise RuntimeError("IntakeProcess.write before start")
+        if self._sender is None or self._sender.done():  # stopped (or broken): nothing would send it
+            raise _died()
         # The callbacks stay here: the child plans a resolution's notices with its own planner.
         batch: _Batch = (
             [replace(r, on_resolved=None) for r in requests],
@@ -279,6 +282,12 @@ class IntakeProcess:
         task = asyncio.get_running_loop().create_task(asyncio.to_thread(_bury, child.process))
         self._reaping.add(task)
         task.add_done_callback(self._reaping.discard)
+
+
+def _sender_ended(task: asyncio.Task[None]) -> None:
+    """A sender that ends other than by `stop` is a bug: said loudly (the writes after it get 503)."""
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("the intake's sender stopped: %s", exc, exc_info=exc)
 
 
 def _bury(process: BaseProcess, timeout: float = 1.0) -> None:

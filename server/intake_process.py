@@ -277,8 +277,9 @@ class IntakeProcess:
 
     def _lost(self, child: _Child) -> None:
         """A child's socket closed: the next batch starts a new one; this one is reaped meanwhile."""
-        if self._child is child:
-            self._child = None
+        if self._child is not child:  # `stop` took it, and reaps it
+            return
+        self._child = None
         task = asyncio.get_running_loop().create_task(asyncio.to_thread(_bury, child.process))
         self._reaping.add(task)
         task.add_done_callback(self._reaping.discard)

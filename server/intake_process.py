@@ -46,8 +46,9 @@ from typing import Any, cast
 
 from agent.models import AlertInfo
 from server.db.deliveries import Plan
-from server.db.intake import IngestRequest, IngestResult, Intake, IntakeRules
+from server.db.intake import IngestRequest, Intake, IntakeRules
 from server.delivery.plan import Planner
+from server.intake_writer import Outcome
 from tools.errors import AlertsleuthError, StoreBusy
 
 log = logging.getLogger("alertsleuth.intake")
@@ -58,7 +59,6 @@ _READY = "ready"
 _SIZE = struct.Struct("!i")  # multiprocessing.connection's frame: a signed 4-byte length, then the pickle
 _LONG_SIZE = struct.Struct("!Q")  # after a length of -1: an 8-byte one (a pickle over 2 GiB)
 
-Outcome = IngestResult | Exception
 _Batch = tuple[list[IngestRequest], list[bool], IntakeRules]
 
 
@@ -72,17 +72,16 @@ def _frame(message: object) -> bytes:
 
 @dataclass(eq=False)
 class _Child:
-    """One child, its socket in the loop, and the answers it owes, oldest first. `lost`: its socket
-    closed (what it still owed failed then)."""
+    """One child, its socket in the loop, and the answers it owes, oldest first (when the socket closes,
+    what it still owes fails, and the transport says `is_closing`)."""
 
     process: BaseProcess
     transport: asyncio.Transport | None = None
     owed: deque[asyncio.Future[list[Outcome]]] = field(default_factory=deque)
-    lost: bool = False
 
     def send(self, batch: _Batch, answer: asyncio.Future[list[Outcome]]) -> None:
         """`batch` written to the child's socket; `answer` settled with what it answers."""
-        if self.lost or self.transport is None or self.transport.is_closing():
+        if self.transport is None or self.transport.is_closing():
             if not answer.done():
                 answer.set_exception(_died())
             return
@@ -133,7 +132,6 @@ class _Answers(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         child = self.child
-        child.lost = True
         owed = len(child.owed)
         while child.owed:
             answer = child.owed.popleft()
@@ -262,7 +260,7 @@ class IntakeProcess:
             if answer.cancelled():  # no one waits for it (the loop is being torn down): not written
                 continue
             try:
-                if self._child is None or self._child.lost:
+                if self._child is None:  # none yet, or it died (`_lost`)
                     self._child = await self._start_child()
             except Exception as exc:  # no child: this batch fails, the next one tries again
                 log.error("the intake's writer process could not be started: %s", exc)

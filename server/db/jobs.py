@@ -123,6 +123,25 @@ def _good_report(s: Session, inc: Incident) -> str | None:
     return inc.report_id if body and not json.loads(body).get("degraded", False) else None
 
 
+def _most_urgent(s: Session, now: datetime) -> Job | None:
+    """The due job to take next: the queued one first by priority, then age, or, where it comes before,
+    a running one whose lease ran out. Two queries, each walking `ix_jobs_due` (state, priority, id) from
+    its start, so a claim reads a few rows however long the queue (one query with an OR of the two read
+    and sorted every queued row). On PostgreSQL others claiming pass over a row it takes, not wait."""
+    candidates = []
+    for due in (
+        (Job.state == "queued") & (Job.not_before <= now),
+        (Job.state == "running") & (Job.lease_until < now),
+    ):
+        first = select(Job).where(due).order_by(Job.priority, Job.id).limit(1)
+        if s.get_bind().dialect.name == "postgresql":
+            first = first.with_for_update(skip_locked=True)
+        job = s.scalars(first).first()
+        if job is not None:
+            candidates.append(job)
+    return min(candidates, key=lambda j: (j.priority, j.id), default=None)
+
+
 class JobQueue:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -168,15 +187,9 @@ class JobQueue:
         taken; a job with enough of its storm waiting becomes the lead, its members attached
         (server/db/storms.py)."""
         now = utcnow()
-        due = ((Job.state == "queued") & (Job.not_before <= now)) | (
-            (Job.state == "running") & (Job.lease_until < now)
-        )
         for _ in range(100):  # another worker took the job, or it joined a storm's lead: the next one
             with self.db.session() as s:
-                oldest = select(Job).where(due).order_by(Job.priority, Job.id).limit(1)
-                if s.get_bind().dialect.name == "postgresql":  # others claiming pass over it, not wait
-                    oldest = oldest.with_for_update(skip_locked=True)
-                job = s.scalars(oldest).first()
+                job = _most_urgent(s, now)
                 if job is None:
                     return None
                 job_id, state, attempts = job.id, job.state, job.attempts

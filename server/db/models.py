@@ -110,10 +110,14 @@ class Incident(Base):
     """One firing of one alert: identified by the alert's fingerprint and startsAt."""
 
     __tablename__ = "incidents"
-    __table_args__ = (UniqueConstraint("fingerprint", "starts_at", name="uq_incident_fp_start"),)
+    __table_args__ = (
+        # (its index also serves lookups by fingerprint alone)
+        UniqueConstraint("fingerprint", "starts_at", name="uq_incident_fp_start"),
+        Index("ix_incidents_alertname_starts", "alertname", "starts_at"),  # the history's counts
+    )
     id: Mapped[int] = mapped_column(Id, primary_key=True)
-    fingerprint: Mapped[str] = mapped_column(Str(64), index=True)
-    alertname: Mapped[str] = mapped_column(Str(255), index=True)
+    fingerprint: Mapped[str] = mapped_column(Str(64))
+    alertname: Mapped[str] = mapped_column(Str(255))
     status: Mapped[str] = mapped_column(Str(16), default="firing")  # firing | resolved
     starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -152,11 +156,11 @@ class Job(Base):
     then id."""
 
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_due", "state", "priority", "id"),)
+    __table_args__ = (Index("ix_jobs_due", "state", "priority", "id"),)  # (also serves state alone)
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     incident_id: Mapped[int] = mapped_column(Id, ForeignKey("incidents.id"), index=True)
     # queued | running | done | failed | attached (a storm member's, while its lead works)
-    state: Mapped[str] = mapped_column(Str(16), default="queued", index=True)
+    state: Mapped[str] = mapped_column(Str(16), default="queued")
     priority: Mapped[int] = mapped_column(Integer, default=2, server_default="2")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     not_before: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -110,17 +110,25 @@ def gather(s: Session, job: Job, inc: Incident, rule: StormRule) -> list[Inciden
     serialize(s, STORM_LOCKS, [inc.storm_key])  # (taken again in one transaction: it holds already)
     earlier = members_of(s, job.id)
     span = timedelta(seconds=rule.window)
-    waiting = s.execute(
-        select(Job, Incident)
-        .join(Incident, Incident.id == Job.incident_id)
+    # The storm's incidents first, by their storm_key index, then their jobs: joined in one query,
+    # SQLite (no statistics) walked every queued job instead, in order, looking each incident up (14 ms
+    # a claim at 42,000 queued; 0.2 ms so). MATERIALIZED keeps both backends from folding it back.
+    storm = (
+        select(Incident.id)
         .where(
             Incident.storm_key == inc.storm_key,
             Incident.id != inc.id,
             Incident.status == "firing",
             Incident.starts_at.between(inc.starts_at - span, inc.starts_at + span),
-            Job.state == "queued",
-            Job.lead_job_id.is_(None),
         )
+        .cte("storm")
+        .prefix_with("MATERIALIZED")
+    )
+    waiting = s.execute(
+        select(Job, Incident)
+        .join(storm, storm.c.id == Job.incident_id)
+        .join(Incident, Incident.id == Job.incident_id)
+        .where(Job.state == "queued", Job.lead_job_id.is_(None))
         .order_by(Job.id)
         .limit(MAX_MEMBERS)
     ).all()

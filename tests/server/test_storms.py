@@ -7,9 +7,11 @@ one investigation; through the live app, the report lists the storm's alerts.
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from agent.models import AlertInfo, Report, RootCause, utcnow
 from agent.storm import covered, shared_alert, summarize
@@ -178,3 +180,43 @@ def test_a_storm_through_the_server_makes_one_report_that_lists_its_alerts(
         assert storm["undetermined"] == 12  # `shard` is the alerts' own label: no cause can tell
         html = c.get(f"/api/v1/reports/{report['id']}", params={"format": "html"}).text
     assert "Alert storm: 12 alerts of this rule and group, investigated once" in html
+
+
+def test_a_claim_reads_a_few_rows_however_long_the_queue(tmp_path: Path) -> None:
+    """SQLite's own count of the instructions a claim runs (its progress handler, called at each), with
+    5,000 jobs queued, each alert a storm of its own, against 50 queued: the job to take and a storm's
+    waiting members are found by index. (They were not: the claim sorted every queued job, and the
+    storm's members were looked for by walking the whole queue, some hundred times the count at 50.)"""
+    store = Store(f"sqlite:///{tmp_path / 'queue.db'}")
+    ticks = [0]
+    counting = [False]
+
+    def tick() -> int:
+        ticks[0] += 1
+        return 0
+
+    def checkout(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+        dbapi_conn.set_progress_handler(tick if counting[0] else None, 1)
+
+    event.listen(store.engine, "checkout", checkout)
+
+    def one_claim() -> int:
+        ticks[0], counting[0] = 0, True
+        try:
+            assert _claim(store) is not None
+        finally:
+            counting[0] = False
+        return ticks[0]
+
+    def queue(first: int, last: int) -> None:
+        _ingest(store, [_alert(i, name=f"E{i}", severity="warning") for i in range(first, last)])
+
+    try:
+        queue(0, 50)
+        few = one_claim()
+        queue(50, 5000)
+        many = one_claim()
+    finally:
+        store.close()
+    assert few > 0
+    assert many <= 2 * few, (few, many)

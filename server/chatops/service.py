@@ -25,6 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from agent.ask import Asker
 from agent.headline import headline
+from agent.texts import phrases
 from server.chatops.access import AccessPolicy, refusal
 from server.chatops.commands import COMMAND_CLASS, Command, help_text, parse_command
 from server.chatops.config import ChatOpsConfig
@@ -67,6 +68,7 @@ class ChatOps:
         self.wake = wake
         self.external_url = external_url.rstrip("/") if external_url else None
         self.language = language
+        self.t = phrases("chatops", language)  # what it says (agent/text/chatops.yaml)
         self.policy: AccessPolicy = config.access
         self.platforms: dict[str, Platform] = {
             name: PLATFORMS[name](cfg) for name, cfg in config.platforms.configured().items()
@@ -174,10 +176,10 @@ class ChatOps:
         if cmd.kind in ("approve", "deny"):
             return self._decide(cmd, actor)
         if incident_id is None:
-            return "Which incident? Reply in the thread of its notice, or name it: `#42 status`."
+            return self.t["which_incident"]
         inc = self.store.incidents.get(incident_id)
         if inc is None:
-            return f"There is no incident #{incident_id}."
+            return self.t["no_incident"].format(id=incident_id)
         return self._on_incident(cmd, inc, actor, inbound)
 
     def _thread_incident(self, inbound: Inbound) -> int | None:
@@ -195,23 +197,20 @@ class ChatOps:
                 self.store.jobs.requeue(inc.id)
                 self.wake()
                 self.store.chatops.audit(actor, "reinvestigate", {}, incident_id=inc.id)
-                return f"#{inc.id}: investigating again; a changed report is sent as before."
+                return self.t["reinvestigating"].format(id=inc.id)
             if cmd.kind == "silence":
                 assert cmd.duration is not None
                 row = self.silence(inc.id, actor, cmd.duration, cmd.matchers, cmd.comment or "")
-                return _silenced_line(inc, row)
+                return self._silenced_line(inc, row)
             if cmd.kind == "unsilence":
                 row = self.unsilence(inc.id, actor, cmd.silence_id)
-                return f"#{inc.id}: silence {row.silence_id} expired by {actor}."
+                return self.t["unsilenced"].format(id=inc.id, silence=row.silence_id, actor=actor)
             if cmd.kind == "runbooks":
                 return self._runbooks_text(inc)
             if cmd.kind == "run":
                 assert cmd.runbook is not None
                 action = self.propose(inc.id, cmd.runbook, actor, reply_to=_reply_to(inbound))
-                return (
-                    f"#{inc.id}: action {action.id}, runbook {action.runbook}: dry run started. Nothing runs "
-                    f"for real until an approver says `approve {action.id}`."
-                )
+                return self.t["run_started"].format(id=inc.id, action=action.id, runbook=action.runbook)
         except (SilenceError, RunbookError, ValueError, LookupError) as exc:
             return f"#{inc.id}: {exc.args[0] if isinstance(exc, LookupError) else exc}"
         return help_text()
@@ -221,9 +220,9 @@ class ChatOps:
         try:
             if cmd.kind == "approve":
                 action = self.approve(cmd.action_id, actor)
-                return f"Action {action.id} ({action.runbook}) approved by {actor}: running."
+                return self.t["approved"].format(action=action.id, runbook=action.runbook, actor=actor)
             action = self.deny(cmd.action_id, actor, cmd.reason or "")
-            return f"Action {action.id} ({action.runbook}) denied by {actor}."
+            return self.t["denied"].format(action=action.id, runbook=action.runbook, actor=actor)
         except RunbookError as exc:
             return str(exc)
 
@@ -243,10 +242,13 @@ class ChatOps:
         since = fmt_time(inc.starts_at)
         end = inc.resolved_at or datetime.now(UTC)
         lasted = fmt_duration((end - inc.starts_at).total_seconds())
-        head = f"#{inc.id} {inc.alertname}: {inc.status} since {since} ({lasted})"
+        t = self.t
+        head = t["status_head"].format(
+            id=inc.id, alertname=inc.alertname, status=inc.status, since=since, lasted=lasted
+        )
         if sev := inc.labels.get("severity"):
             head += f" · {sev}"
-        lines = [head + f" · investigation {inc.investigation}"]
+        lines = [head + t["status_investigation"].format(investigation=inc.investigation)]
         report = self.store.reports.latest(inc.id)
         if report is not None:
             h = headline(report)
@@ -254,7 +256,9 @@ class ChatOps:
         silence = self.store.chatops.active_silence(inc.id)
         if silence is not None:
             lines.append(
-                f"Silenced until {fmt_time(silence.ends_at)} by {silence.created_by} ({silence.silence_id})."
+                t["status_silenced"].format(
+                    until=fmt_time(silence.ends_at), actor=silence.created_by, silence=silence.silence_id
+                )
             )
         if self.external_url:
             lines.append(f"{self.external_url}/ui/incidents/{inc.id}")
@@ -283,7 +287,7 @@ class ChatOps:
         row = self.store.chatops.add_silence(
             incident_id, silence_id, [m.to_api() for m in chosen], start, start + duration, actor, note
         )
-        self._note(inc, _silenced_line(inc, row))
+        self._note(inc, self._silenced_line(inc, row))
         return row
 
     def unsilence(self, incident_id: int, actor: Actor, silence_id: str | None) -> SilenceRow:
@@ -296,7 +300,7 @@ class ChatOps:
             raise LookupError(f"incident #{incident_id} has no {which} made by alertsleuth")
         self.silencer.expire(row.silence_id)
         self.store.chatops.expire_silence(incident_id, row.silence_id, actor)
-        self._note(inc, f"Silence {row.silence_id} expired by {actor}.")
+        self._note(inc, self.t["unsilenced_note"].format(silence=row.silence_id, actor=actor))
         return row
 
     def runbooks(self, incident_id: int) -> list[dict[str, Any]]:
@@ -345,10 +349,20 @@ class ChatOps:
     def _runbooks_text(self, inc: Incident) -> str:
         fits = self.runbooks(inc.id)
         if not fits:
-            return f"#{inc.id}: no runbook in the catalog fits this incident."
-        lines = [f"#{inc.id}: runbooks that fit (start one with `run <name>`; it is dry-run first):"]
+            return self.t["no_runbooks"].format(id=inc.id)
+        lines = [self.t["runbooks_head"].format(id=inc.id)]
         lines += [f"• {f['name']}: {f['description']} ({f['why']})" for f in fits]
         return "\n".join(lines)
+
+    def _silenced_line(self, inc: Incident, row: SilenceRow) -> str:
+        matchers = ", ".join(str(Matcher.from_api(m)) for m in row.matchers)
+        return self.t["silenced"].format(
+            id=inc.id,
+            until=fmt_time(row.ends_at),
+            actor=row.created_by,
+            silence=row.silence_id,
+            matchers=matchers or fmt_labels(inc.labels),
+        )
 
     def _note(self, inc: Incident, text: str) -> None:
         """The incident's tickets hear what was done (a comment), through the outbox."""
@@ -357,11 +371,11 @@ class ChatOps:
 
     def _action_news(self, action: RunbookAction) -> None:
         """A runbook step finished: say so where it was asked, and note a run on the tickets."""
-        text = action_text(action)
+        text = action_text(action, lang=self.language)
         if action.state in ("succeeded", "failed"):
             inc = self.store.incidents.get(action.incident_id)
             if inc is not None:
-                self._note(inc, action_text(action, OUTPUT_IN_TICKET))
+                self._note(inc, action_text(action, OUTPUT_IN_TICKET, lang=self.language))
         where = action.reply_to or {}
         chat = self.platforms.get(str(where.get("platform", "")))
         if chat is None:
@@ -377,7 +391,7 @@ class ChatOps:
             reply_hint=dict(where.get("reply_hint") or {}),
         )
         buttons = (
-            [("Approve", f"approve {action.id}"), ("Deny", f"deny {action.id}")]
+            [(self.t["approve_button"], f"approve {action.id}"), (self.t["deny_button"], f"deny {action.id}")]
             if action.state == "proposed"
             else []
         )
@@ -398,33 +412,31 @@ def _reply_to(inbound: Inbound) -> dict[str, Any]:
     }
 
 
-def _silenced_line(inc: Incident, row: SilenceRow) -> str:
-    matchers = ", ".join(str(Matcher.from_api(m)) for m in row.matchers)
-    return (
-        f"#{inc.id}: silenced until {fmt_time(row.ends_at)} by {row.created_by} in Alertmanager "
-        f"(silence {row.silence_id}; {matchers or fmt_labels(inc.labels)})."
-    )
-
-
 OUTPUT_IN_CHAT = 2500  # characters of a step's output shown in the thread (all of it is in the API)
 OUTPUT_IN_TICKET = 20_000  # ... and in the ticket's note
 
 
-def action_text(action: RunbookAction, limit: int = OUTPUT_IN_CHAT) -> str:
-    """What a thread and a ticket are told when a runbook step ends."""
+def action_text(action: RunbookAction, limit: int = OUTPUT_IN_CHAT, *, lang: str = "en") -> str:
+    """What a thread and a ticket are told when a runbook step ends, in `lang`."""
+    t = phrases("chatops", lang)
     step = action.run if action.state in ("succeeded", "failed") else action.dry_run
     step = step or {}
     output = str(step.get("output") or "").strip()
     if len(output) > limit:
         output = "[…]\n" + output[-limit:]
-    status = f"{step.get('status', '?')}, exit status {step.get('rc')}"
-    head = {
-        "proposed": f"Action {action.id}, {action.runbook}: dry run {status}. Approve it with "
-        f"`approve {action.id}`, or `deny {action.id}`.",
-        "dry_run_failed": f"Action {action.id}, {action.runbook}: the dry run did not pass ({status}); "
-        "it cannot be approved.",
-        "succeeded": f"Action {action.id}, {action.runbook}, approved by {action.approved_by}: {status}.",
-        "failed": f"Action {action.id}, {action.runbook}, approved by {action.approved_by}: {status}.",
-        "denied": f"Action {action.id}, {action.runbook}: denied.",
-    }.get(action.state, f"Action {action.id}, {action.runbook}: {action.state}.")
+    status = t["step_status"].format(status=step.get("status", "?"), rc=step.get("rc"))
+    key = {
+        "proposed": "action_proposed",
+        "dry_run_failed": "action_dry_run_failed",
+        "succeeded": "action_ran",
+        "failed": "action_ran",
+        "denied": "action_denied",
+    }.get(action.state, "action_other")
+    head = t[key].format(
+        action=action.id,
+        runbook=action.runbook,
+        approver=action.approved_by,
+        status=status,
+        state=action.state,
+    )
     return head + (f"\n{output}" if output else "")

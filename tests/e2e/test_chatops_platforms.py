@@ -59,10 +59,15 @@ def refused(c: httpx.Client, platform: str, raw: Raw) -> str:
 
 @contextmanager
 def running(
-    make_settings: Callable[..., Settings], prom: PromEnv, chatops: dict[str, Any], fingerprint: str
+    make_settings: Callable[..., Settings],
+    prom: PromEnv,
+    chatops: dict[str, Any],
+    fingerprint: str,
+    **settings: Any,
 ) -> Iterator[tuple[httpx.Client, int]]:
-    """The app with `chatops`, and an incident investigated: (a client, the incident's id)."""
-    env, stop = serve(make_settings(prometheus_url=prom.url, chatops=chatops))
+    """The app with `chatops` (and `settings`), and an incident investigated: (a client, the incident's
+    id)."""
+    env, stop = serve(make_settings(prometheus_url=prom.url, chatops=chatops, **settings))
     try:
         with httpx.Client(base_url=env.url, timeout=15) as c:
             r = c.post("/api/v1/webhook/alertmanager", json=webhook(prom, fingerprint=fingerprint))
@@ -166,6 +171,37 @@ def test_feishu_verification_commands_refusals(make_settings: Callable[..., Sett
             time.sleep(0.3)
             assert [r["message_id"] for r in api.replies] == ["om_msg0004", "om_msg0005", "om_msg0006"]
             assert all("receive_id" not in r for r in api.replies)  # replies to the messages, not new ones
+
+
+def test_feishu_answers_in_the_language_of_the_reports(
+    make_settings: Callable[..., Settings], prom: PromEnv
+) -> None:
+    """ALERTSLEUTH_LANGUAGE=zh: the status, the answer about an unknown incident and the refusal are
+    Chinese (agent/text/chatops.yaml), the command words stay as typed."""
+    with fake.serve(fake.FakeFeishuAPI(app_id=FEISHU_APP, app_secret=FEISHU_SECRET)) as api:
+        chatops = {
+            "platforms": {
+                "feishu": {
+                    "verification_token": FEISHU_TOKEN,
+                    "encrypt_key": FEISHU_KEY,
+                    "app_id": FEISHU_APP,
+                    "app_secret": FEISHU_SECRET,
+                    "api_url": api.api_url,
+                }
+            },
+            "access": {"feishu": {"read": [FEISHU_USER]}},
+        }
+        with running(make_settings, prom, chatops, "fe1a", language="zh") as (c, incident):
+            assert post(c, "feishu", feishu_says(f"#{incident} status", 1)).status_code == 200
+            [status] = wait_for("the status reply", lambda: api.replies)
+            assert status["text"].startswith(f"#{incident} HighLoginFailureRate：firing，始于"), status
+            assert " · 调查 done" in status["text"] and "shanghai" in status["text"], status
+            assert post(c, "feishu", feishu_says(f"#{UNKNOWN} status", 2)).status_code == 200
+            unknown = wait_for("the unknown incident's answer", lambda: api.replies[1:])[0]
+            assert unknown["text"] == f"没有事件 #{UNKNOWN}。"
+            assert post(c, "feishu", feishu_says("status", 3, user="ou_stranger")).status_code == 200
+            refusal = wait_for("the refusal", lambda: api.replies[2:])[0]
+            assert refusal["text"] == "你无权在此使用 alertsleuth；请联系名单 'read' 中的运维人员。"
 
 
 # ---------------------------------------------------------------------------------------------- WeCom

@@ -38,6 +38,7 @@ from datetime import timedelta
 from types import MappingProxyType
 from typing import Literal, get_args
 
+from agent.texts import phrases
 from server.chatops.access import CommandClass
 from server.silences import MAX_DURATION, Matcher, parse_duration, parse_matchers
 
@@ -130,12 +131,19 @@ class Command:
     error: str | None = None  # invalid: what is wrong, and the usage
 
 
-def help_text(topic: Kind | None = None) -> str:
-    """The usage of one command, or of all of them (one a line)."""
+def help_text(topic: Kind | None = None, lang: str = "en") -> str:
+    """The usage of one command, or of all of them (one a line), with each one's Chinese word, the
+    framing in `lang` (agent/text/chatops.yaml)."""
+    t = phrases("chatops", lang)
+
+    def line(kind: Kind) -> str:
+        alias = next((word for word, named in ALIASES.items() if named == kind), None)
+        return USAGE[kind] + (t["help_alias"].format(alias=alias) if alias else "")
+
     if topic is not None and topic in USAGE:
-        return USAGE[topic]
-    lines = [f"[#<incident>] {usage}" for usage in USAGE.values()]
-    return "\n".join([*lines, "Any other text is a question about the incident."])
+        return line(topic)
+    lines = [t["help_line"].format(usage=line(kind)) for kind in USAGE]
+    return "\n".join([*lines, t["help_footer"]])
 
 
 def _invalid(error: str, incident_id: int | None = None) -> Command:

@@ -170,9 +170,9 @@ class ChatOps:
             self.store.chatops.audit(actor, "refused", detail, incident_id=known)
             return refusal(klass, self.language)
         if cmd.kind == "invalid":
-            return cmd.error or help_text()
+            return cmd.error or help_text(lang=self.language)
         if cmd.kind == "help":
-            return help_text(cmd.topic)
+            return help_text(cmd.topic, self.language)
         if cmd.kind in ("approve", "deny"):
             return self._decide(cmd, actor)
         if incident_id is None:
@@ -213,7 +213,7 @@ class ChatOps:
                 return self.t["run_started"].format(id=inc.id, action=action.id, runbook=action.runbook)
         except (SilenceError, RunbookError, ValueError, LookupError) as exc:
             return f"#{inc.id}: {exc.args[0] if isinstance(exc, LookupError) else exc}"
-        return help_text()
+        return help_text(lang=self.language)
 
     def _decide(self, cmd: Command, actor: Actor) -> str:
         assert cmd.action_id is not None

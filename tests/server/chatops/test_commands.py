@@ -209,7 +209,10 @@ def test_every_kind_has_a_class() -> None:
 
 
 def test_help_text() -> None:
-    assert help_text("silence") == USAGE["silence"]
-    everything = help_text()
-    assert all(usage in everything for usage in USAGE.values())
-    assert "question" in everything.splitlines()[-1]
+    assert help_text("silence") == USAGE["silence"] + " (or: 静默)"
+    assert help_text("status", "zh") == "status（或：状态）"
+    for lang, footer in (("en", "question"), ("zh", "提问")):
+        everything = help_text(lang=lang)
+        assert all(usage in everything for usage in USAGE.values())
+        assert footer in everything.splitlines()[-1]
+    assert "[#<事件编号>] silence <duration>" in help_text(lang="zh")

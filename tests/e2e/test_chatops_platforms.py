@@ -113,20 +113,25 @@ def feishu_says(
     return fake.feishu_request(payload, now=time.time() - ago, encrypt_key=key)
 
 
+def feishu_chatops(api_url: str) -> dict[str, Any]:
+    """ChatOps on Feishu through the local API at `api_url`, FEISHU_USER allowed to read."""
+    return {
+        "platforms": {
+            "feishu": {
+                "verification_token": FEISHU_TOKEN,
+                "encrypt_key": FEISHU_KEY,
+                "app_id": FEISHU_APP,
+                "app_secret": FEISHU_SECRET,
+                "api_url": api_url,
+            }
+        },
+        "access": {"feishu": {"read": [FEISHU_USER]}},
+    }
+
+
 def test_feishu_verification_commands_refusals(make_settings: Callable[..., Settings], prom: PromEnv) -> None:
     with fake.serve(fake.FakeFeishuAPI(app_id=FEISHU_APP, app_secret=FEISHU_SECRET)) as api:
-        chatops = {
-            "platforms": {
-                "feishu": {
-                    "verification_token": FEISHU_TOKEN,
-                    "encrypt_key": FEISHU_KEY,
-                    "app_id": FEISHU_APP,
-                    "app_secret": FEISHU_SECRET,
-                    "api_url": api.api_url,
-                }
-            },
-            "access": {"feishu": {"read": [FEISHU_USER]}},
-        }
+        chatops = feishu_chatops(api.api_url)
         with running(make_settings, prom, chatops, "fe15") as (c, incident):
             # the v1 URL verification, encrypted as Feishu sends it with an encrypt key (unsigned)
             challenge = fake.feishu_url_verification(FEISHU_TOKEN, "1b6aef1a-401f-406a-be41-f48911eabcef")
@@ -179,18 +184,7 @@ def test_feishu_answers_in_the_language_of_the_reports(
     """ALERTSLEUTH_LANGUAGE=zh: the status, the answer about an unknown incident and the refusal are
     Chinese (agent/text/chatops.yaml), the command words stay as typed."""
     with fake.serve(fake.FakeFeishuAPI(app_id=FEISHU_APP, app_secret=FEISHU_SECRET)) as api:
-        chatops = {
-            "platforms": {
-                "feishu": {
-                    "verification_token": FEISHU_TOKEN,
-                    "encrypt_key": FEISHU_KEY,
-                    "app_id": FEISHU_APP,
-                    "app_secret": FEISHU_SECRET,
-                    "api_url": api.api_url,
-                }
-            },
-            "access": {"feishu": {"read": [FEISHU_USER]}},
-        }
+        chatops = feishu_chatops(api.api_url)
         with running(make_settings, prom, chatops, "fe1a", language="zh") as (c, incident):
             assert post(c, "feishu", feishu_says(f"#{incident} status", 1)).status_code == 200
             [status] = wait_for("the status reply", lambda: api.replies)
@@ -422,18 +416,7 @@ def test_feishu_reply_in_the_notice_thread_is_about_its_incident(
                 "sinks": {"ops-feishu": {**sink, "api_url": outbound.url}},
                 "route": {"sinks": ["ops-feishu"]},
             },
-            chatops={
-                "platforms": {
-                    "feishu": {
-                        "verification_token": FEISHU_TOKEN,
-                        "encrypt_key": FEISHU_KEY,
-                        "app_id": FEISHU_APP,
-                        "app_secret": FEISHU_SECRET,
-                        "api_url": api.api_url,
-                    }
-                },
-                "access": {"feishu": {"read": [FEISHU_USER]}},
-            },
+            chatops=feishu_chatops(api.api_url),
         )
         env, stop = serve(settings)
         try:

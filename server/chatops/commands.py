@@ -94,6 +94,9 @@ ALIASES: Mapping[str, Kind] = MappingProxyType(
         "帮助": "help",
     }
 )
+_FIRST_ALIAS: Mapping[Kind, str] = MappingProxyType(
+    {kind: word for word, kind in reversed(list(ALIASES.items()))}  # the first listed wins
+)
 INCIDENT_WORDS = ("incident", "事件")
 PREFIX = "/alertsleuth"
 
@@ -137,7 +140,7 @@ def help_text(topic: Kind | None = None, lang: str = "en") -> str:
     t = phrases("chatops", lang)
 
     def line(kind: Kind) -> str:
-        alias = next((word for word, named in ALIASES.items() if named == kind), None)
+        alias = _FIRST_ALIAS.get(kind)
         return USAGE[kind] + (t["help_alias"].format(alias=alias) if alias else "")
 
     if topic is not None and topic in USAGE:

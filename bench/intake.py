@@ -35,9 +35,10 @@ processes used per 2xx answer ("cpu ms": from /proc, the server's process and ev
 and alertsleuth's worker processes; on a shared machine a steadier figure than the rate, which other
 load changes more; each round's line splits alertsleuth's into the server's own process, the processes
 below it (the intake's child), the worker processes, and Prometheus' CPU beside them, which the
-figure leaves out), the ratio alertsleuth/bare, accepted and
-stored notifications, and the investigations the workers finished meanwhile (warm-up included, from
-the server's metrics); then issue 14's goal at 32 connections (ratio >= 50 %, p99 <= 50 ms). With
+figure leaves out, and the notifications per intake transaction, from the server's
+alertsleuth_intake_batch_notifications), the ratio alertsleuth/bare, accepted and stored
+notifications, and the investigations the workers finished meanwhile (warm-up included, from the
+server's metrics); then issue 14's goal at 32 connections (ratio >= 50 %, p99 <= 50 ms). With
 `--rounds` > 1 the figures are medians of rounds.
 
 Intake with `--worker-processes N`: the server runs `serve --no-workers` and N `alertsleuth worker`
@@ -211,6 +212,7 @@ class Run:
     stored: int = 0
     lost: list[int] = field(default_factory=list)
     investigated: int = 0  # alertsleuth only: investigations its workers finished (from its start)
+    batch: float = float("nan")  # alertsleuth only: notifications per intake transaction, on average
     cpu_seconds: float = float("nan")  # used meanwhile by the server's processes (NaN: no /proc)
     # The same split (alertsleuth only): the server's own process, the processes below it (the intake's
     # child; worker children), the `alertsleuth worker` helpers, and Prometheus beside them (not in
@@ -502,6 +504,7 @@ def intake(bench: Bench, args: argparse.Namespace, connections: list[int]) -> in
             try:
                 a = bench.measure(server, c, args, log, helpers)
                 a.investigated = sum(finished_investigations(s.url) for s in [server, *helpers])
+                a.batch = mean_batch(server.url)
             finally:
                 for process in [*helpers, server]:
                     process.stop()  # then the database is read: what was acknowledged must be there
@@ -511,7 +514,8 @@ def intake(bench: Bench, args: argparse.Namespace, connections: list[int]) -> in
             print(
                 f"  round {rnd + 1}, {c} connections: bare {b.rate:.0f}/s, alertsleuth {a.rate:.0f}/s "
                 f"(p99 {a.p99_ms:.0f} ms); CPU per answer: bare {b.cpu_ms:.3f} ms, alertsleuth "
-                f"{a.cpu_ms:.3f} ms ({a.parts_ms()}); accepted {a.accepted}, stored {a.stored}, {flag}",
+                f"{a.cpu_ms:.3f} ms ({a.parts_ms()}); {a.batch:.1f} notifications per transaction; "
+                f"accepted {a.accepted}, stored {a.stored}, {flag}",
                 flush=True,
             )
     finally:
@@ -578,6 +582,14 @@ def finished_investigations(url: str) -> int:
     queue may hold older ones first)."""
     text = httpx.get(f"{url}/metrics", timeout=30).text
     return int(sum(scrape(text, "alertsleuth_investigations_total").values()))
+
+
+def mean_batch(url: str) -> float:
+    """The notifications per intake transaction since the server started (warm-up included)."""
+    text = httpx.get(f"{url}/metrics", timeout=30).text
+    total = scrape(text, "alertsleuth_intake_batch_notifications_sum").get("", 0.0)
+    count = scrape(text, "alertsleuth_intake_batch_notifications_count").get("", 0.0)
+    return total / count if count else float("nan")
 
 
 def investigations(bench: Bench, args: argparse.Namespace, workers: list[int]) -> int:

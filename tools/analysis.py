@@ -1,4 +1,7 @@
-"""The analysis core: pure functions over numbers. No I/O, no HTTP, no report format. (Window means
+"""The analysis core's entry: `localize` picks the search that fits the measure (the significance
+cover of `tools.search` for a sum over many leaves, else the explained-share search of
+`tools.explained`) and `with_needles` adds what the screen of a large metric found. Pure functions
+over numbers: no I/O, no HTTP, no report format. What they find: `tools.localization`. (Window means
 and steps: `tools.windows`.)
 
 Terms
@@ -17,168 +20,25 @@ Terms
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
 from tools import search
-from tools.cube import (
-    EPS,
-    Aggregate,
-    Cube,
-    Labels,
-    Leaf,
-    agg,
-    expected,
-    expected_numerator,
-    moment,
-    neutralised,
-    value,
+from tools.cube import EPS, Aggregate, Cube, Labels, Leaf
+from tools.explained import explained, narrow
+from tools.localization import (
+    Candidate,
+    Localization,
+    conclude,
+    jensen_shannon,
+    label_key,
+    rel_change,
+    totals,
 )
-from tools.cube import noise as leaf_noise
 
 __all__ = ["Aggregate", "Candidate", "Labels", "Leaf", "Localization", "label_key", "localize", "narrow"]
-
-
-def label_key(labels: dict[str, str], names: Iterable[str] | None = None) -> Labels:
-    if names is None:
-        return tuple(sorted(labels.items()))
-    return tuple(sorted((n, labels.get(n, "")) for n in names))
-
-
-# ---------------------------------------------------------------- localization
-
-
-@dataclass(frozen=True)
-class Candidate:
-    labels: Labels
-    explained_share: float  # fraction of the signal's change removed by the counterfactual
-    baseline: float | None  # the element's own measure (ratio or sum) in each window
-    incident: float | None
-    deviation: float  # relative change of the element's own measure
-    surprise: float  # Jensen-Shannon divergence of its shares (numerator and denominator)
-    volume_share: float  # the element's share of the incident denominator (or sum)
-    # What the element would have done had it behaved like the rest, (volume factor, measure factor):
-    # what normal is for its parts too (`narrow`). None when not known (a sum's cover, an extreme).
-    trend: tuple[float, float] | None = None
-
-    @property
-    def score(self) -> float:
-        return max(0.0, min(1.0, self.explained_share))
-
-
-@dataclass
-class Localization:
-    ratio: bool
-    baseline: float | None
-    incident: float | None
-    localized: bool
-    causes: list[Candidate] = field(default_factory=list)
-    ranked: list[Candidate] = field(default_factory=list)  # best single-element explanations, for evidence
-    notes: list[str] = field(default_factory=list)
-    examined: int = 0  # elements whose counterfactual was evaluated
-    # What the search concluded about the change, and the note among `notes` that says it (so that a
-    # later step, `with_needles`, can revise it): "spread" (no element holds it), "part" (the best
-    # elements explain too little and the rest moved beyond its noise), "noise" (the causes explain
-    # less than half, the rest is within noise); "" when the causes explain it or nothing was concluded.
-    verdict: str = ""
-    verdict_note: str | None = None
-
-
-def _conclude(result: Localization, verdict: str, note: str) -> None:
-    result.verdict, result.verdict_note = verdict, note
-    result.notes.append(note)
-
-
-def _rel_change(before: float | None, after: float | None) -> float:
-    if before is None or after is None:
-        return 0.0
-    return abs(after - before) / max(abs(before), EPS)
-
-
-def _log_change(a: Aggregate, ratio: bool) -> float | None:
-    """log(incident / baseline) of an aggregate's measure; None when it has no data."""
-    before, after = value(a.base_num, a.base_den, ratio), value(a.inc_num, a.inc_den, ratio)
-    if before is None or after is None:
-        return None
-    floor = 1e-9 * max(abs(before), abs(after), 1e-12)
-    return math.log((abs(after) + floor) / (abs(before) + floor))
-
-
-def _looks_normal(part: Aggregate, anomalous: Candidate, cube: Cube, reference: float = 1.0) -> bool:
-    """Is `part` (what an element leaves out) closer to the normal behaviour than to the anomalous element?
-
-    Normal is a change of the measure by the factor `reference` (1.0: unchanged; or what the world
-    outside the parent element did). Compared as log changes, so "changed 4x while the element changed
-    10x" counts as anomalous too, and a change shared by everything (a global change) leaves no part
-    normal. A part with no data cannot show anything and is not called normal.
-    """
-    ratio = cube.ratio
-    if (
-        (part.inc_den <= EPS and part.base_den <= EPS)
-        if ratio
-        else (abs(part.base_num) + abs(part.inc_num) <= EPS)
-    ):
-        return False
-    change = _log_change(part, ratio)
-    if change is None or anomalous.baseline is None or anomalous.incident is None:
-        return False
-    floor = 1e-9 * max(abs(anomalous.baseline), abs(anomalous.incident), 1e-12)
-    element = math.log((abs(anomalous.incident) + floor) / (abs(anomalous.baseline) + floor))
-    normal = math.log(reference) if reference > EPS else 0.0
-    return abs(change - normal) < abs(change - element)
-
-
-def _js(p: float, q: float) -> float:
-    """Jensen-Shannon divergence of one element's share p (baseline) vs q (incident), as Adtributor does."""
-
-    def term(x: float, m: float) -> float:
-        return x * math.log(x / m) if x > 0 else 0.0
-
-    m = (p + q) / 2
-    return 0.5 * (term(p, m) + term(q, m)) if m > 0 else 0.0
-
-
-def _evaluate(cube: Cube, total: Aggregate, element: Labels, base_value: float | None) -> Candidate | None:
-    e = cube.aggregate(element)
-    rest = total - e
-    ratio = cube.ratio
-    inc_value = value(total.inc_num, total.inc_den, ratio)
-    if base_value is None or inc_value is None:
-        return None
-    delta = inc_value - base_value
-    if abs(delta) <= EPS * max(1.0, abs(base_value)):
-        return None
-    exp = expected(e, cube.trend_for(element), ratio)
-    cf = rest + Aggregate(e.base_num, exp.inc_num, e.base_den, exp.inc_den)
-    cf_value = value(cf.inc_num, cf.inc_den, ratio)
-    if cf_value is None:
-        return None
-    explained = (inc_value - cf_value) / delta
-    e_base = value(e.base_num, e.base_den, ratio)
-    e_inc = value(e.inc_num, e.inc_den, ratio)
-    surprise = 0.0
-    if abs(total.base_num) > EPS and abs(total.inc_num) > EPS:
-        surprise += _js(e.base_num / total.base_num, e.inc_num / total.inc_num)
-    if ratio and total.base_den > EPS and total.inc_den > EPS:
-        surprise += _js(e.base_den / total.base_den, e.inc_den / total.inc_den)
-    volume = (
-        (e.inc_den / total.inc_den if total.inc_den > EPS else 0.0)
-        if ratio
-        else (e.inc_num / total.inc_num if abs(total.inc_num) > EPS else 0.0)
-    )
-    return Candidate(
-        element,
-        explained,
-        e_base,
-        e_inc,
-        _rel_change(e_base, e_inc),
-        surprise,
-        volume,
-        cube.trend_for(element),
-    )
 
 
 def localize(
@@ -195,7 +55,7 @@ def localize(
     A sum whose leaves can show their own noise (at least `search.MIN_NULL` moved against the total) is
     localized by the significance cover of `tools.search`: several causes at once, each at its depth, no
     cap on causes or labels unless `max_causes`/`max_labels` say. Ratios, and sums over too few leaves
-    to learn a noise from, by the explained share (`_explained`: at most 3 causes of up to 3 labels
+    to learn a noise from, by the explained share (`explained`: at most 3 causes of up to 3 labels
     unless given).
 
     Why ratios keep the explained share: numerator and denominator move together, and an incident
@@ -205,7 +65,7 @@ def localize(
     and picks the most broken part of a cause instead of the cause. Weighing each segment by the change
     of the ratio it removes keeps the segment that moved the alert.
     """
-    base, inc = _totals(leaves, ratio)
+    base, inc = totals(leaves, ratio)
     result = Localization(ratio, base, inc, localized=False)
     if not leaves or base is None or inc is None:
         result.notes.append("no data to localize in one of the windows")
@@ -226,46 +86,7 @@ def localize(
             )
             return _from_cover(result, found, min_share)
     cube = Cube(leaves, ratio)
-    return _explained(cube, result, max_causes or 3, max_labels or 3, min_share, specialize_tolerance)
-
-
-def _totals(leaves: Sequence[Leaf], ratio: bool) -> tuple[float | None, float | None]:
-    """The measure over all `leaves`: its baseline and incident values."""
-    base_num = math.fsum(lf.base_num for lf in leaves)
-    inc_num = math.fsum(lf.inc_num for lf in leaves)
-    base_den = math.fsum(lf.base_den for lf in leaves)
-    inc_den = math.fsum(lf.inc_den for lf in leaves)
-    return value(base_num, base_den, ratio), value(inc_num, inc_den, ratio)
-
-
-def narrow(
-    leaves: Sequence[Leaf],
-    parent: Candidate,
-    *,
-    ratio: bool,
-    max_labels: int = 3,
-    specialize_tolerance: float = 0.15,
-) -> Localization:
-    """A ratio's cause refined inside itself: `leaves` are the cause's own (by labels it does not pin),
-    and normal is what the world outside it did (`parent.trend`), for every part of it: its parts are
-    not compared with each other, which all share the anomaly. The cause is specialised as an element of
-    the whole is (`_specialise`): a part stands for it only when the cause's other parts do not share its
-    anomaly. Localized on that part (its explained share: of the cause's change), else not localized."""
-    base, inc = _totals(leaves, ratio)
-    result = Localization(ratio, base, inc, localized=False)
-    if not leaves or parent.trend is None or base is None or inc is None or abs(inc - base) <= EPS:
-        return result
-    cube = Cube(leaves, ratio, parent.trend, fixed=True)
-    root = _evaluate(cube, cube.total, (), base)
-    if root is None or root.explained_share <= 0:
-        return result
-    useful = [n for n in cube.names if len(cube.values(n)) > 1]
-    noise = _significance(cube, useful, max_labels, inc > base)
-    found = _specialise(cube, cube.total, root, base, useful, max_labels, specialize_tolerance, noise, result)
-    if found.labels:
-        result.causes = [replace(found, explained_share=found.explained_share / root.explained_share)]
-        result.localized = True
-    return result
+    return explained(cube, result, max_causes or 3, max_labels or 3, min_share, specialize_tolerance)
 
 
 def _sum_candidate(
@@ -274,10 +95,10 @@ def _sum_candidate(
     """An element of a sum as a cause: `excess` (its change over the background) as its share of the
     total's change."""
     total_base, total_inc = result.baseline or 0.0, result.incident or 0.0
-    surprise = _js(e_base / total_base, e_inc / total_inc) if total_base and total_inc else 0.0
+    surprise = jensen_shannon(e_base / total_base, e_inc / total_inc) if total_base and total_inc else 0.0
     volume = e_inc / total_inc if abs(total_inc) > EPS else 0.0
     share = excess / (total_inc - total_base) if abs(total_inc - total_base) > EPS else 0.0
-    return Candidate(labels, share, e_base, e_inc, _rel_change(e_base, e_inc), surprise, volume)
+    return Candidate(labels, share, e_base, e_inc, rel_change(e_base, e_inc), surprise, volume)
 
 
 def with_needles(
@@ -314,11 +135,11 @@ def with_needles(
         verdict_note=None,
     )
     if result.verdict == "part":  # the rest of the change had moved beyond its noise: it still has
-        _conclude(
+        conclude(
             out, "part", f"the causes explain {share:.0%} of the change; the rest moved beyond its noise too"
         )
     elif share < min_share:
-        _conclude(out, "noise", f"the causes explain {share:.0%} of the change; the rest is within noise")
+        conclude(out, "noise", f"the causes explain {share:.0%} of the change; the rest is within noise")
     return out
 
 
@@ -335,312 +156,13 @@ def _from_cover(result: Localization, found: search.Cover, min_share: float) -> 
     share = sum(c.explained_share for c in result.causes)
     if not result.causes:
         how = "all leaves changed together" if found.spread else "no element changed beyond its leaves' noise"
-        _conclude(result, "spread", f"{how}: the change is spread across segments")
+        conclude(result, "spread", f"{how}: the change is spread across segments")
     elif share >= min_share or not found.rest_shifted:
         result.localized = True
         if share < min_share:  # the rest of the change is the other leaves' noise: their sum moved
-            _conclude(
+            conclude(
                 result, "noise", f"the causes explain {share:.0%} of the change; the rest is within noise"
             )
     else:
-        _conclude(result, "part", f"the best elements explain only {share:.0%} of the change")
+        conclude(result, "part", f"the best elements explain only {share:.0%} of the change")
     return result
-
-
-def _explained(
-    cube: Cube,
-    result: Localization,
-    max_causes: int,
-    max_labels: int,
-    min_share: float,
-    specialize_tolerance: float,
-) -> Localization:
-    """The explained share: how much of the signal's change disappears when an element is put back to
-    what the one-label elements disjoint from it did (a counterfactual: numerator and denominator move
-    together). Layer 1 (one label) is scored exhaustively; the best element is then specialised one label
-    at a time (`_specialise`: a child stands for its parent only when the parent's other children do not
-    share the anomaly). Further causes are searched in the residual, after the found ones are replaced by
-    their counterfactual, while what no cause covers still looks anomalous; a further cause must explain
-    `min_share` of what remains. When that finds nothing, several values of one label may have broken
-    together (`_values_together`)."""
-    ratio = cube.ratio
-    total = cube.total
-    base = result.baseline
-    assert base is not None
-    useful = [n for n in cube.names if len(cube.values(n)) > 1]
-    layer1 = [((n, v),) for n in useful for v in cube.values(n)]
-    noise = _significance(cube, useful, max_labels, (result.incident or 0.0) > base)
-    current_total = total
-    current_cube = cube
-    remaining = 1.0  # share of the original change not yet explained
-    for round_no in range(max_causes):
-        cands = [c for el in layer1 if (c := _evaluate(current_cube, current_total, el, base)) is not None]
-        result.examined += len(cands)
-        if round_no == 0:
-            result.ranked = sorted(cands, key=lambda c: (-c.explained_share, -c.surprise))[:20]
-        if not cands:
-            break
-        # Explanation weighted by purity: an element that explains much only because it contains the
-        # real causes among many normal leaves loses to the causes themselves.
-        best = max(cands, key=lambda c: (c.explained_share * current_cube.purity(c.labels), c.surprise))
-        if best.explained_share <= 0:
-            break
-        best = _specialise(
-            current_cube, current_total, best, base, useful, max_labels, specialize_tolerance, noise, result
-        )
-        # A further cause must explain most of what is still unexplained, and depart beyond the noise.
-        if round_no > 0 and (
-            best.explained_share < min_share or not _departs(current_cube, best.labels, noise)
-        ):
-            break
-        if best.deviation <= EPS:
-            break
-        absolute = min(best.explained_share, 1.0) * remaining
-        result.causes.append(replace(best, explained_share=absolute))
-        remaining -= absolute
-        # The residual is searched while the rest does not look normal next to the first cause, or departs
-        # from what normal was for it beyond the noise (a second, smaller cause).
-        if _rest_normal(cube, result.causes) and not _departs(cube, (), noise, result.causes):
-            break
-        current_cube, current_total = neutralised(current_cube, best.labels, ratio)
-    # Locality: what no cause covers must look unchanged, else the change is spread everywhere.
-    if result.causes and not _rest_normal(cube, result.causes):
-        first = result.causes[0]
-        rest = _uncovered(cube, result.causes)
-        rest_dev = _rel_change(
-            value(rest.base_num, rest.base_den, ratio), value(rest.inc_num, rest.inc_den, ratio)
-        )
-        _conclude(
-            result,
-            "spread",
-            f"the best element changed by {first.deviation:.0%} while the rest changed by {rest_dev:.0%}: "
-            "the change is spread across segments",
-        )
-        result.causes = []
-    if result.causes:
-        share = sum(c.explained_share for c in result.causes)
-        result.localized = share >= min_share
-        if not result.localized:
-            _conclude(result, "part", f"the best elements explain only {share:.0%} of the change")
-    if not result.localized:
-        together = _values_together(cube, result, useful, noise, max_causes, min_share)
-        if together:
-            result.notes = [n for n in result.notes if n != result.verdict_note]
-            result.verdict, result.verdict_note = "", None
-            result.causes, result.localized = together, True
-            name = together[0].labels[0][0]
-            result.notes.append(
-                f"{len(together)} values of {name} broke together, holding "
-                f"{sum(c.volume_share for c in together):.0%} of the volume: each is judged against what "
-                f"the other values of {name} did"
-            )
-    return result
-
-
-def _values_together(
-    cube: Cube,
-    result: Localization,
-    names: list[str],
-    noise: _Significance,
-    max_causes: int,
-    min_share: float,
-) -> list[Candidate]:
-    """Several values of one label that broke together, holding most of its volume: no single value
-    explains the change, since the normal each is compared with (the label's other values, weighted
-    by volume) is mostly another broken value. Judged together, normal is what the label's remaining
-    values did. The values that moved most the signal's way are taken, fewest first (at least two, at
-    most `max_causes`, some left to say what normal is), until together they explain `min_share` of
-    the change, each departing from that normal beyond the noise, and what they leave out looks normal
-    next to them. Each value is a cause, its share its own counterfactual's; the label whose values
-    explain most wins. Empty when no label's values do."""
-    ratio = cube.ratio
-    base, inc = result.baseline, result.incident
-    if base is None or inc is None or abs(inc - base) <= EPS:
-        return []
-    best: tuple[float, list[Candidate]] | None = None
-    for name in names:
-        moved = []
-        for v in cube.values(name):
-            element: Labels = ((name, v),)
-            a = cube.aggregate(element)
-            before, after = value(a.base_num, a.base_den, ratio), value(a.inc_num, a.inc_den, ratio)
-            if before is not None and after is not None and before > EPS and after > EPS:
-                moved.append((noise.direction * math.log(after / before), element))
-        moved.sort(key=lambda m: -m[0])
-        for k in range(2, min(max_causes, len(moved) - 1) + 1):
-            taken = [el for _, el in moved[:k]]
-            trend = _trend_of(cube, [el for _, el in moved[k:]])
-            if trend is None:
-                break
-            if not all(_departs(cube, el, noise, factor=trend[1]) for el in taken):
-                break  # a value that does not depart from the others' normal: more values will not do
-            members = [_put_back(cube, result, el, trend) for el in taken]
-            share = _put_back(cube, result, (), trend, taken).explained_share
-            if share >= min_share and _rest_normal(cube, members):
-                if best is None or share > best[0]:
-                    best = (share, sorted(members, key=lambda c: -c.explained_share))
-                break
-    return best[1] if best is not None else []
-
-
-def _put_back(
-    cube: Cube,
-    result: Localization,
-    element: Labels,
-    trend: tuple[float, float],
-    elements: Sequence[Labels] = (),
-) -> Candidate:
-    """`element` (or all of `elements`, disjoint) as a cause whose normal is `trend`: its explained share
-    is that of its counterfactual, the element put back to the trend."""
-    ratio, total = cube.ratio, cube.total
-    parts = [cube.aggregate(el) for el in (elements or [element])]
-    cf = total
-    for a in parts:
-        exp = expected(a, trend, ratio)
-        cf = cf - a + Aggregate(a.base_num, exp.inc_num, a.base_den, exp.inc_den)
-    base, inc = result.baseline or 0.0, result.incident or 0.0
-    cf_value = value(cf.inc_num, cf.inc_den, ratio)
-    share = (inc - cf_value) / (inc - base) if cf_value is not None and abs(inc - base) > EPS else 0.0
-    a = parts[0]
-    e_base, e_inc = value(a.base_num, a.base_den, ratio), value(a.inc_num, a.inc_den, ratio)
-    volume = (
-        (a.inc_den / total.inc_den if total.inc_den > EPS else 0.0)
-        if ratio
-        else (a.inc_num / total.inc_num if abs(total.inc_num) > EPS else 0.0)
-    )
-    return Candidate(element, share, e_base, e_inc, _rel_change(e_base, e_inc), 0.0, volume, trend)
-
-
-def _trend_of(cube: Cube, elements: Sequence[Labels]) -> tuple[float, float] | None:
-    """What `elements` did, (volume factor, measure factor) (`Cube.medians`); None when none shows a
-    measure factor."""
-    volume, factor = cube.medians(elements)
-    if factor is None:
-        return None
-    return (volume if volume is not None else cube.trend[0], factor)
-
-
-def _empty(a: Aggregate) -> bool:
-    scale = EPS * max(1.0, abs(a.base_num) + abs(a.inc_num) + abs(a.base_den) + abs(a.inc_den))
-    return all(abs(x) <= scale for x in (a.base_num, a.inc_num, a.base_den, a.inc_den))
-
-
-def _uncovered(cube: Cube, causes: Sequence[Candidate]) -> Aggregate:
-    """The leaves no cause covers, summed."""
-    covered = {i for c in causes for i in cube.members(c.labels)}
-    return cube._sum(i for i in range(len(cube.leaves)) if i not in covered)
-
-
-def _rest_normal(cube: Cube, causes: Sequence[Candidate]) -> bool:
-    """Does what no cause covers look unchanged next to the first cause (or have no data at all)?"""
-    rest = _uncovered(cube, causes)
-    if (rest.inc_den <= EPS) if cube.ratio else (abs(rest.inc_num) <= EPS):
-        return True
-    return _looks_normal(rest, causes[0], cube)
-
-
-@dataclass(frozen=True)
-class _Significance:
-    """What a departure must pass to count as an anomaly: the normal score whose z^2 / 2 pays the
-    multiple-testing price of naming an element of the cube (`tools.search.element_cost`, as the sums'
-    cover uses), and the way the signal moved."""
-
-    z: float
-    direction: float  # +1 when the signal rose, -1 when it fell
-
-
-def _significance(cube: Cube, names: list[str], max_labels: int, rose: bool) -> _Significance:
-    cost = search.element_cost([len(cube.values(n)) for n in names], len(cube.leaves), max_labels)
-    return _Significance(math.sqrt(2 * cost), 1.0 if rose else -1.0)
-
-
-def _shares(cube: Cube, noise: _Significance, parent: Labels, child: Candidate) -> bool:
-    """Do the parent's other children (the siblings, together) share the child's anomaly: did their
-    numerator depart from the parent's trend, the anomaly's way, beyond the count noise of the leaves
-    (`tools.cube.noise`, `tools.counts`)? Then the parent, not the child, is the cause: {a=a1} stays
-    when a1's other b values broke too, however much more {a=a1, b=b2} broke."""
-    factor = cube.trend_for(parent)[1]
-    siblings = moment(cube, parent, factor, child.labels)
-    if siblings is None:
-        return False
-    observed, expect, squares = siblings
-    z = leaf_noise(cube, factor, noise.direction).z(observed, expect, squares)
-    return noise.direction * z > noise.z
-
-
-def _departs(
-    cube: Cube,
-    element: Labels,
-    noise: _Significance,
-    without: Sequence[Candidate] = (),
-    factor: float | None = None,
-) -> bool:
-    """Did the element's numerator (leaving out the causes' leaves `without`) depart from the measure
-    factor `factor`, the anomaly's way, beyond the count noise? By default the element's trend; for the
-    rest of the cube once causes are named (`element` empty), what normal was for the first cause: the
-    common trend, every leaf's median, is the causes' own change when they hold most of the volume."""
-    if factor is None:
-        if element:
-            factor = cube.trend_for(element)[1]
-        elif without and without[0].trend is not None:
-            factor = without[0].trend[1]
-        else:
-            factor = cube.trend[1]
-    inside = {i for c in without for i in cube.members(c.labels)}
-    members = [i for i in cube.members(element) if i not in inside]
-    if not members:
-        return False
-    leaves = [cube.leaves[i] for i in members]
-    expect = [expected_numerator(agg(lf), factor, cube) for lf in leaves]
-    z = leaf_noise(cube, factor, noise.direction).z(
-        math.fsum(lf.inc_num for lf in leaves), math.fsum(expect), math.fsum(e * e for e in expect)
-    )
-    return noise.direction * z > noise.z
-
-
-def _specialise(
-    cube: Cube,
-    total: Aggregate,
-    cand: Candidate,
-    base: float,
-    names: list[str],
-    max_labels: int,
-    tolerance: float,
-    noise: _Significance,
-    result: Localization,
-) -> Candidate:
-    """`cand` narrowed one label at a time to its best child while the child keeps (1 - tolerance) of its
-    explanation (of all of the change when `cand` explains more: a counterfactual that overshoots), the
-    child's siblings look closer to normal than to the child, and they do not share the child's anomaly
-    beyond the noise (`_shares`): {shanghai, admin} wins over {shanghai} only when shanghai's other users
-    did not change."""
-    while len(cand.labels) < max_labels:
-        used = {n for n, _ in cand.labels}
-        parent = cube.aggregate(cand.labels)
-        children: list[Candidate] = []
-        for name in names:
-            if name in used:
-                continue
-            for value_ in cube.values(name):
-                element = tuple(sorted((*cand.labels, (name, value_))))
-                part = cube.aggregate(element)
-                if part.inc_den <= 0 and part.base_den <= 0:
-                    continue
-                if _empty(parent - part):
-                    continue  # a label implied by the others (a route's service): same leaves, no news
-                child = _evaluate(cube, total, element, base)
-                result.examined += 1
-                if child is not None:
-                    children.append(child)
-        floor = (1 - tolerance) * min(1.0, cand.explained_share)
-        keep = [c for c in children if c.explained_share >= floor]
-        if not keep:
-            return cand
-        best = max(keep, key=lambda c: (c.explained_share, c.surprise))
-        sibling = parent - cube.aggregate(best.labels)
-        if not _looks_normal(sibling, best, cube, cube.trend_for(cand.labels)[1]):
-            return cand
-        if _shares(cube, noise, cand.labels, best):
-            return cand
-        cand = best
-    return cand

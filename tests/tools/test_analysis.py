@@ -9,7 +9,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from tools import analysis
+from tools import explained
 from tools.analysis import Candidate, Leaf, Localization, label_key, localize, narrow, with_needles
 from tools.windows import choose_step, compare_windows
 
@@ -366,7 +366,7 @@ def test_a_parent_whose_other_children_share_the_anomaly_is_not_reported_as_a_ch
     leaves = counted(factor)
     assert causes(localize(leaves, ratio=True)) == [{"a": "a1"}]
     # Without the noise test the child would stand for its parent.
-    monkeypatch.setattr(analysis, "_shares", lambda *args: False)
+    monkeypatch.setattr(explained, "_shares", lambda *args: False)
     assert causes(localize(leaves, ratio=True)) == [{"a": "a1", "b": "b1"}]
 
 

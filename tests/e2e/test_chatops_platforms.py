@@ -173,8 +173,26 @@ def test_feishu_verification_commands_refusals(make_settings: Callable[..., Sett
                 "om_msg0006",
                 f"There is no incident #{UNKNOWN}.",
             )
+            # A click on a card's Deny button is the deny command: FEISHU_USER may only read.
+            click = fake.feishu_card_trigger(FEISHU_TOKEN, {"action": "deny", "value": "7"})
+            assert (
+                post(
+                    c, "feishu", fake.feishu_request(click, now=time.time(), encrypt_key=FEISHU_KEY)
+                ).status_code
+                == 200
+            )
+            denied = wait_for("the click's answer", lambda: api.replies[3:])[0]
+            assert (denied["message_id"], denied["text"]) == (
+                "om_card0002",
+                "You may not approve or deny runbook actions here; ask an operator listed for 'approve'.",
+            )
             time.sleep(0.3)
-            assert [r["message_id"] for r in api.replies] == ["om_msg0004", "om_msg0005", "om_msg0006"]
+            assert [r["message_id"] for r in api.replies] == [
+                "om_msg0004",
+                "om_msg0005",
+                "om_msg0006",
+                "om_card0002",
+            ]
             assert all("receive_id" not in r for r in api.replies)  # replies to the messages, not new ones
 
 

@@ -301,11 +301,24 @@ class FakeFeishuAPI(FakeAPI):
                 400, {"code": 230025, "msg": "The length of the message content reaches its limit."}
             )
         body = req.json
+        card: dict[str, Any] | None = None
         try:
-            text = json.loads(body["content"])["text"]
-        except (KeyError, TypeError, ValueError):
+            content = json.loads(body["content"])
+            if body.get("msg_type") == "interactive":  # a message card: its text is the div's
+                card = content
+                text = next(e["text"]["content"] for e in content["elements"] if e["tag"] == "div")
+                if not all(
+                    _feishu_button(b)
+                    for e in content["elements"]
+                    if e["tag"] == "action"
+                    for b in e["actions"]
+                ):
+                    return Answer(400, {"code": 230099, "msg": "Failed to create card content"})
+            else:
+                text = content["text"]
+        except (KeyError, TypeError, ValueError, StopIteration):
             return Answer(400, {"code": 230001, "msg": "invalid message content"})
-        if body.get("msg_type") != "text" or not isinstance(text, str) or not text:
+        if body.get("msg_type") not in ("text", "interactive") or not isinstance(text, str) or not text:
             return Answer(400, {"code": 230001, "msg": "invalid message content"})
         if "message_id" not in req.params and req.arg("receive_id_type") != "chat_id":
             return Answer(400, {"code": 99992402, "msg": "field validation failed"})
@@ -315,8 +328,22 @@ class FakeFeishuAPI(FakeAPI):
         if uuid is None or uuid not in self.uuids:  # a repeated uuid succeeds without posting again
             if uuid is not None:
                 self.uuids.add(uuid)
-            self.replies.append({**body, "message_id": req.params.get("message_id"), "text": text})
+            self.replies.append(
+                {**body, "message_id": req.params.get("message_id"), "text": text, "card": card}
+            )
         return Answer(200, {"code": 0, "msg": "success", "data": {"message_id": "om_reply"}})
+
+
+def _feishu_button(button: Any) -> bool:
+    """A button as a message card takes it: a plain-text label, a known type, a value to call back with."""
+    return (
+        isinstance(button, dict)
+        and button.get("tag") == "button"
+        and button.get("text", {}).get("tag") in ("plain_text", "lark_md")
+        and bool(button["text"].get("content"))
+        and button.get("type", "default") in ("default", "primary", "danger")
+        and isinstance(button.get("value"), dict)
+    )
 
 
 # ---------------------------------------------------------------------------------------------- WeCom

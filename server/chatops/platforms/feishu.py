@@ -44,6 +44,11 @@ with the Feishu sink), cached until 300 s before it expires. Success is {"code":
 as are 99991400 and 230020 (rate limits) and 5xx; other codes are not. A text message's body may be 150
 KB; replies are cut to 4,000 characters to stay readable. `<at ...>` in the text would mention people:
 it is defused with a zero-width space.
+A reply with buttons (a proposed runbook's Approve and Deny) sends its last chunk as a message card
+instead ({"msg_type": "interactive", "content": card JSON}: a plain-text `div` and an `action` row of
+`button`s, https://open.feishu.cn/document/common-capabilities/message-card/add-card-interaction/
+interactive-components/button): each button's `value` is {"action": the command word, "value": its
+argument}, which a click brings back as a card action (above), the command the button names.
 """
 
 from __future__ import annotations
@@ -315,10 +320,16 @@ class FeishuPlatform(Platform):
         secret = c.app_secret.get_secret_value()
         return self._tokens.get(lambda: feishu_tenant_token(http, c.api_url, c.app_id, secret, c.timeout))
 
-    def _send(self, http: httpx.Client, inbound: Inbound, text: str, uuid: str, where: str) -> None:
+    def _send(
+        self, http: httpx.Client, inbound: Inbound, text: str, uuid: str, where: str, buttons: Buttons = ()
+    ) -> None:
         token = self._token(http)
-        content = json.dumps({"text": text}, ensure_ascii=False)
-        body: dict[str, Any] = {"msg_type": "text", "content": content, "uuid": uuid}
+        if buttons:
+            content = json.dumps(_card(text, buttons), ensure_ascii=False)
+            body: dict[str, Any] = {"msg_type": "interactive", "content": content, "uuid": uuid}
+        else:
+            content = json.dumps({"text": text}, ensure_ascii=False)
+            body = {"msg_type": "text", "content": content, "uuid": uuid}
         if inbound.message_id:
             path = f"/im/v1/messages/{inbound.message_id}/reply"
             body["reply_in_thread"] = inbound.thread is not None
@@ -347,4 +358,28 @@ class FeishuPlatform(Platform):
         for i, part in enumerate(parts):
             uuid = hashlib.sha256(f"{seed}\n{i}\n{part}".encode()).hexdigest()[:50]
             where = f" (message {i + 1} of {len(parts)}, {i} posted)" if len(parts) > 1 else ""
-            self._send(http, inbound, part, uuid, where)
+            self._send(http, inbound, part, uuid, where, buttons if i == len(parts) - 1 else ())
+
+
+def _card(text: str, buttons: Buttons) -> dict[str, Any]:
+    """A message card: `text` as plain text, then a row of the buttons; each brings its command back as
+    a card action whose value is {"action": the command word, "value": its argument}."""
+    actions = []
+    for label, command in buttons[:5]:
+        word, _, arg = command.partition(" ")
+        kind = {"approve": "primary", "deny": "danger"}.get(word, "default")
+        actions.append(
+            {
+                "tag": "button",
+                "text": {"tag": "plain_text", "content": label[:100]},
+                "type": kind,
+                "value": {"action": word, "value": arg},
+            }
+        )
+    return {
+        "config": {"wide_screen_mode": True},
+        "elements": [
+            {"tag": "div", "text": {"tag": "plain_text", "content": text}},
+            {"tag": "action", "actions": actions},
+        ],
+    }

@@ -406,6 +406,33 @@ def test_feishu_replies_in_the_thread_with_one_token_and_no_duplicate_on_retry(h
         assert (api.replies[-1]["message_id"], api.replies[-1]["reply_in_thread"]) == ("om_card", False)
 
 
+def test_feishu_buttons_come_as_a_card_whose_click_brings_their_command_back(http: httpx.Client) -> None:
+    """A reply with buttons (a proposed runbook's Approve and Deny): the chunks before the last are text,
+    the last a message card with the buttons; a click on one comes back as a card action naming the
+    button's command, as Slack's do."""
+    with serve(fake.FakeFeishuAPI()) as api:
+        platform = feishu(api.api_url)
+        inbound = Inbound(
+            "feishu", "message", FEISHU_USER, "", FEISHU_CHAT, thread="om_root", message_id="om_m"
+        )
+        text = PARAGRAPHS + "\n\nDry run successful. Approve with `approve 7`."
+        platform.reply(inbound, text, http, [("Approve", "approve 7"), ("Deny", "deny 7")])
+        *texts, last = api.replies
+        assert texts and all(r["msg_type"] == "text" and r["card"] is None for r in texts)
+        assert last["msg_type"] == "interactive" and last["text"].endswith("Approve with `approve 7`.")
+        assert words(" ".join(r["text"] for r in api.replies)) == words(text)  # nothing lost or doubled
+        [row] = [e for e in last["card"]["elements"] if e["tag"] == "action"]
+        assert [(b["text"]["content"], b["type"], b["value"]) for b in row["actions"]] == [
+            ("Approve", "primary", {"action": "approve", "value": "7"}),
+            ("Deny", "danger", {"action": "deny", "value": "7"}),
+        ]
+        click = fake.feishu_card_trigger(FEISHU_TOKEN, row["actions"][1]["value"])
+        inbound = feishu().verify_and_parse(fake.feishu_request(click, now=NOW, encrypt_key=FEISHU_KEY))
+        assert (inbound.kind, inbound.action) == ("action", {"action": "deny", "value": "7"})
+        platform.reply(inbound, "status", http)  # no buttons: plain text
+        assert api.replies[-1]["msg_type"] == "text" and api.replies[-1]["card"] is None
+
+
 def test_feishu_reply_failures_drop_a_refused_token(http: httpx.Client) -> None:
     with serve(fake.FakeFeishuAPI()) as api:
         platform = feishu(api.api_url)

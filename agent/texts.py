@@ -13,14 +13,17 @@ from __future__ import annotations
 import copy
 import functools
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
+
+from tools.errors import AlertsleuthError
 
 TEXT_DIR = Path(__file__).resolve().parent / "text"
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
 LANGUAGES = ("en", "zh")
 DEFAULT_LANGUAGE = "en"
+E = TypeVar("E", bound=AlertsleuthError)
 
 
 def language(value: str | None) -> str:
@@ -53,3 +56,19 @@ def prompt(name: str, lang: str | None) -> str:
     if not path.is_file():
         path = PROMPTS_DIR / f"{name}.{DEFAULT_LANGUAGE}.md"
     return path.read_text(encoding="utf-8").strip()
+
+
+def said(cls: type[E], table: str, key: str, **params: Any) -> E:
+    """The error `cls` saying phrase `key` of `table` with `params`: its message in English (logs, the
+    API, the audit trail), its `phrase` kept to be said in another language (`say`)."""
+    error = cls(phrases(table, DEFAULT_LANGUAGE)[key].format(**params))
+    error.phrase = (table, key, params)
+    return error
+
+
+def say(error: AlertsleuthError, lang: str | None) -> str:
+    """An error's message in `lang`: its phrase when it has one, else its (English) message."""
+    if error.phrase is None:
+        return str(error)
+    table, key, params = error.phrase
+    return str(phrases(table, lang)[key].format(**params))

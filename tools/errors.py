@@ -31,7 +31,11 @@ from typing import Any
 
 class AlertsleuthError(Exception):
     """Base class of every error alertsleuth raises on purpose. It pickles with its keyword-only
-    attributes (`retry_after`, ...): the intake's writer process sends its errors back."""
+    attributes (`retry_after`, ...): the intake's writer process sends its errors back. `phrase`:
+    (table, key, params) when the message is a phrase of agent/text (`agent.texts.said`), so whoever
+    answers a person says it in their language (`agent.texts.say`); the message is its English."""
+
+    phrase: tuple[str, str, dict[str, Any]] | None = None
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_restore, (type(self), self.args, dict(vars(self))))

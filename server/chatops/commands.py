@@ -25,7 +25,8 @@ quotes and full-width commas as chat clients type them are taken as `"` and `,`)
 starts at a `--` (or `—`) standing alone outside quotes.
 
 A command with bad arguments parses to `Command(kind="invalid", error=...)` whose error says what is
-wrong and how the command is written; so does an empty message and one over `MAX_TEXT` characters.
+wrong and how the command is written (`error_text(lang)`: in the reports' language, from
+agent/text/chatops.yaml); so does an empty message and one over `MAX_TEXT` characters.
 `COMMAND_CLASS` gives the access class (server/chatops/access.py) each kind needs.
 """
 
@@ -36,7 +37,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from types import MappingProxyType
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 from agent.texts import phrases
 from server.chatops.access import CommandClass
@@ -131,7 +132,16 @@ class Command:
     action_id: int | None = None  # approve, deny
     reason: str | None = None  # deny
     topic: Kind | None = None  # help <command>
-    error: str | None = None  # invalid: what is wrong, and the usage
+    error: str | None = None  # invalid: what is wrong, and the usage (English)
+    # invalid: the error as (key, params) of agent/text/chatops.yaml, to be said in any language
+    error_phrase: tuple[str, dict[str, Any]] | None = None
+
+    def error_text(self, lang: str) -> str | None:
+        """What is wrong with the command, in `lang`."""
+        if self.error_phrase is None:
+            return self.error
+        key, params = self.error_phrase
+        return str(phrases("chatops", lang)[key].format(**params))
 
 
 def help_text(topic: Kind | None = None, lang: str = "en") -> str:
@@ -149,8 +159,10 @@ def help_text(topic: Kind | None = None, lang: str = "en") -> str:
     return "\n".join([*lines, t["help_footer"]])
 
 
-def _invalid(error: str, incident_id: int | None = None) -> Command:
-    return Command("invalid", incident_id=incident_id, error=error)
+def _invalid(key: str, incident_id: int | None = None, **params: Any) -> Command:
+    """A command that did not parse: phrase `key` of agent/text/chatops.yaml says why."""
+    error = phrases("chatops", "en")[key].format(**params)
+    return Command("invalid", incident_id=incident_id, error=error, error_phrase=(key, params))
 
 
 _PREFIX = re.compile(re.escape(PREFIX) + r"(?:\s+|$)", re.IGNORECASE)
@@ -169,9 +181,10 @@ def _first(text: str) -> tuple[str, str]:
     return (parts[0] if parts else ""), (parts[1].strip() if len(parts) > 1 else "")
 
 
-def _number(digits: str, what: str) -> int:
+def _number(digits: str) -> int | None:
+    """An id from its digits; None when it is not one (0, or too many digits)."""
     if len(digits) > MAX_ID_DIGITS or int(digits) < 1:
-        raise ValueError(f"{digits[: MAX_ID_DIGITS + 1]} is not {what}: ids are whole numbers from 1")
+        return None
     return int(digits)
 
 
@@ -219,9 +232,7 @@ def _split_comment(text: str) -> tuple[str, str | None]:
 def _no_args(kind: Kind) -> Callable[[str, int | None, timedelta], Command]:
     def parse(rest: str, incident_id: int | None, _max: timedelta) -> Command:
         if rest:
-            return _invalid(
-                f"{kind} takes no arguments (to ask a question, start with 'ask'): {USAGE[kind]}", incident_id
-            )
+            return _invalid("takes_no_args", incident_id, kind=kind, usage=USAGE[kind])
         return Command(kind, incident_id=incident_id)
 
     return parse
@@ -229,7 +240,7 @@ def _no_args(kind: Kind) -> Callable[[str, int | None, timedelta], Command]:
 
 def _ask(rest: str, incident_id: int | None, _max: timedelta) -> Command:
     if not rest:
-        return _invalid(f"ask needs a question: {USAGE['ask']}", incident_id)
+        return _invalid("ask_needs_question", incident_id, usage=USAGE["ask"])
     return Command("ask", incident_id=incident_id, question=rest)
 
 
@@ -239,22 +250,20 @@ def _help(rest: str, incident_id: int | None, _max: timedelta) -> Command:
     word, more = _first(rest)
     named = _command_word(word, "")
     if named is None or more or named[1]:
-        return _invalid(
-            f"help takes a command name, like: help silence ({rest[:40]!r} is not one)", incident_id
-        )
+        return _invalid("help_needs_command", incident_id, given=repr(rest[:40]))
     return Command("help", incident_id=incident_id, topic=named[0])
 
 
 def _silence(rest: str, incident_id: int | None, max_silence: timedelta) -> Command:
     args, comment = _split_comment(rest.translate(_CHAT_PUNCTUATION))
     if not args:
-        return _invalid(f"silence needs a duration: {USAGE['silence']}", incident_id)
+        return _invalid("silence_needs_duration", incident_id, usage=USAGE["silence"])
     first, matchers_text = _first(args)
     try:
         duration = parse_duration(first, max_duration=max_silence)
         matchers = parse_matchers(matchers_text) if matchers_text else None
     except ValueError as exc:
-        return _invalid(f"silence: {exc}. Usage: {USAGE['silence']}", incident_id)
+        return _invalid("silence_bad", incident_id, detail=str(exc), usage=USAGE["silence"])
     return Command("silence", incident_id=incident_id, duration=duration, matchers=matchers, comment=comment)
 
 
@@ -262,25 +271,15 @@ def _unsilence(rest: str, incident_id: int | None, _max: timedelta) -> Command:
     if not rest:
         return Command("unsilence", incident_id=incident_id)
     if not _SILENCE_ID.fullmatch(rest):
-        return _invalid(
-            f"unsilence: {rest[:60]!r} is not a silence id (Alertmanager's look like "
-            f"4f1c1bde-2d3a-4c55-9a57-6e2f0c1a9b3e): {USAGE['unsilence']}",
-            incident_id,
-        )
+        return _invalid("unsilence_bad_id", incident_id, given=repr(rest[:60]), usage=USAGE["unsilence"])
     return Command("unsilence", incident_id=incident_id, silence_id=rest.lower())
 
 
 def _run(rest: str, incident_id: int | None, _max: timedelta) -> Command:
     if not rest:
-        return _invalid(
-            f"run needs a runbook's name (list them with 'runbooks'): {USAGE['run']}", incident_id
-        )
+        return _invalid("run_needs_name", incident_id, usage=USAGE["run"])
     if not _RUNBOOK.fullmatch(rest):
-        return _invalid(
-            f"run: {rest[:60]!r} is not a runbook name (one word of letters, digits and _.:/-; list them "
-            f"with 'runbooks'): {USAGE['run']}",
-            incident_id,
-        )
+        return _invalid("run_bad_name", incident_id, given=repr(rest[:60]), usage=USAGE["run"])
     return Command("run", incident_id=incident_id, runbook=rest)
 
 
@@ -288,15 +287,17 @@ def _action(kind: Literal["approve", "deny"]) -> Callable[[str, int | None, time
     def parse(rest: str, incident_id: int | None, _max: timedelta) -> Command:
         first, more = _first(rest)
         m = _ACTION_ID.fullmatch(first)
+        if m is None and first:
+            return _invalid(
+                "action_bad_id", incident_id, kind=kind, given=repr(first[:40]), usage=USAGE[kind]
+            )
         if m is None:
-            what = f"{first[:40]!r} is not an action id" if first else "it needs an action id"
-            return _invalid(f"{kind}: {what}: {USAGE[kind]}", incident_id)
+            return _invalid("action_needs_id", incident_id, kind=kind, usage=USAGE[kind])
         if kind == "approve" and more:
-            return _invalid(f"approve takes only the action id: {USAGE['approve']}", incident_id)
-        try:
-            action_id = _number(m.group(1), "an action id")
-        except ValueError as exc:
-            return _invalid(f"{kind}: {exc}", incident_id)
+            return _invalid("approve_only_id", incident_id, usage=USAGE["approve"])
+        action_id = _number(m.group(1))
+        if action_id is None:
+            return _invalid("action_id_range", incident_id, kind=kind, given=m.group(1)[: MAX_ID_DIGITS + 1])
         return Command(kind, incident_id=incident_id, action_id=action_id, reason=more or None)
 
     return parse
@@ -322,20 +323,19 @@ def parse_command(text: str, *, max_silence: timedelta = MAX_DURATION) -> Comman
     """The command in a chat message (see the module's grammar); never raises for its text.
     `max_silence` bounds a silence's duration (the settings' limit)."""
     if len(text) > MAX_TEXT:
-        return _invalid(f"message too long ({len(text)} characters; at most {MAX_TEXT})")
+        return _invalid("too_long", length=len(text), limit=MAX_TEXT)
     s = text.strip()
     if not s:
-        return _invalid("empty message: try 'help'")
+        return _invalid("empty")
     prefixed = _PREFIX.match(s)
     if prefixed:
         s = s[prefixed.end() :]
     incident_id: int | None = None
     named = _HASH_ID.match(s) or _WORD_ID.match(s)
     if named:
-        try:
-            incident_id = _number(named.group(1), "an incident id")
-        except ValueError as exc:
-            return _invalid(f"incident: {exc}")
+        incident_id = _number(named.group(1))
+        if incident_id is None:
+            return _invalid("bad_incident_id", given=named.group(1)[: MAX_ID_DIGITS + 1])
         s = s[named.end() :]
     if not s:
         return Command("help") if incident_id is None else Command("status", incident_id=incident_id)

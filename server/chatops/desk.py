@@ -30,6 +30,7 @@ from datetime import timedelta
 from typing import Any
 
 from agent.models import RunbookSuggestion
+from agent.texts import said
 from server.db.actions import Actions
 from server.db.chatops import Actor
 from server.db.models import RunbookAction
@@ -109,7 +110,7 @@ class RunbookDesk:
         fits = self.catalog.best_fits(alertname, root_causes, labels)
         fit = next((f for f in fits if f.runbook.name == name), None)
         if fit is None:
-            raise RunbookError(f"runbook {name!r} does not fit incident {incident_id} (see `runbooks`)")
+            raise said(RunbookError, "chatops", "does_not_fit", runbook=repr(name), id=incident_id)
         resolved = resolve_vars(runbook, fit.labels)
         action = self.actions.request(
             incident_id,
@@ -129,18 +130,15 @@ class RunbookDesk:
         action is not waiting for approval."""
         action = self._get(action_id)
         runbook = self.catalog.get(action.runbook)
-        why = self._refusal(action, runbook, approver)
-        if why is not None:
-            self.actions.refuse(action.id, action.incident_id, approver, why)
-            raise RunbookError(why)
+        refused = self._refusal(action, runbook, approver)
+        if refused is not None:
+            self.actions.refuse(action.id, action.incident_id, approver, str(refused))
+            raise refused
         resolved = resolve_vars(runbook, action.variables.get("labels") or {})
         if resolved.digest != action.variables_digest:
-            why = (
-                f"the variables of action {action_id} changed since its dry run (a secret or file): "
-                "propose it again"
-            )
-            self.actions.refuse(action.id, action.incident_id, approver, why)
-            raise RunbookError(why)
+            refused = said(RunbookError, "chatops", "variables_changed", action=action_id)
+            self.actions.refuse(action.id, action.incident_id, approver, str(refused))
+            raise refused
         try:
             action = self.actions.approve(action_id, approver)
         except RunbookError as exc:  # another approval got there first
@@ -153,27 +151,29 @@ class RunbookDesk:
         action = self._get(action_id)
         runbook = self.catalog.get(action.runbook)
         if not may_approve(self.catalog.approvers_of(runbook), actor) and str(actor) != action.requested_by:
-            why = f"{actor} may not deny {action.runbook}: only its approvers and its requester"
-            self.actions.refuse(action.id, action.incident_id, actor, why)
-            raise RunbookError(why)
+            refused = said(RunbookError, "chatops", "may_not_deny", actor=str(actor), runbook=action.runbook)
+            self.actions.refuse(action.id, action.incident_id, actor, str(refused))
+            raise refused
         denied = self.actions.deny(action_id, actor, reason)
         self.notify(denied)
         return denied
 
-    def _refusal(self, action: RunbookAction, runbook: Runbook, approver: Actor) -> str | None:
+    def _refusal(self, action: RunbookAction, runbook: Runbook, approver: Actor) -> RunbookError | None:
         approvers = self.catalog.approvers_of(runbook)
         if not may_approve(approvers, approver):
-            return f"{approver} may not approve {runbook.name}: not among its approvers"
+            return said(RunbookError, "chatops", "not_approver", approver=str(approver), runbook=runbook.name)
         if runbook.second_approver and str(approver) == action.requested_by:
-            return f"{runbook.name} needs a second approver: {approver} asked for it and may not approve it"
+            return said(
+                RunbookError, "chatops", "second_approver", approver=str(approver), runbook=runbook.name
+            )
         if action.state != "proposed":
-            return f"action {action.id} is {action.state}, not waiting for approval"
+            return said(RunbookError, "chatops", "not_waiting", action=action.id, state=action.state)
         return None
 
     def _get(self, action_id: int) -> RunbookAction:
         action = self.actions.get(action_id)
         if action is None:
-            raise RunbookError(f"no runbook action {action_id}")
+            raise said(RunbookError, "chatops", "no_action", action=action_id)
         return action
 
     # ------------------------------------------------------------------ the pool's work

@@ -25,7 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from agent.ask import Asker
 from agent.headline import headline
-from agent.texts import phrases
+from agent.texts import phrases, said, say
 from server.chatops.access import AccessPolicy, refusal
 from server.chatops.commands import COMMAND_CLASS, Command, help_text, parse_command
 from server.chatops.config import ChatOpsConfig
@@ -170,7 +170,7 @@ class ChatOps:
             self.store.chatops.audit(actor, "refused", detail, incident_id=known)
             return refusal(klass, self.language)
         if cmd.kind == "invalid":
-            return cmd.error or help_text(lang=self.language)
+            return cmd.error_text(self.language) or help_text(lang=self.language)
         if cmd.kind == "help":
             return help_text(cmd.topic, self.language)
         if cmd.kind in ("approve", "deny"):
@@ -212,7 +212,8 @@ class ChatOps:
                 action = self.propose(inc.id, cmd.runbook, actor, reply_to=_reply_to(inbound))
                 return self.t["run_started"].format(id=inc.id, action=action.id, runbook=action.runbook)
         except (SilenceError, RunbookError, ValueError, LookupError) as exc:
-            return f"#{inc.id}: {exc.args[0] if isinstance(exc, LookupError) else exc}"
+            why = say(exc, self.language) if isinstance(exc, AlertsleuthError) else None
+            return f"#{inc.id}: {why or (exc.args[0] if isinstance(exc, LookupError) else exc)}"
         return help_text(lang=self.language)
 
     def _decide(self, cmd: Command, actor: Actor) -> str:
@@ -224,7 +225,7 @@ class ChatOps:
             action = self.deny(cmd.action_id, actor, cmd.reason or "")
             return self.t["denied"].format(action=action.id, runbook=action.runbook, actor=actor)
         except RunbookError as exc:
-            return str(exc)
+            return say(exc, self.language)
 
     def _ask(self, inc: Incident, question: str, actor: Actor) -> str:
         report = self.store.reports.latest(inc.id)
@@ -333,7 +334,7 @@ class ChatOps:
 
     def _desk(self) -> RunbookDesk:
         if self.desk is None:
-            raise RunbookError("runbooks are not configured (chatops.runbooks)")
+            raise said(RunbookError, "chatops", "runbooks_off")
         return self.desk
 
     def _incident(self, incident_id: int) -> Incident:

@@ -74,6 +74,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from agent.texts import said
 from tools.errors import AlertsleuthError, RunbookError
 
 MASK = "••••"
@@ -349,7 +350,7 @@ class Catalog(_Model):
         for runbook in self.runbooks:
             if runbook.name == name:
                 return runbook
-        raise RunbookError(f"no runbook {name!r} in the catalog")
+        raise said(RunbookError, "chatops", "no_runbook", runbook=repr(name))
 
     def approvers_of(self, runbook: Runbook) -> tuple[str, ...]:
         """Who may approve `runbook`: its own list, else the catalog's default."""

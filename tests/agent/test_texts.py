@@ -3,6 +3,7 @@ placeholders, so no text is missing or fails to format in one language only."""
 
 from __future__ import annotations
 
+import pickle
 import string
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from agent.texts import LANGUAGES, TEXT_DIR, phrases
+from agent.texts import LANGUAGES, TEXT_DIR, phrases, said, say
+from tools.errors import RunbookError
 
 TABLES = sorted(p.stem for p in Path(TEXT_DIR).glob("*.yaml"))
 
@@ -48,3 +50,12 @@ def test_every_language_has_the_english_texts_and_placeholders(table: str) -> No
             if path in other:
                 assert _fields(other[path]) == _fields(text), (lang, path)
         assert phrases(table, lang)  # and it loads through the one reader
+
+
+def test_an_error_said_by_phrase_keeps_its_english_and_is_said_in_another_language() -> None:
+    error = said(RunbookError, "chatops", "no_action", action=7)
+    assert str(error) == "no runbook action 7"  # logs, the API and the audit trail
+    assert say(error, "zh") == "没有处置操作 7" and say(error, "en") == str(error)
+    again = pickle.loads(pickle.dumps(error))  # as the intake's child sends its errors back
+    assert say(again, "zh") == "没有处置操作 7"
+    assert say(RunbookError("said in English only"), "zh") == "said in English only"

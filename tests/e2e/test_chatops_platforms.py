@@ -199,8 +199,8 @@ def test_feishu_verification_commands_refusals(make_settings: Callable[..., Sett
 def test_feishu_answers_in_the_language_of_the_reports(
     make_settings: Callable[..., Settings], prom: PromEnv
 ) -> None:
-    """ALERTSLEUTH_LANGUAGE=zh: the status, the answer about an unknown incident and the refusal are
-    Chinese (agent/text/chatops.yaml), the command words stay as typed."""
+    """ALERTSLEUTH_LANGUAGE=zh: the status, the answer about an unknown incident, the refusal and what is
+    wrong with a command are Chinese (agent/text/chatops.yaml), the command words stay as typed."""
     with fake.serve(fake.FakeFeishuAPI(app_id=FEISHU_APP, app_secret=FEISHU_SECRET)) as api:
         chatops = feishu_chatops(api.api_url)
         with running(make_settings, prom, chatops, "fe1a", language="zh") as (c, incident):
@@ -214,6 +214,9 @@ def test_feishu_answers_in_the_language_of_the_reports(
             assert post(c, "feishu", feishu_says("status", 3, user="ou_stranger")).status_code == 200
             refusal = wait_for("the refusal", lambda: api.replies[2:])[0]
             assert refusal["text"] == "你无权在此使用 alertsleuth；请联系名单 'read' 中的运维人员。"
+            assert post(c, "feishu", feishu_says(f"#{incident} run", 4)).status_code == 200
+            unparsed = wait_for("the parse error", lambda: api.replies[3:])[0]
+            assert unparsed["text"] == "run 需要运行手册名称（用 'runbooks' 列出）：run <runbook>"
 
 
 # ---------------------------------------------------------------------------------------------- WeCom

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from agent.models import AlertInfo, utcnow
+from agent.texts import say
 from server.chatops.desk import CatalogMenu, RunbookDesk
 from server.db import Store
 from server.db.chatops import Actor
@@ -255,8 +256,12 @@ def test_an_approver_not_listed_is_refused_and_audited(desk: Desk) -> None:
 
 def test_a_second_approver_is_wanted_when_the_runbook_says_so(desk: Desk) -> None:
     action = desk.proposed("careful", requester=ALICE)
-    with pytest.raises(RunbookError, match="careful needs a second approver: slack:U0ALICE01 asked for it"):
+    with pytest.raises(
+        RunbookError, match="careful needs a second approver: slack:U0ALICE01 asked for it"
+    ) as info:
         desk.desk.approve(action.id, ALICE)
+    # chat says it in the reports' language; the audit trail and the API keep the English
+    assert say(info.value, "zh") == "careful 需要另一位审批人：slack:U0ALICE01 发起了它，不能自己批准"
     assert desk.audit(action.id)[-1] == ("refused", str(ALICE))
     assert desk.state(action.id) == "proposed"
     desk.desk.approve(action.id, CAROL)  # "feishu:*": anyone Feishu identified

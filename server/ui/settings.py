@@ -1,5 +1,6 @@
-"""The web UI's settings page: the delivery routes and sinks and the operator's main settings, read-only,
-and a test message per sink.
+"""The web UI's settings page: the delivery routes and sinks, ChatOps (the chat platforms, who may do
+what on each, the runbooks and their approvers) and the operator's main settings, read-only, and a
+test message per sink.
 
     GET  /ui/settings                        routes (matchers → sinks, events), sinks, main settings (the
                                              database URL among them), the investigation's, the LLM's
@@ -31,6 +32,7 @@ from pydantic import BaseModel, SecretStr
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from server.chatops.access import CLASSES, PLATFORMS
 from server.delivery.base import DeliveryError, SinkConfig, TicketSlot
 from server.delivery.notice import probe_notice
 from server.delivery.registry import SINKS
@@ -128,12 +130,34 @@ class LimitRow:
 
 
 @dataclass
+class RunbookRow:
+    name: str
+    description: str
+    approvers: list[str]  # its own, else the catalog's default; empty: nobody may approve it
+    own_approvers: bool
+    second_approver: bool
+    timeout: str
+
+
+@dataclass
+class ChatOpsView:
+    """The `chatops:` section: the platforms listening (their settings, secrets masked), who may do what
+    on each (the allow-lists, by command class), Alertmanager and the runbooks with their approvers."""
+
+    platforms: list[SinkRow] = field(default_factory=list)
+    access: list[tuple[str, list[tuple[str, str, list[str]]]]] = field(default_factory=list)
+    main: list[tuple[str, str]] = field(default_factory=list)
+    runbooks: list[RunbookRow] = field(default_factory=list)
+
+
+@dataclass
 class SettingsView:
     routes: list[RouteRow] = field(default_factory=list)
     default_route: bool = False  # no `route:` configured: every sink, every event
     sinks: list[SinkRow] = field(default_factory=list)
     main: list[tuple[str, str]] = field(default_factory=list)
     limits: list[tuple[str, list[LimitRow]]] = field(default_factory=list)  # (section, its rows)
+    chatops: ChatOpsView | None = None  # None: no `chatops:` section
 
 
 def without_userinfo(url: str | None) -> str:
@@ -204,6 +228,11 @@ def secret_values(value: Any) -> list[str]:
 
 
 def _sink_row(name: str, cfg: SinkConfig) -> SinkRow:
+    return _config_row(name, cfg.type, cfg)
+
+
+def _config_row(name: str, kind: str, cfg: BaseModel) -> SinkRow:
+    """A sink's or a chat platform's settings as rows, every secret masked."""
     rows, masked = [], []
     for key in type(cfg).model_fields:
         if key == "type":
@@ -212,7 +241,57 @@ def _sink_row(name: str, cfg: SinkConfig) -> SinkRow:
         rows.append((key, text))
         if secret:
             masked.append(key)
-    return SinkRow(name, cfg.type, rows, masked)
+    return SinkRow(name, kind, rows, masked)
+
+
+def _chatops(s: Settings) -> ChatOpsView | None:
+    config = s.chatops
+    if not config.enabled:
+        return None
+    view = ChatOpsView(
+        platforms=[
+            _config_row(name, "chat platform", cfg) for name, cfg in config.platforms.configured().items()
+        ]
+    )
+    for platform in PLATFORMS:
+        lists = getattr(config.access, platform)
+        if lists is None:
+            continue
+        fields = type(lists).model_fields
+        view.access.append(
+            (
+                platform,
+                [(klass, fields[klass].description or "", list(getattr(lists, klass))) for klass in CLASSES],
+            )
+        )
+    am = config.alertmanager
+    view.main = [
+        (
+            "Alertmanager",
+            ", ".join(without_userinfo(u) for u in am.urls) if am else "not configured: no silences",
+        ),
+        ("Longest silence", config.max_silence),
+    ]
+    if config.runbooks is not None:
+        catalog = config.runbooks.loaded()
+        view.main += [
+            ("Runbook catalog", str(config.runbooks.catalog)),
+            ("Runs at once", str(config.runbooks.max_running)),
+        ]
+        view.runbooks = [
+            RunbookRow(
+                r.name,
+                r.description,
+                list(catalog.approvers_of(r)),
+                r.approvers is not None,
+                r.second_approver,
+                f"{r.timeout_seconds} s",
+            )
+            for r in catalog.runbooks
+        ]
+    else:
+        view.main.append(("Runbook catalog", "not configured: no runbooks"))
+    return view
 
 
 def _routes(
@@ -288,6 +367,7 @@ def settings_view(s: Settings) -> SettingsView:
     tree = config.tree()
     _routes(tree, 0, tree.sinks or [], True, True, view.routes)
     view.sinks = [_sink_row(name, cfg) for name, cfg in config.sinks.items()]
+    view.chatops = _chatops(s)
     return view
 
 

@@ -357,3 +357,47 @@ def test_the_session_cookie_carries_its_user() -> None:
     assert UISession.decode(f"{body}.{_sign(body)}") is None
     body = f"{sid}.{expires}.0.b3Bz"  # anonymous with a user
     assert UISession.decode(f"{body}.{_sign(body)}") is None
+
+
+def test_the_settings_page_shows_who_may_do_what_in_chat_and_masks_the_platforms_secrets(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """An on-call engineer refused in chat finds here which list they are missing from: each platform's
+    allow-lists by command class, the runbooks with the approvers each takes (its own or the catalog's
+    default), and the platforms' settings with every secret masked."""
+    signing, bot = "slack-signing-s3cret", "xoxb-s3cret-token"
+    settings = make_settings(
+        auth_token=TOKEN,
+        chatops={
+            "platforms": {"slack": {"signing_secret": signing, "bot_token": bot}},
+            "access": {"slack": {"read": ["*"], "silence": ["group:C0OPS"], "approve": ["U0LEAD"]}},
+            "runbooks": {"catalog": str(catalog(tmp_path)), "work_dir": str(tmp_path / "runs")},
+        },
+    )
+    env, stop = serve(settings)
+    try:
+        with httpx.Client(base_url=env.url, timeout=30) as c:
+            assert sign_in(c, token=TOKEN).status_code == 303
+            page = c.get("/ui/settings")
+    finally:
+        stop()
+    assert page.status_code == 200
+    assert signing not in page.text and bot not in page.text
+    slack = page.text.partition('id="access-slack"')[2].partition("</table>")[0]
+    rows = dict(
+        re.findall(r"<tr><td><code>(\w+)</code></td><td[^>]*>[^<]*</td><td[^>]*>([^<]*)</td></tr>", slack)
+    )
+    assert rows == {
+        "read": "*",
+        "act": "nobody",
+        "silence": "group:C0OPS",
+        "run": "nobody",
+        "approve": "U0LEAD",
+    }
+    runbooks = unescape(
+        re.sub(r"<[^>]+>", "", page.text.partition('class="settings runbooks"')[2].partition("</table>")[0])
+    )
+    assert "restart-region" in runbooks and f"ui:{USER} (the catalog's default)" in runbooks
+    platform = unescape(page.text.partition('id="platform-slack"')[2].partition("</section>")[0])
+    assert "signing_secret" in platform and "••••" in platform and "https://slack.com/api" in platform
+    assert "not configured: no silences" in unescape(page.text)  # no Alertmanager in the section

@@ -293,8 +293,22 @@ def test_wecom_verification_commands_refusals(make_settings: Callable[..., Setti
                 "zhangsan",
                 f"There is no incident #{UNKNOWN}.",
             )
+            # A click on a template card's Deny button is the deny command: zhangsan may only read.
+            event = fake.wecom_card_event("zhangsan", "deny 7", "as-task-0001", corp_id=WECOM_CORP)
+            click = fake.wecom_post(
+                WECOM_TOKEN,
+                fake.wecom_encrypt(WECOM_KEY, event, WECOM_CORP),
+                corp_id=WECOM_CORP,
+                now=time.time(),
+            )
+            assert post(c, "wecom", click).status_code == 200
+            denied = wait_for("the click's answer", lambda: api.messages[3:])[0]
+            assert (denied["touser"], denied["text"]["content"]) == (
+                "zhangsan",
+                "You may not approve or deny runbook actions here; ask an operator listed for 'approve'.",
+            )
             time.sleep(0.3)
-            assert [m["touser"] for m in api.messages] == ["zhangsan", "lisi", "zhangsan"]
+            assert [m["touser"] for m in api.messages] == ["zhangsan", "lisi", "zhangsan", "zhangsan"]
 
 
 # ------------------------------------------------------------------------------------------- DingTalk

@@ -376,6 +376,17 @@ def wecom_event(user: str, event: str, *, corp_id: str) -> bytes:
     ).encode()
 
 
+def wecom_card_event(user: str, key: str, task_id: str, *, corp_id: str) -> bytes:
+    """The template_card_event of a click on a button-interaction card's button (its key)."""
+    return (
+        f"<xml><ToUserName><![CDATA[{corp_id}]]></ToUserName><FromUserName><![CDATA[{user}]]></FromUserName>"
+        f"<CreateTime>1763700100</CreateTime><MsgType><![CDATA[event]]></MsgType>"
+        f"<Event><![CDATA[template_card_event]]></Event><EventKey><![CDATA[{key}]]></EventKey>"
+        f"<TaskId><![CDATA[{task_id}]]></TaskId><CardType><![CDATA[button_interaction]]></CardType>"
+        f"<ResponseCode><![CDATA[response-code-0001]]></ResponseCode><AgentID>1000002</AgentID></xml>"
+    ).encode()
+
+
 def wecom_post(token: str, encrypted: str, *, corp_id: str, now: float, nonce: str = "1372623149") -> Raw:
     """A POST to the callback URL carrying `encrypted`, signed."""
     timestamp = str(int(now))
@@ -412,10 +423,36 @@ class FakeWeComAPI(FakeAPI):
         self.tokens: dict[str, float] = {}
         self.token_fetches = 0
         self.messages: list[dict[str, Any]] = []
+        self.task_ids: set[str] = set()  # a template card's task_id, once per app
         super().__init__()
 
     def routes(self) -> list[tuple[str, str, Handler]]:
         return [("GET", r"/cgi-bin/gettoken", self.gettoken), ("POST", r"/cgi-bin/message/send", self.send)]
+
+    def _card_problem(self, card: Any) -> str | None:
+        """What a button-interaction template card lacks, as the message/send page describes it."""
+        if not isinstance(card, dict) or card.get("card_type") != "button_interaction":
+            return "card_type must be button_interaction"
+        title = (card.get("main_title") or {}).get("title")
+        if not isinstance(title, str) or not title:
+            return "main_title.title missing"
+        task = card.get("task_id")
+        if not isinstance(task, str) or not re.fullmatch(r"[A-Za-z0-9_\-@]{1,128}", task):
+            return "task_id must be 1-128 of letters, digits and _-@"
+        if task in self.task_ids:
+            return "task_id already used"
+        buttons = card.get("button_list")
+        if not isinstance(buttons, list) or not 1 <= len(buttons) <= 6:
+            return "button_list needs 1 to 6 buttons"
+        keys = [b.get("key") for b in buttons if isinstance(b, dict)]
+        if len(keys) != len(buttons) or len(set(keys)) != len(keys):
+            return "every button needs a key of its own"
+        for b in buttons:
+            if not b.get("text") or not isinstance(b["key"], str) or len(b["key"].encode()) > 1024:
+                return "a button needs a text and a key of at most 1024 bytes"
+            if b.get("style", 1) not in (1, 2, 3, 4):
+                return "a button's style is 1 to 4"
+        return None
 
     @property
     def api_url(self) -> str:
@@ -453,6 +490,15 @@ class FakeWeComAPI(FakeAPI):
         body = req.json
         if body.get("agentid") != self.agent_id:
             return Answer(200, {"errcode": 40056, "errmsg": "invalid agentid"})
+        if body.get("msgtype") == "template_card":
+            problem = self._card_problem(body.get("template_card"))
+            if problem:  # assumed: WeCom's pages list no code per field of a card
+                return Answer(200, {"errcode": 40058, "errmsg": f"invalid template_card: {problem}"})
+            if body.get("touser") not in self.users:
+                return Answer(200, {"errcode": 0, "errmsg": "ok", "invaliduser": body.get("touser")})
+            self.task_ids.add(body["template_card"]["task_id"])
+            self.messages.append(body)
+            return Answer(200, {"errcode": 0, "errmsg": "ok", "msgid": f"msg{len(self.messages)}"})
         content = (body.get("text") or {}).get("content")
         if body.get("msgtype") != "text" or not isinstance(content, str) or not content:
             return Answer(200, {"errcode": 40008, "errmsg": "invalid message type"})

@@ -109,9 +109,9 @@ class Platform(ABC):
     @abstractmethod
     def reply(self, inbound: Inbound, text: str, http: httpx.Client, buttons: Buttons = ()) -> None:
         """Post `text` in the inbound's thread, chunked to the platform's limit; DeliveryError on failure.
-        `buttons` (label, command) go under the last chunk where the platform has buttons (Slack, Feishu:
-        a click comes back as an "action" whose command is the button's); the text always says the
-        command too, for the others."""
+        `buttons` (label, command) go with the last chunk where the platform has buttons (Slack, Feishu,
+        WeCom: a click comes back as an "action" whose command is the button's); the text always says
+        the command too, for the others."""
 
 
 # ---------------------------------------------------------------------------------------- verification

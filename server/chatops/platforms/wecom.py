@@ -8,7 +8,9 @@ libraries):
 - Messages: POST ?msg_signature&timestamp&nonce with the XML body <xml><ToUserName/><Encrypt/>
   <AgentID/></xml>; msg_signature as above over Encrypt. The decrypted XML holds ToUserName,
   FromUserName (the user id), CreateTime, MsgType, Content, MsgId, AgentID. MsgType "text" is a
-  "message"; events and other types are "ignored". The answer to a POST is an empty 200: replies go
+  "message"; a click on a template card's button (MsgType "event", Event "template_card_event",
+  EventKey the button's key, TaskId the card's) is an "action" whose command is the key; other events
+  and types are "ignored". The answer to a POST is an empty 200: replies go
   through the API. WeCom has no threads (`thread` is None) and gives no user name.
 - Decryption: AESKey = base64decode(encoding_aes_key + "="), AES-256-CBC with IV = AESKey[:16], PKCS#7
   padding to a multiple of 32 bytes; plaintext = 16 random bytes + 4-byte big-endian length + msg +
@@ -23,7 +25,11 @@ Replies (https://developer.work.weixin.qq.com/document/path/90236): GET {api_url
 (server/delivery/tokens.py `wecom_access_token`, shared with the WeCom sink), cached until 300 s before
 it expires; POST {api_url}/message/send?access_token with {"touser", "msgtype": "text", "agentid",
 "text": {"content"}} in real UTF-8 (WeCom refuses \\uXXXX escapes with 40033). A text's content is at
-most 2048 bytes: replies are cut by UTF-8 bytes. errcode 0 is success, unless `invaliduser` names the
+most 2048 bytes: replies are cut by UTF-8 bytes. A reply with buttons (a proposed runbook's Approve
+and Deny) is followed by a template card (https://developer.work.weixin.qq.com/document/path/90236,
+"msgtype": "template_card", card_type "button_interaction"): its title the reply's first line, each
+button's key the command it stands for (`approve 7`), its task_id derived from the thread and the
+commands (unique per card, as WeCom wants). errcode 0 is success, unless `invaliduser` names the
 user (not in the app's visible range: not retried); 40014 / 42001 / 41001 (token invalid, expired,
 missing) drop the cached token and are retried, as are -1 (busy) and 45009 (rate limit); others are not.
 """
@@ -180,6 +186,8 @@ class WeComPlatform(Platform):
         user, kind = _field(msg, "FromUserName"), _field(msg, "MsgType")
         event_id = _field(msg, "MsgId") or (f"{user}:{_field(msg, 'CreateTime')}" if user else None)
         hint = {"agent_id": _field(msg, "AgentID") or _field(outer, "AgentID"), "chat_type": "single"}
+        if kind == "event" and _field(msg, "Event") == "template_card_event":
+            return self._click(msg, user, hint)
         if kind != "text":
             what = f"event {_field(msg, 'Event')!r}" if kind == "event" else f"message type {kind!r}"
             return ignored(self.name, f"{what} is not handled", user=user, channel=user, event_id=event_id)
@@ -195,6 +203,23 @@ class WeComPlatform(Platform):
             text=_field(msg, "Content"),
             reply_hint={k: v for k, v in hint.items() if v},
             event_id=event_id,
+        )
+
+    def _click(self, msg: ET.Element, user: str, hint: dict[str, str]) -> Inbound:
+        """A template card's button clicked: the command its key names, as an action."""
+        key, task = _field(msg, "EventKey"), _field(msg, "TaskId")
+        if not user or not key:
+            raise ChatRequestRefused("the card event has no FromUserName or EventKey")
+        word, _, arg = key.partition(" ")
+        return Inbound(
+            platform=self.name,
+            kind="action",
+            user=user,
+            user_name="",
+            channel=user,
+            action={"action": word, "value": arg},
+            reply_hint={k: v for k, v in hint.items() if v},
+            event_id=f"card:{task}:{key}:{user}",  # WeCom retries the event: one answer per click
         )
 
     def challenge_response(self, inbound: Inbound) -> tuple[str, bytes]:
@@ -223,10 +248,16 @@ class WeComPlatform(Platform):
         secret = c.corp_secret.get_secret_value()
         return self._tokens.get(lambda: wecom_access_token(http, c.api_url, c.corp_id, secret, c.timeout))
 
-    def _send(self, http: httpx.Client, user: str, text: str, where: str) -> None:
+    def _send(
+        self, http: httpx.Client, user: str, text: str, where: str, card: dict[str, Any] | None = None
+    ) -> None:
         token = self._token(http)
         what = "POST /message/send"
-        body = {"touser": user, "msgtype": "text", "agentid": self.config.agent_id, "text": {"content": text}}
+        body: dict[str, Any] = {"touser": user, "agentid": self.config.agent_id}
+        if card is not None:
+            body.update(msgtype="template_card", template_card=card)
+        else:
+            body.update(msgtype="text", text={"content": text})
         resp = send(
             http,
             "POST",
@@ -249,3 +280,25 @@ class WeComPlatform(Platform):
         for i, part in enumerate(parts):
             where = f" (message {i + 1} of {len(parts)}, {i} posted)" if len(parts) > 1 else ""
             self._send(http, user, part, where)
+        if buttons:
+            seed = f"{user}\n{inbound.event_id or inbound.message_id or ''}\n{text}"
+            self._send(http, user, "", " (the buttons' card)", _card(text, buttons, seed))
+
+
+def _card(text: str, buttons: Buttons, seed: str) -> dict[str, Any]:
+    """A button-interaction template card: the text's first line as its title, its buttons' keys the
+    commands they stand for."""
+    first = text.strip().splitlines()[0] if text.strip() else "alertsleuth"
+    title = first if len(first) <= 36 else first[:35] + "…"
+    commands = [command for _, command in buttons[:6]]
+    task = "as-" + hashlib.sha256(f"{seed}\n{commands}".encode()).hexdigest()[:40]
+    styles = {"approve": 1, "deny": 2}
+    return {
+        "card_type": "button_interaction",
+        "main_title": {"title": title},
+        "task_id": task,
+        "button_list": [
+            {"text": label[:10], "style": styles.get(command.partition(" ")[0], 4), "key": command[:1024]}
+            for label, command in buttons[:6]
+        ],
+    }

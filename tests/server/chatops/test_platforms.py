@@ -591,6 +591,39 @@ def test_wecom_replies_by_bytes_with_one_token(http: httpx.Client) -> None:
         assert not error.retryable and "40001" in str(error) and "wrong-secret-456" not in str(error)
 
 
+def test_wecom_buttons_come_as_a_template_card_whose_click_brings_their_command_back(
+    http: httpx.Client,
+) -> None:
+    """A reply with buttons: its text as text messages, then a button-interaction template card whose
+    buttons' keys are the commands; a click (template_card_event, encrypted and signed as WeCom sends
+    it) is an action naming the command, as on Slack and Feishu, once per click."""
+    with serve(fake.FakeWeComAPI(corp_id=WECOM_CORP, corp_secret=WECOM_SECRET, agent_id=218)) as api:
+        platform = wecom(api.api_url)
+        inbound = Inbound("wecom", "message", "zhangsan", "", "zhangsan", message_id="1", event_id="m1")
+        text = "操作 7，restart-region：演练结果 successful。批准请回复 `approve 7`，拒绝请回复 `deny 7`。"
+        platform.reply(inbound, text, http, [("批准", "approve 7"), ("拒绝", "deny 7")])
+        said, card = api.messages
+        assert said["msgtype"] == "text" and said["text"]["content"] == text  # nothing of it is lost
+        assert card["msgtype"] == "template_card" and card["touser"] == "zhangsan"
+        tc = card["template_card"]
+        assert tc["card_type"] == "button_interaction" and tc["main_title"]["title"].startswith("操作 7")
+        assert [(b["text"], b["key"], b["style"]) for b in tc["button_list"]] == [
+            ("批准", "approve 7", 1),
+            ("拒绝", "deny 7", 2),
+        ]
+        click = wecom_post(fake.wecom_card_event("zhangsan", "deny 7", tc["task_id"], corp_id=WECOM_CORP))
+        got = platform.verify_and_parse(click)
+        assert (got.kind, got.user, got.channel, got.action) == (
+            "action",
+            "zhangsan",
+            "zhangsan",
+            {"action": "deny", "value": "7"},
+        )
+        assert got.event_id == platform.verify_and_parse(click).event_id  # a retried event is one click
+        platform.reply(inbound, text, http)  # no buttons: no card
+        assert [m["msgtype"] for m in api.messages] == ["text", "template_card", "text"]
+
+
 # ------------------------------------------------------------------------------------------- DingTalk
 
 

@@ -45,8 +45,7 @@ def _table(table: str) -> dict[str, Any]:
 def phrases(table: str, lang: str | None) -> dict[str, Any]:
     """The phrase table `table` in `lang` (falling back to English for a missing language): a copy,
     nested tables included, so a caller cannot change the cached one."""
-    data = _table(table)
-    return copy.deepcopy(dict(data.get(language(lang)) or data[DEFAULT_LANGUAGE]))
+    return copy.deepcopy(_table_in(table, lang))
 
 
 @functools.cache
@@ -58,10 +57,21 @@ def prompt(name: str, lang: str | None) -> str:
     return path.read_text(encoding="utf-8").strip()
 
 
+def phrase(table: str, key: str, lang: str | None, params: dict[str, Any]) -> str:
+    """Phrase `key` of `table` in `lang`, its placeholders filled from `params`."""
+    return str(_table_in(table, lang)[key]).format(**params)
+
+
+def _table_in(table: str, lang: str | None) -> dict[str, Any]:
+    """The cached table in `lang` (read only: `phrases` gives a caller a copy of its own)."""
+    data = _table(table)
+    return dict(data.get(language(lang)) or data[DEFAULT_LANGUAGE])
+
+
 def said(cls: type[E], table: str, key: str, **params: Any) -> E:
     """The error `cls` saying phrase `key` of `table` with `params`: its message in English (logs, the
     API, the audit trail), its `phrase` kept to be said in another language (`say`)."""
-    error = cls(phrases(table, DEFAULT_LANGUAGE)[key].format(**params))
+    error = cls(phrase(table, key, DEFAULT_LANGUAGE, params))
     error.phrase = (table, key, params)
     return error
 
@@ -71,4 +81,4 @@ def say(error: AlertsleuthError, lang: str | None) -> str:
     if error.phrase is None:
         return str(error)
     table, key, params = error.phrase
-    return str(phrases(table, lang)[key].format(**params))
+    return phrase(table, key, lang, params)

@@ -39,7 +39,7 @@ from datetime import timedelta
 from types import MappingProxyType
 from typing import Any, Literal, get_args
 
-from agent.texts import phrases
+from agent.texts import phrase, phrases
 from server.chatops.access import CommandClass
 from server.silences import MAX_DURATION, Matcher, parse_duration, parse_matchers
 
@@ -141,7 +141,7 @@ class Command:
         if self.error_phrase is None:
             return self.error
         key, params = self.error_phrase
-        return str(phrases("chatops", lang)[key].format(**params))
+        return phrase("chatops", key, lang, params)
 
 
 def help_text(topic: Kind | None = None, lang: str = "en") -> str:
@@ -161,7 +161,7 @@ def help_text(topic: Kind | None = None, lang: str = "en") -> str:
 
 def _invalid(key: str, incident_id: int | None = None, **params: Any) -> Command:
     """A command that did not parse: phrase `key` of agent/text/chatops.yaml says why."""
-    error = phrases("chatops", "en")[key].format(**params)
+    error = phrase("chatops", key, "en", params)
     return Command("invalid", incident_id=incident_id, error=error, error_phrase=(key, params))
 
 

@@ -248,16 +248,11 @@ class WeComPlatform(Platform):
         secret = c.corp_secret.get_secret_value()
         return self._tokens.get(lambda: wecom_access_token(http, c.api_url, c.corp_id, secret, c.timeout))
 
-    def _send(
-        self, http: httpx.Client, user: str, text: str, where: str, card: dict[str, Any] | None = None
-    ) -> None:
+    def _send(self, http: httpx.Client, user: str, message: dict[str, Any], where: str) -> None:
+        """One message to `user`: `message` is its msgtype and content ({"msgtype": "text", "text": ...})."""
         token = self._token(http)
         what = "POST /message/send"
-        body: dict[str, Any] = {"touser": user, "agentid": self.config.agent_id}
-        if card is not None:
-            body.update(msgtype="template_card", template_card=card)
-        else:
-            body.update(msgtype="text", text={"content": text})
+        body = {"touser": user, "agentid": self.config.agent_id, **message}
         resp = send(
             http,
             "POST",
@@ -279,10 +274,13 @@ class WeComPlatform(Platform):
         parts = chunks(text, LIMIT, measure=utf8_len)
         for i, part in enumerate(parts):
             where = f" (message {i + 1} of {len(parts)}, {i} posted)" if len(parts) > 1 else ""
-            self._send(http, user, part, where)
+            self._send(http, user, {"msgtype": "text", "text": {"content": part}}, where)
         if buttons:
             seed = f"{user}\n{inbound.event_id or inbound.message_id or ''}\n{text}"
-            self._send(http, user, "", " (the buttons' card)", _card(text, buttons, seed))
+            card = _card(text, buttons, seed)
+            self._send(
+                http, user, {"msgtype": "template_card", "template_card": card}, " (the buttons' card)"
+            )
 
 
 def _card(text: str, buttons: Buttons, seed: str) -> dict[str, Any]:

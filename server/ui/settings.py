@@ -227,10 +227,6 @@ def secret_values(value: Any) -> list[str]:
     return []
 
 
-def _sink_row(name: str, cfg: SinkConfig) -> SinkRow:
-    return _config_row(name, cfg.type, cfg)
-
-
 def _config_row(name: str, kind: str, cfg: BaseModel) -> SinkRow:
     """A sink's or a chat platform's settings as rows, every secret masked."""
     rows, masked = [], []
@@ -366,7 +362,7 @@ def settings_view(s: Settings) -> SettingsView:
     view = SettingsView(default_route=config.route is None, main=_main(s), limits=_limits(s))
     tree = config.tree()
     _routes(tree, 0, tree.sinks or [], True, True, view.routes)
-    view.sinks = [_sink_row(name, cfg) for name, cfg in config.sinks.items()]
+    view.sinks = [_config_row(name, cfg.type, cfg) for name, cfg in config.sinks.items()]
     view.chatops = _chatops(s)
     return view
 

@@ -78,8 +78,9 @@ def explained(
     at a time (`_specialise`: a child stands for its parent only when the parent's other children do not
     share the anomaly). Further causes are searched in the residual, after the found ones are replaced by
     their counterfactual, while what no cause covers still looks anomalous; a further cause must explain
-    `min_share` of what remains. When that finds nothing, several values of one label may have broken
-    together (`_values_together`)."""
+    `min_share` of what remains and depart beyond the noise on the leaves no named cause holds (the
+    residual of a named cause's own uneven leaves is not a further cause). When that finds nothing,
+    several values of one label may have broken together (`_values_together`)."""
     ratio = cube.ratio
     total = cube.total
     base = result.baseline
@@ -98,19 +99,27 @@ def explained(
         if not cands:
             break
         # Explanation weighted by purity: an element that explains much only because it contains the
-        # real causes among many normal leaves loses to the causes themselves.
-        best = max(cands, key=lambda c: (c.explained_share * current_cube.purity(c.labels), c.surprise))
+        # real causes among many normal leaves loses to the causes themselves. An element whose measure
+        # did not move (the failures' own status: a ratio of 0 in both windows) is where the volume
+        # moved, not where the measure broke.
+        moved = [c for c in cands if c.deviation > EPS]
+        if not moved:
+            if round_no == 0:
+                conclude(
+                    result, "spread", "no segment's own value moved, only their mix: the change is spread"
+                )
+            break
+        best = max(moved, key=lambda c: (c.explained_share * current_cube.purity(c.labels), c.surprise))
         if best.explained_share <= 0:
             break
         best = _specialise(
             current_cube, current_total, best, base, useful, max_labels, specialize_tolerance, noise, result
         )
-        # A further cause must explain most of what is still unexplained, and depart beyond the noise.
+        # A further cause must explain most of what is still unexplained, and depart beyond the noise
+        # outside the causes named.
         if round_no > 0 and (
-            best.explained_share < min_share or not _departs(current_cube, best.labels, noise)
+            best.explained_share < min_share or not _departs(current_cube, best.labels, noise, result.causes)
         ):
-            break
-        if best.deviation <= EPS:
             break
         absolute = min(best.explained_share, 1.0) * remaining
         result.causes.append(replace(best, explained_share=absolute))
@@ -306,10 +315,12 @@ def _significance(cube: Cube, names: list[str], max_labels: int, rose: bool) -> 
 
 def _shares(cube: Cube, noise: _Significance, parent: Labels, child: Candidate) -> bool:
     """Do the parent's other children (the siblings, together) share the child's anomaly: did their
-    numerator depart from the parent's trend, the anomaly's way, beyond the count noise of the leaves
-    (`tools.cube.noise`, `tools.counts`)? Then the parent, not the child, is the cause: {a=a1} stays
-    when a1's other b values broke too, however much more {a=a1, b=b2} broke."""
-    factor = cube.trend_for(parent)[1]
+    numerator depart from what their values did outside the parent (`_outside`), the anomaly's way,
+    beyond the count noise of the leaves (`tools.cube.noise`, `tools.counts`)? Then the parent, not the
+    child, is the cause: {a=a1} stays when a1's other b values broke too, however much more {a=a1, b=b2}
+    broke. Their normal is their own values' elsewhere, not the parent's trend: when b1 fell everywhere
+    and b3 held, a1's b1 and b3 doing the same is no share in {a=a1, b=b2}'s anomaly."""
+    factor = _outside(cube, parent, child.labels)
     siblings = moment(cube, parent, factor, child.labels)
     if siblings is None:
         return False
@@ -348,6 +359,22 @@ def _departs(
     return noise.direction * z > noise.z
 
 
+def _outside(cube: Cube, parent: Labels, child: Labels) -> float:
+    """What the child's siblings' values did outside the parent, the normal the siblings are judged
+    against (`_specialise`, `_shares`): the measure factor of the leaves in neither the parent nor the
+    child's new value (for {a=a1, b=b2}: a2..an with b1, b3, ...); the parent's trend when they show
+    none. Inside one cause (`narrow`, a fixed cube) every part's normal is what the world outside it did:
+    its other parts share its anomaly."""
+    if cube.fixed:
+        return cube.trend[1]
+    (added,) = [p for p in child if p not in parent]
+    a = cube.total - cube.aggregate(parent) - cube.aggregate((added,)) + cube.aggregate(child)
+    before, after = value(a.base_num, a.base_den, cube.ratio), value(a.inc_num, a.inc_den, cube.ratio)
+    if before is None or after is None or before <= EPS or after <= EPS:
+        return cube.trend_for(parent)[1]
+    return after / before
+
+
 def _specialise(
     cube: Cube,
     total: Aggregate,
@@ -359,11 +386,14 @@ def _specialise(
     noise: _Significance,
     result: Localization,
 ) -> Candidate:
-    """`cand` narrowed one label at a time to its best child while the child keeps (1 - tolerance) of its
-    explanation (of all of the change when `cand` explains more: a counterfactual that overshoots), the
-    child's siblings look closer to normal than to the child, and they do not share the child's anomaly
-    beyond the noise (`_shares`): {shanghai, admin} wins over {shanghai} only when shanghai's other users
-    did not change."""
+    """`cand` narrowed one label at a time to the best child that stands for it. The children are scored
+    against the parent's normal (its trend), so that they compete on the same counterfactual as it. A
+    child may stand for the parent when it keeps (1 - tolerance) of the explanation (of all of the change
+    when `cand` explains more: a counterfactual that overshoots), its measure moved, its siblings look
+    closer to normal than to it (normal: what the siblings' values did outside the parent, `_outside`),
+    and they do not share its anomaly beyond the noise (`_shares`): {shanghai, admin} wins over
+    {shanghai} only when shanghai's other users did not change. The best such child is taken, scored
+    again against its own trend as every element is."""
     while len(cand.labels) < max_labels:
         used = {n for n, _ in cand.labels}
         parent = cube.aggregate(cand.labels)
@@ -378,19 +408,23 @@ def _specialise(
                     continue
                 if _empty(parent - part):
                     continue  # a label implied by the others (a route's service): same leaves, no news
-                child = evaluate(cube, total, element, base)
+                child = evaluate(cube, total, element, base, cube.trend_for(cand.labels))
                 result.examined += 1
                 if child is not None:
                     children.append(child)
         floor = (1 - tolerance) * min(1.0, cand.explained_share)
-        keep = [c for c in children if c.explained_share >= floor]
+        keep = [c for c in children if c.explained_share >= floor and c.deviation > EPS]
         if not keep:
             return cand
-        best = max(keep, key=lambda c: (c.explained_share, c.surprise))
-        sibling = parent - cube.aggregate(best.labels)
-        if not _looks_normal(sibling, best, cube, cube.trend_for(cand.labels)[1]):
+        stands = [
+            c
+            for c in sorted(keep, key=lambda c: (-c.explained_share, -c.surprise))
+            if _looks_normal(
+                parent - cube.aggregate(c.labels), c, cube, _outside(cube, cand.labels, c.labels)
+            )
+            and not _shares(cube, noise, cand.labels, c)
+        ]
+        if not stands:
             return cand
-        if _shares(cube, noise, cand.labels, best):
-            return cand
-        cand = best
+        cand = evaluate(cube, total, stands[0].labels, base) or stands[0]
     return cand

@@ -80,8 +80,15 @@ def jensen_shannon(p: float, q: float) -> float:
     return 0.5 * (term(p, m) + term(q, m)) if m > 0 else 0.0
 
 
-def evaluate(cube: Cube, total: Aggregate, element: Labels, base_value: float | None) -> Candidate | None:
+def evaluate(
+    cube: Cube,
+    total: Aggregate,
+    element: Labels,
+    base_value: float | None,
+    trend: tuple[float, float] | None = None,
+) -> Candidate | None:
     e = cube.aggregate(element)
+    normal = trend if trend is not None else cube.trend_for(element)
     rest = total - e
     ratio = cube.ratio
     inc_value = value(total.inc_num, total.inc_den, ratio)
@@ -90,7 +97,7 @@ def evaluate(cube: Cube, total: Aggregate, element: Labels, base_value: float | 
     delta = inc_value - base_value
     if abs(delta) <= EPS * max(1.0, abs(base_value)):
         return None
-    exp = expected(e, cube.trend_for(element), ratio)
+    exp = expected(e, normal, ratio)
     cf = rest + Aggregate(e.base_num, exp.inc_num, e.base_den, exp.inc_den)
     cf_value = value(cf.inc_num, cf.inc_den, ratio)
     if cf_value is None:
@@ -116,7 +123,7 @@ def evaluate(cube: Cube, total: Aggregate, element: Labels, base_value: float | 
         rel_change(e_base, e_inc),
         surprise,
         volume,
-        cube.trend_for(element),
+        normal,
     )
 
 

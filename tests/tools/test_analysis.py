@@ -337,16 +337,17 @@ def test_element_aggregates_are_the_sums_of_the_leaves_they_cover() -> None:
 B_WEIGHTS = {"b1": 0.8, "b2": 0.1, "b3": 0.1}
 
 
-def counted(factor: Callable[[dict[str, str]], float], seed: int = 7) -> list[Leaf]:
+def counted(factor: Callable[[dict[str, str]], float], seed: int = 7, requests: float = 3000.0) -> list[Leaf]:
     """Leaves over a (4 values) x b (3, b1 most of the volume) x c (3), with failures drawn as Poisson
-    counts around 3 % of the requests, times `factor` of the leaf's labels in the incident window."""
+    counts around 3 % of the requests (`requests` per a and c), times `factor` of the leaf's labels in
+    the incident window."""
     rng = np.random.default_rng(seed)
     out = []
     for a in ("a1", "a2", "a3", "a4"):
         for b, weight in B_WEIGHTS.items():
             for c in ("c1", "c2", "c3"):
                 labels = {"a": a, "b": b, "c": c}
-                den = 3000.0 * weight
+                den = requests * weight
                 base = float(rng.poisson(0.03 * den * 10)) / 10  # a mean over ten baseline minutes
                 inc = float(rng.poisson(0.03 * den * factor(labels)))
                 out.append(Leaf(label_key(labels), base, inc, den, den))
@@ -376,6 +377,55 @@ def test_a_true_child_cause_is_not_collapsed_into_its_parent() -> None:
     res = localize(leaves, ratio=True)
     assert causes(res) == [{"a": "a1", "b": "b1"}]
     assert res.causes[0].explained_share > 0.9
+
+
+@pytest.mark.parametrize("seed", range(1, 11))
+def test_a_childs_siblings_are_judged_by_what_their_values_did_outside_the_parent(seed: int) -> None:
+    # b1 (most of the volume) got better everywhere (x0.6) but in a1, where it broke (x3); b2 and b3 held.
+    # a1's trend, what a2..a4 did, is about x0.7, so a1's b2 and b3 holding look like a rise beside it;
+    # next to what b2 and b3 did outside a1 they did nothing: {a1, b1} is the cause, not a1. Many
+    # requests: the siblings' counts leave no doubt either way.
+    def factor(labels: dict[str, str]) -> float:
+        if labels["b"] != "b1":
+            return 1.0
+        return 3.0 if labels["a"] == "a1" else 0.6
+
+    leaves = counted(factor, seed, requests=100000.0)
+    assert causes(localize(leaves, ratio=True)) == [{"a": "a1", "b": "b1"}]
+
+
+def _success(fail: dict[str, tuple[float, float]]) -> list[Leaf]:
+    """A success ratio per uri and status: the 200 leaves' ratio is 1, the 503 leaves' 0 in both windows
+    (their numerator, the successes, is none); `fail` gives each uri's failed requests in the baseline and
+    the incident, of 1,000 a window."""
+    out = []
+    for uri, (base, inc) in fail.items():
+        out.append(
+            Leaf(label_key({"status": "200", "uri": uri}), 1000 - base, 1000 - inc, 1000 - base, 1000 - inc)
+        )
+        out.append(Leaf(label_key({"status": "503", "uri": uri}), 0.0, 0.0, base, inc))
+    return out
+
+
+def test_a_segment_whose_ratio_did_not_move_is_not_where_a_ratio_broke() -> None:
+    # u2's success rate fell from 99.8 % to 70 %. {status="200"} explains all of it (put back, it would
+    # again hold 99.8 % of the requests) but its ratio is 1 in both windows: the volume moved there, not
+    # the measure. Nor is {u2, 503}, whose ratio is 0 throughout, a part that stands for u2.
+    leaves = _success({"u1": (2, 3), "u2": (2, 300), "u3": (3, 2), "u4": (2, 2)})
+    res = localize(leaves, ratio=True)
+    assert res.localized
+    assert causes(res) == [{"uri": "u2"}]
+
+
+def test_a_change_of_the_mix_alone_is_spread_and_says_so() -> None:
+    # Only the status label: no segment's own ratio moved (1 and 0 throughout), only their shares did.
+    leaves = [
+        Leaf(label_key({"status": "200"}), 998.0, 800.0, 998.0, 800.0),
+        Leaf(label_key({"status": "503"}), 0.0, 0.0, 2.0, 200.0),
+    ]
+    res = localize(leaves, ratio=True)
+    assert not res.localized and res.verdict == "spread"
+    assert res.verdict_note == "no segment's own value moved, only their mix: the change is spread"
 
 
 def test_two_causes_of_the_count_cube_are_both_found() -> None:
